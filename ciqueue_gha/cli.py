@@ -1,0 +1,101 @@
+"""The ``ciqueue-gha`` command line.
+
+Every failure is one line on stderr and an exit code from DESIGN.md §1: `main` turns a
+`CiqueueError` or a click usage error into that, never into a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import suppress
+
+import click
+import redis
+
+from . import __version__
+from .connection import check_server, connect, redact
+from .errors import EXIT_USAGE, CiqueueError, RedisUnreachable
+from .redis_server import PrivateRedis
+from .scripts import SCRIPT_NAMES, Scripts
+
+redis_url_option = click.option(
+    "--redis-url",
+    envvar="CIQUEUE_REDIS_URL",
+    required=True,
+    help="redis://, rediss:// (TLS, verified) or unix:// URL of the queue's Redis.",
+)
+insecure_tls_option = click.option(
+    "--insecure-tls",
+    envvar="CIQUEUE_INSECURE_TLS",
+    is_flag=True,
+    help="Do not verify the certificate of a rediss:// server (says so loudly).",
+)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="ciqueue-gha")
+def cli() -> None:
+    """Spread one pytest suite over many CI jobs through a lease-based queue in Redis."""
+
+
+@cli.group("redis")
+def redis_group() -> None:
+    """Start, check and stop a Redis for the queue."""
+
+
+@redis_group.command("start")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port on 127.0.0.1 (default: free).")
+def redis_start(port: int | None) -> None:
+    """Start a private redis-server on loopback in the background and print its URL."""
+    server = PrivateRedis(port=port)
+    server.start_detached()
+    click.echo(server.url)
+
+
+@redis_group.command("check")
+@redis_url_option
+@insecure_tls_option
+def redis_check(redis_url: str, insecure_tls: bool) -> None:
+    """Check that Redis is reachable, new enough, and runs the queue's scripts."""
+    client = connect(redis_url, verify_tls=not insecure_tls)
+    version = check_server(client, redis_url)
+    Scripts(client).load_all()
+    shown = ".".join(map(str, version))
+    click.echo(f"ok: Redis {shown} at {redact(redis_url)}, {len(SCRIPT_NAMES)} scripts loaded")
+
+
+@redis_group.command("stop")
+@redis_url_option
+@insecure_tls_option
+def redis_stop(redis_url: str, insecure_tls: bool) -> None:
+    """Shut down the Redis at --redis-url (one started by `redis start`), without saving."""
+    client = connect(redis_url, verify_tls=not insecure_tls, retries=0)
+    check_server(client, redis_url)
+    # The server closes the connection as it goes: that is success.
+    with suppress(redis.ConnectionError):
+        client.shutdown(nosave=True)
+    click.echo(f"stopped: {redact(redis_url)}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; failures become one line on stderr and a documented exit code."""
+    try:
+        code = cli.main(args=argv, prog_name="ciqueue-gha", standalone_mode=False)
+    except click.UsageError as exc:
+        click.echo(f"ciqueue-gha: usage error: {exc.format_message()}", err=True)
+        sys.exit(EXIT_USAGE)
+    except click.Abort:
+        click.echo("ciqueue-gha: interrupted", err=True)
+        sys.exit(130)
+    except CiqueueError as exc:
+        click.echo(f"ciqueue-gha: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        # Retries exhausted in the middle of work: an infrastructure failure, not a crash.
+        click.echo(f"ciqueue-gha: error: {RedisUnreachable(str(exc).splitlines()[0])}", err=True)
+        sys.exit(RedisUnreachable.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Every default of ciqueue-gha, in one place, each with the reason for its value."""
+
+from __future__ import annotations
+
+#: Seconds without a heartbeat after which another worker may take a test over.
+LEASE_TIMEOUT = 30.0
+
+#: Heartbeats per lease timeout: a lease survives four lost heartbeats in a row.
+HEARTBEATS_PER_LEASE = 5
+
+#: A test running this many lease timeouts stops heartbeating, so a hung test is reclaimed.
+MAX_TEST_DURATION_LEASES = 10
+
+#: Seconds the summary waits for the queue to be exhausted before giving up.
+REPORT_TIMEOUT = 3600.0
+
+#: Seconds the summary waits with no live worker before giving up.
+INACTIVE_WORKERS_TIMEOUT = 300.0
+
+#: Seconds workers and the summary wait for the queue to be populated.
+QUEUE_INIT_TIMEOUT = 300.0
+
+#: Every key of a build expires this long after its last write (3 days), so Redis never fills up.
+KEY_TTL = 3 * 24 * 3600
+
+#: How far from the head a requeued test goes back, so the next reserve of the worker
+#: that failed it takes another test (the requeue and that reserve share one round trip).
+REQUEUE_OFFSET = 1
+
+#: Oldest Redis whose scripting we rely on (TIME before writes, effects replication).
+MIN_REDIS_VERSION = (6, 0)
+
+#: Connection retries on a dropped or refused connection, and the backoff between them.
+CONNECT_RETRIES = 8
+BACKOFF_BASE = 0.05
+BACKOFF_CAP = 2.0
+
+#: Socket timeout, seconds; a script call never blocks on the server, so this is generous.
+SOCKET_TIMEOUT = 10.0
+
+#: How often the supervisor looks at the queue, seconds.
+SUPERVISOR_POLL_INTERVAL = 0.2
+
+#: Longest a worker sleeps while the queue is empty but others still hold leases, seconds.
+WAIT_POLL_CAP = 1.0
+
+#: Tests pushed per Redis command while populating (Lua's unpack limit is about 8,000).
+POPULATE_CHUNK = 5000

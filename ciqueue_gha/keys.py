@@ -1,0 +1,75 @@
+"""Every Redis key name of ciqueue-gha is built here.
+
+All keys of one build attempt share the prefix ``ciq:{<build-id>}:<attempt>:``. The braces
+are a Redis Cluster hash tag, so every key of a build lands in one slot and every script
+runs on a cluster too. Scripts receive the whole key vector, in the order of `QUEUE_KEYS`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import UsageError
+
+# Letters, digits and ._- only: braces would break the hash tag, spaces and colons the key layout.
+_BUILD_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+#: The per-attempt keys, in the order the Lua prelude (lua/_prelude.lua) names them.
+QUEUE_KEYS = (
+    "leader",  # string: worker id of the populating worker
+    "ready",  # string: set once the queue is populated
+    "total",  # string: number of tests populated
+    "digest",  # string: sha256 of the sorted test ids populated
+    "tests",  # list: every populated test id
+    "queue",  # list: tests waiting for a lease
+    "running",  # zset: test -> lease deadline (ms, Redis clock)
+    "leases",  # hash: test -> current lease id
+    "holders",  # hash: test -> worker holding the current lease
+    "held",  # hash: worker -> test it holds (makes a retried reserve idempotent)
+    "lease-counter",  # string: last lease id issued (the fencing token)
+    "attempts",  # hash: lease id -> attempt record (JSON, written by Python)
+    "dispositions",  # hash: lease id -> final | stale | requeued (makes retries idempotent)
+    "last-attempt",  # hash: test -> "<lease>:<outcome>" of its latest stale attempt
+    "results",  # hash: test -> lease id of the attempt that finalized it
+    "failed",  # string: number of tests finalized as failed
+    "requeues",  # hash: test -> times requeued
+    "requeued",  # string: requeues over the whole build
+    "takeovers",  # hash: test -> times its expired lease was taken over
+    "workers",  # zset: worker -> last time seen (ms, Redis clock)
+)
+
+
+def validate_build_id(build_id: str) -> str:
+    """Return `build_id` unchanged, or raise `UsageError` naming what is wrong with it."""
+    if not _BUILD_ID.fullmatch(build_id):
+        raise UsageError(
+            f"invalid build id {build_id!r}: use 1 to 128 letters, digits, '.', '_' or '-'"
+        )
+    return build_id
+
+
+@dataclass(frozen=True)
+class BuildKeys:
+    """The key names of one attempt of one build."""
+
+    build_id: str
+    attempt: int = 1
+
+    def __post_init__(self) -> None:
+        validate_build_id(self.build_id)
+        if self.attempt < 1:
+            raise UsageError(f"invalid attempt {self.attempt}: attempts count from 1")
+
+    @property
+    def prefix(self) -> str:
+        return f"ciq:{{{self.build_id}}}:{self.attempt}:"
+
+    def key(self, name: str) -> str:
+        if name not in QUEUE_KEYS:
+            raise KeyError(name)
+        return self.prefix + name
+
+    def queue_keys(self) -> list[str]:
+        """The key vector every script receives as KEYS."""
+        return [self.prefix + name for name in QUEUE_KEYS]

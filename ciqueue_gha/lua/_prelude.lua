@@ -1,0 +1,130 @@
+-- Shared by every script: scripts.py prepends this file to each one before loading it.
+-- KEYS: the key vector of keys.QUEUE_KEYS, in that order.
+-- Every script's own ARGV starts after the prelude's, which takes none.
+
+-- Redis < 7 needs this before writes that follow TIME; 7+ replicates effects always.
+if redis.replicate_commands then redis.replicate_commands() end
+
+local K = {}
+for i, name in ipairs({'leader', 'ready', 'total', 'digest', 'tests', 'queue', 'running',
+    'leases', 'holders', 'held', 'lease_counter', 'attempts', 'dispositions', 'last_attempt',
+    'results', 'failed', 'requeues', 'requeued', 'takeovers', 'workers'}) do
+  K[name] = KEYS[i]
+end
+
+-- Milliseconds on Redis's own clock: runners' clocks disagree, Redis's does not.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Give every key this call may have created a TTL, so a build never outlives KEY_TTL.
+local function touch(ttl, ...)
+  for _, key in ipairs({...}) do
+    redis.call('EXPIRE', key, ttl)
+  end
+end
+
+-- A queue whose ready marker vanished was flushed or restarted empty: never carry on.
+local function assert_populated()
+  if redis.call('EXISTS', K.ready) == 0 then
+    return redis.error_reply('CIQ_STATE_LOST the queue of this build is gone from Redis')
+  end
+  return nil
+end
+
+local function is_failure(outcome)
+  return outcome == 'failed' or outcome == 'error'
+end
+
+-- Take `test` out of running and record `lease` as its authoritative attempt.
+local function finalize(test, lease, outcome)
+  local holder = redis.call('HGET', K.holders, test)
+  if holder and redis.call('HGET', K.held, holder) == test then
+    redis.call('HDEL', K.held, holder)
+  end
+  redis.call('ZREM', K.running, test)
+  redis.call('HDEL', K.leases, test)
+  redis.call('HDEL', K.holders, test)
+  redis.call('HDEL', K.last_attempt, test)
+  redis.call('HSET', K.results, test, lease)
+  if is_failure(outcome) then redis.call('INCR', K.failed) end
+end
+
+-- Issue a new lease on `test` to `worker`; the old holder, if any, loses it.
+local function grant(test, worker, now, lease_timeout, takeover)
+  local lease = redis.call('INCR', K.lease_counter)
+  local previous = redis.call('HGET', K.holders, test)
+  if previous and redis.call('HGET', K.held, previous) == test then
+    redis.call('HDEL', K.held, previous)
+  end
+  if takeover then redis.call('HINCRBY', K.takeovers, test, 1) end
+  redis.call('HSET', K.leases, test, lease)
+  redis.call('HSET', K.holders, test, worker)
+  redis.call('HSET', K.held, worker, test)
+  redis.call('ZADD', K.running, now + lease_timeout, test)
+  return {'lease', test, tostring(lease)}
+end
+
+-- The next test for `worker`: its own lease again (a retried call), an expired lease, or the
+-- head of the queue. Returns {'lease', test, id} | {'wait', ms} | {'stopped'} | {'exhausted'}.
+local function reserve(worker, now, lease_timeout, max_failures, ttl)
+  redis.call('ZADD', K.workers, now, worker)
+  local mine = redis.call('HGET', K.held, worker)
+  if mine then
+    if redis.call('HGET', K.holders, mine) == worker and redis.call('ZSCORE', K.running, mine) then
+      redis.call('ZADD', K.running, now + lease_timeout, mine)
+      return {'lease', mine, redis.call('HGET', K.leases, mine)}
+    end
+    redis.call('HDEL', K.held, worker)
+  end
+  if max_failures >= 0 and tonumber(redis.call('GET', K.failed) or '0') >= max_failures then
+    return {'stopped'}
+  end
+  local result = nil
+  while true do
+    local expired = redis.call('ZRANGEBYSCORE', K.running, '-inf', now, 'LIMIT', 0, 1)
+    if #expired == 0 then break end
+    local test = expired[1]
+    local done = redis.call('HGET', K.last_attempt, test)
+    if done then
+      -- Already run to completion once: finalize from that attempt, don't run it again.
+      local sep = string.find(done, ':', 1, true)
+      finalize(test, string.sub(done, 1, sep - 1), string.sub(done, sep + 1))
+    else
+      result = grant(test, worker, now, lease_timeout, true)
+      break
+    end
+  end
+  if not result then
+    local test = redis.call('LPOP', K.queue)
+    if test then result = grant(test, worker, now, lease_timeout, false) end
+  end
+  touch(ttl, K.workers, K.held, K.holders, K.leases, K.running, K.lease_counter, K.takeovers,
+    K.results, K.failed)
+  if result then return result end
+  local next_deadline = redis.call('ZRANGE', K.running, 0, 0, 'WITHSCORES')
+  if #next_deadline == 0 then return {'exhausted'} end
+  return {'wait', tostring(math.max(0, tonumber(next_deadline[2]) - now))}
+end
+
+-- Store an attempt once per lease; returns the earlier disposition when this is a retry.
+local function record_attempt(lease, payload)
+  local prior = redis.call('HGET', K.dispositions, lease)
+  if prior then return prior end
+  redis.call('HSET', K.attempts, lease, payload)
+  return nil
+end
+
+-- An attempt by a holder that lost its lease: kept, and remembered for finalize-on-expiry.
+local function record_stale(test, lease, outcome)
+  redis.call('HSET', K.dispositions, lease, 'stale')
+  if redis.call('HEXISTS', K.results, test) == 0 then
+    redis.call('HSET', K.last_attempt, test, lease .. ':' .. outcome)
+  end
+  return 'stale'
+end
+
+local function holds(test, lease)
+  return redis.call('HGET', K.leases, test) == lease
+end

@@ -1,0 +1,29 @@
+-- acknowledge: record a finished attempt and, in the same round trip, reserve the next test.
+-- Only the holder of the test's current lease finalizes it; a stale holder's attempt is kept
+-- as an attempt and never touches running. A retried call (same lease) changes nothing.
+-- KEYS: the key vector (see _prelude.lua)
+-- ARGV: worker, test, lease, outcome, attempt record (JSON), ttl (s), lease timeout (ms),
+--       max failures (-1: none), reserve next (1 | 0)
+-- Returns: {disposition ('final' | 'stale'), reserve reply... (when reserve next is 1)}
+local err = assert_populated()
+if err then return err end
+local worker, test, lease, outcome = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local ttl = tonumber(ARGV[6])
+local disposition = record_attempt(lease, ARGV[5])
+if not disposition then
+  if holds(test, lease) then
+    finalize(test, lease, outcome)
+    disposition = 'final'
+    redis.call('HSET', K.dispositions, lease, disposition)
+  else
+    disposition = record_stale(test, lease, outcome)
+  end
+end
+touch(ttl, K.attempts, K.dispositions, K.last_attempt, K.results, K.failed)
+local reply = {disposition}
+if ARGV[9] == '1' then
+  for _, v in ipairs(reserve(worker, now_ms(), tonumber(ARGV[7]), tonumber(ARGV[8]), ttl)) do
+    table.insert(reply, v)
+  end
+end
+return reply

@@ -1,0 +1,47 @@
+-- requeue: the current holder of a failed test puts it back into the queue, REQUEUE_OFFSET
+-- from the head, while under the per-test and build-wide caps; past the caps the failure is
+-- final, exactly as acknowledge would make it. The next reserve shares the round trip.
+-- KEYS: the key vector (see _prelude.lua)
+-- ARGV: worker, test, lease, outcome, attempt record (JSON), ttl (s), lease timeout (ms),
+--       max failures (-1: none), reserve next (1 | 0), max requeues per test,
+--       max requeues for the build, offset from the head
+-- Returns: {disposition ('requeued' | 'final' | 'stale'), reserve reply... (when asked)}
+local err = assert_populated()
+if err then return err end
+local worker, test, lease, outcome = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local ttl = tonumber(ARGV[6])
+local disposition = record_attempt(lease, ARGV[5])
+if not disposition then
+  if not holds(test, lease) then
+    disposition = record_stale(test, lease, outcome)
+  elseif tonumber(redis.call('HGET', K.requeues, test) or '0') < tonumber(ARGV[10])
+      and tonumber(redis.call('GET', K.requeued) or '0') < tonumber(ARGV[11]) then
+    redis.call('HINCRBY', K.requeues, test, 1)
+    redis.call('INCR', K.requeued)
+    redis.call('HDEL', K.held, worker)
+    redis.call('ZREM', K.running, test)
+    redis.call('HDEL', K.leases, test)
+    redis.call('HDEL', K.holders, test)
+    redis.call('HDEL', K.last_attempt, test)
+    local pivot = redis.call('LINDEX', K.queue, tonumber(ARGV[12]))
+    if pivot then
+      redis.call('LINSERT', K.queue, 'BEFORE', pivot, test)
+    else
+      redis.call('RPUSH', K.queue, test)
+    end
+    disposition = 'requeued'
+    redis.call('HSET', K.dispositions, lease, disposition)
+  else
+    finalize(test, lease, outcome)
+    disposition = 'final'
+    redis.call('HSET', K.dispositions, lease, disposition)
+  end
+end
+touch(ttl, K.attempts, K.dispositions, K.requeues, K.requeued, K.queue, K.results, K.failed)
+local reply = {disposition}
+if ARGV[9] == '1' then
+  for _, v in ipairs(reserve(worker, now_ms(), tonumber(ARGV[7]), tonumber(ARGV[8]), ttl)) do
+    table.insert(reply, v)
+  end
+end
+return reply

@@ -1,0 +1,134 @@
+"""The heartbeat helper: a separate process that keeps the worker's lease alive.
+
+It runs outside the worker's interpreter, so a test that holds the GIL (or blocks in C)
+cannot starve its heartbeats. The worker talks to it over a pipe, one JSON line at a time:
+
+    {"connect": {...}}           first line: where Redis is and whose leases to keep
+    {"lease": [test, id]}        a test started under this lease
+    {"lease": null}              the test finished
+
+The helper stops heartbeating a test after max-test-duration, so a hung test is reclaimed,
+and exits when the pipe closes or its parent changes: when its worker dies, so do its
+heartbeats. The Redis URL travels over the pipe, never on the command line, so `ps` never
+shows a password.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass
+from typing import IO
+
+from ..connection import connect
+from ..keys import BuildKeys
+from .settings import QueueSettings
+from .worker import Lease, QueueWorker
+
+
+@dataclass(frozen=True)
+class HelperConfig:
+    redis_url: str
+    verify_tls: bool
+    build_id: str
+    attempt: int
+    worker_id: str
+    lease_timeout: float
+    heartbeat_interval: float
+    max_test_duration: float
+
+
+class HeartbeatProcess:
+    """The worker's side of the helper: start it, tell it about leases, stop it."""
+
+    def __init__(self, config: HelperConfig) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ciqueue_gha.queue.heartbeat"],
+            stdin=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+        )
+        self._send({"connect": asdict(config)})
+
+    def _send(self, message: dict[str, object]) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(message) + "\n")
+        self.process.stdin.flush()
+
+    @contextmanager
+    def holding(self, lease: Lease) -> Iterator[None]:
+        self._send({"lease": [lease.test, lease.id]})
+        try:
+            yield
+        finally:
+            self._send({"lease": None})
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _read_message(stream: IO[str]) -> dict[str, object] | None:
+    line = stream.readline()
+    return json.loads(line) if line else None
+
+
+def serve(stream: IO[str]) -> None:
+    """The helper's loop: heartbeat the current lease every interval until the pipe closes."""
+    first = _read_message(stream)
+    if first is None:
+        return
+    config = HelperConfig(**first["connect"])  # type: ignore[arg-type]
+    settings = QueueSettings(
+        lease_timeout=config.lease_timeout,
+        heartbeat_interval=config.heartbeat_interval,
+        max_test_duration=config.max_test_duration,
+    )
+    client = connect(config.redis_url, verify_tls=config.verify_tls)
+    worker = QueueWorker(
+        client, BuildKeys(config.build_id, config.attempt), config.worker_id, settings
+    )
+    parent = os.getppid()
+    lease: Lease | None = None
+    started = 0.0
+    next_beat = 0.0
+    while os.getppid() == parent:
+        wait = settings.heartbeat_every if lease is None else max(0.0, next_beat - time.monotonic())
+        ready, _, _ = select.select([stream], [], [], wait)
+        if ready:
+            message = _read_message(stream)
+            if message is None:
+                return
+            held = message.get("lease")
+            lease = Lease(str(held[0]), int(held[1])) if isinstance(held, list) else None
+            started = next_beat = time.monotonic()
+            continue
+        if lease is None:
+            continue
+        if time.monotonic() - started > settings.heartbeat_for:
+            lease = None  # hung: let the lease run out so another worker reclaims the test
+            continue
+        if not worker.heartbeat(lease):
+            lease = None  # taken over: nothing of ours to keep alive
+        next_beat = time.monotonic() + settings.heartbeat_every
+
+
+def main() -> None:
+    # Ctrl-C reaches the whole process group; the worker decides what happens next.
+    with suppress(KeyboardInterrupt):
+        serve(sys.stdin)
+
+
+if __name__ == "__main__":
+    main()

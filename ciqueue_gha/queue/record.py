@@ -1,0 +1,95 @@
+"""The build record: every attempt and the final result of every test, as kept in Redis.
+
+Scripts store an attempt's JSON under its lease id and never parse it; Python writes it
+(`AttemptRecord.to_json`) and reads it back here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis
+
+from ..keys import BuildKeys
+
+OUTCOMES = ("passed", "failed", "error", "skipped")
+
+
+@dataclass
+class AttemptRecord:
+    """One execution of one test by one worker under one lease."""
+
+    test: str
+    outcome: str
+    worker: str = ""
+    lease: int = 0
+    duration: float = 0.0
+    started_at: float = 0.0
+    longrepr: str = ""
+    file: str = ""
+    line: int = 0
+    output: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {self.outcome!r}")
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome in ("failed", "error")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> AttemptRecord:
+        return cls(**json.loads(text))
+
+
+@dataclass
+class Attempt:
+    """An attempt as the build record holds it, with what the queue made of it."""
+
+    record: AttemptRecord
+    disposition: str  # final | stale | requeued
+
+
+@dataclass
+class BuildRecord:
+    """What Redis holds of one build attempt, read in a handful of commands."""
+
+    tests: list[str]
+    results: dict[str, AttemptRecord]
+    attempts: dict[str, list[Attempt]]
+    takeovers: dict[str, int]
+
+    @property
+    def missing(self) -> list[str]:
+        """Populated tests with no final result, in queue order."""
+        return [test for test in self.tests if test not in self.results]
+
+    @classmethod
+    def load(cls, client: redis.Redis, keys: BuildKeys) -> BuildRecord:
+        pipe = client.pipeline(transaction=False)
+        pipe.lrange(keys.key("tests"), 0, -1)
+        pipe.hgetall(keys.key("results"))
+        pipe.hgetall(keys.key("attempts"))
+        pipe.hgetall(keys.key("dispositions"))
+        pipe.hgetall(keys.key("takeovers"))
+        tests, results, attempts, dispositions, takeovers = pipe.execute()
+        by_lease = {lease: AttemptRecord.from_json(text) for lease, text in attempts.items()}
+        history: dict[str, list[Attempt]] = {}
+        for lease in sorted(by_lease, key=int):
+            record = by_lease[lease]
+            history.setdefault(record.test, []).append(
+                Attempt(record, dispositions.get(lease, "stale"))
+            )
+        return cls(
+            tests=tests,
+            results={test: by_lease[lease] for test, lease in results.items()},
+            attempts=history,
+            takeovers={test: int(count) for test, count in takeovers.items()},
+        )

@@ -1,0 +1,125 @@
+"""The supervisor: waits until every test of the build is accounted for.
+
+It returns when the queue is exhausted (populated, nothing queued, nothing running, and
+as many tests finalized as populated), when the report timeout passes, or when no live
+worker has been seen for the inactive-workers timeout. It never calls a build done while
+a lease is alive.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+import redis
+
+from .. import defaults
+from ..errors import QueueNeverPopulated, QueueStateLost
+from ..keys import BuildKeys
+from ..scripts import Scripts
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    ready: bool
+    total: int
+    queued: int
+    running: int
+    finalized: int
+    failed: int
+    alive_leases: int  # running tests whose deadline has not passed
+    since_seen_ms: int  # since any worker reserved or heartbeat; -1: none seen
+    now_ms: int
+
+    @property
+    def exhausted(self) -> bool:
+        return (
+            self.ready and self.queued == 0 and self.running == 0 and self.finalized == self.total
+        )
+
+
+class Verdict(Enum):
+    EXHAUSTED = "exhausted"
+    REPORT_TIMEOUT = "report timeout"
+    INACTIVE_WORKERS = "no live worker"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    verdict: Verdict
+    status: QueueStatus
+
+
+class Supervisor:
+    """Watches one build attempt. `clock` and `sleep` are injected for tests."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: BuildKeys,
+        *,
+        report_timeout: float = defaults.REPORT_TIMEOUT,
+        inactive_workers_timeout: float = defaults.INACTIVE_WORKERS_TIMEOUT,
+        queue_init_timeout: float = defaults.QUEUE_INIT_TIMEOUT,
+        poll_interval: float = defaults.SUPERVISOR_POLL_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.keys = keys
+        self.scripts = Scripts(client)
+        self.report_timeout = report_timeout
+        self.inactive_workers_timeout = inactive_workers_timeout
+        self.queue_init_timeout = queue_init_timeout
+        self.poll_interval = poll_interval
+        self._clock = clock
+        self._sleep = sleep
+        self._key_vector = keys.queue_keys()
+
+    def status(self) -> QueueStatus:
+        reply = self.scripts.call("status", self._key_vector, [])
+        ready, total, queued, running, finalized, failed, alive, since, now = map(int, reply)
+        return QueueStatus(
+            bool(ready), total, queued, running, finalized, failed, alive, since, now
+        )
+
+    def wait_until_populated(self) -> QueueStatus:
+        deadline = self._clock() + self.queue_init_timeout
+        while not (status := self.status()).ready:
+            if self._clock() >= deadline:
+                raise QueueNeverPopulated(
+                    f"no worker populated the queue of build {self.keys.build_id} "
+                    f"within {self.queue_init_timeout:g} s"
+                )
+            self._sleep(self.poll_interval)
+        return status
+
+    @staticmethod
+    def _idle_for(status: QueueStatus, waited: float) -> float:
+        """Seconds since the last sign of a live worker, on Redis's clock where it can."""
+        if status.alive_leases > 0:
+            return 0.0
+        if status.since_seen_ms >= 0:
+            return status.since_seen_ms / 1000
+        return waited  # populated, but no worker ever reserved
+
+    def wait(self) -> Outcome:
+        """Wait for the build to be exhausted or for a timeout; raises `QueueStateLost`."""
+        status = self.wait_until_populated()
+        start = self._clock()
+        while True:
+            if status.exhausted:
+                return Outcome(Verdict.EXHAUSTED, status)
+            now = self._clock()
+            if now - start >= self.report_timeout:
+                return Outcome(Verdict.REPORT_TIMEOUT, status)
+            if self._idle_for(status, now - start) >= self.inactive_workers_timeout:
+                return Outcome(Verdict.INACTIVE_WORKERS, status)
+            self._sleep(self.poll_interval)
+            status = self.status()
+            if not status.ready:
+                raise QueueStateLost(
+                    f"the queue of build {self.keys.build_id} vanished from Redis "
+                    "(restarted empty, flushed or evicted): queue state lost"
+                )

@@ -1,0 +1,224 @@
+"""A queue worker: populate, reserve, acknowledge, requeue, heartbeat, release.
+
+The invariants the scripts keep (DESIGN.md §2), checked after every step by
+tests/integration/test_queue_model.py:
+
+1. A test is in exactly one of queued, running, finalized.
+2. At most one live lease per test; lease ids only grow.
+3. Only the current lease holder can move a test out of running.
+4. Exhausted <=> populated and queue empty and running empty and finalized == total.
+5. Nothing a stale worker does (heartbeat, acknowledge, requeue) changes another worker's lease.
+
+Every write about a test carries the lease id it was granted under, and the script checks
+it against the test's current lease inside Redis: that is what keeps a late worker from
+disturbing the one that took its test over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import redis
+
+from .. import defaults
+from ..errors import UsageError
+from ..keys import BuildKeys
+from ..scripts import Scripts
+from .record import AttemptRecord
+from .settings import QueueSettings
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The right to run `test`, as long as `id` is the test's current lease."""
+
+    test: str
+    id: int
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Nothing to hand out now, but tests are still running: ask again within `seconds`."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Done:
+    """No more tests for this worker: the queue is `exhausted`, or `stopped` by max-failures."""
+
+    reason: str
+
+
+Reservation = Lease | Wait | Done
+
+
+@dataclass(frozen=True)
+class Population:
+    leader: bool
+    total: int
+    matches: bool  # whether our collected tests are the populated ones
+
+
+class Heartbeat(Protocol):
+    """Keeps a lease alive while its test runs."""
+
+    def holding(self, lease: Lease) -> AbstractContextManager[None]: ...
+
+
+def digest(tests: Sequence[str]) -> str:
+    """A fingerprint of a test set, independent of its order."""
+    return hashlib.sha256("\n".join(sorted(tests)).encode()).hexdigest()
+
+
+def _parse_reservation(reply: Sequence[Any]) -> Reservation:
+    kind = reply[0]
+    if kind == "lease":
+        return Lease(reply[1], int(reply[2]))
+    if kind == "wait":
+        return Wait(int(reply[1]) / 1000)
+    return Done(kind)
+
+
+class QueueWorker:
+    """One worker of one build: a thin, typed face over the scripts.
+
+    `clock` and `sleep` are injected so tests can drive time; Redis keeps its own clock for
+    every deadline.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: BuildKeys,
+        worker_id: str,
+        settings: QueueSettings | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not worker_id or any(c in worker_id for c in "\r\n"):
+            raise UsageError(f"invalid worker id {worker_id!r}")
+        self.client = client
+        self.keys = keys
+        self.worker_id = worker_id
+        self.settings = settings or QueueSettings()
+        self.scripts = Scripts(client)
+        self.total = 0
+        self._sleep = sleep
+        self._key_vector = keys.queue_keys()
+
+    def _call(self, name: str, *args: Any) -> Any:
+        return self.scripts.call(name, self._key_vector, list(args))
+
+    def populate(self, tests: Sequence[str]) -> Population:
+        """Push `tests` if this worker is the first to get here (the leader); else follow."""
+        if not tests:
+            raise UsageError("no tests to queue: the test list is empty")
+        if len(set(tests)) != len(tests):
+            raise UsageError("the test list names a test twice")
+        ours = digest(tests)
+        role, theirs, total = self._call(
+            "populate", self.worker_id, self.settings.key_ttl, ours, defaults.POPULATE_CHUNK, *tests
+        )
+        self.total = int(total)
+        return Population(role == "leader", self.total, theirs == ours)
+
+    def _reserve_args(self) -> list[Any]:
+        s = self.settings
+        return [s.lease_timeout_ms, s.script_max_failures(), s.key_ttl]
+
+    def reserve(self) -> Reservation:
+        """Lease the next test: this worker's current lease again, an expired one, or a new one."""
+        return _parse_reservation(self._call("reserve", self.worker_id, *self._reserve_args()))
+
+    def acknowledge(
+        self, lease: Lease, record: AttemptRecord, *, reserve_next: bool = True
+    ) -> tuple[str, Reservation | None]:
+        """Record `record` as the attempt under `lease`; finalizes only if `lease` is current.
+
+        Returns the disposition (``final`` or ``stale``) and, with `reserve_next`, the next
+        reservation, in the same round trip.
+        """
+        return self._finish("acknowledge", lease, record, reserve_next, [])
+
+    def requeue(
+        self, lease: Lease, record: AttemptRecord, *, reserve_next: bool = True
+    ) -> tuple[str, Reservation | None]:
+        """Put a failed test back in the queue while under the caps, else finalize the failure.
+
+        Returns ``requeued``, ``final`` or ``stale``, and the next reservation.
+        """
+        s = self.settings
+        caps = [s.max_requeues, s.build_requeue_cap(self.total), defaults.REQUEUE_OFFSET]
+        return self._finish("requeue", lease, record, reserve_next, caps)
+
+    def _finish(
+        self, script: str, lease: Lease, record: AttemptRecord, reserve_next: bool, extra: list[Any]
+    ) -> tuple[str, Reservation | None]:
+        record.test, record.lease, record.worker = lease.test, lease.id, self.worker_id
+        reply = self._call(
+            script,
+            self.worker_id,
+            lease.test,
+            lease.id,
+            record.outcome,
+            record.to_json(),
+            self.settings.key_ttl,
+            *self._reserve_args()[:2],
+            "1" if reserve_next else "0",
+            *extra,
+        )
+        return reply[0], _parse_reservation(reply[1:]) if reserve_next else None
+
+    def heartbeat(self, lease: Lease) -> bool:
+        """Extend `lease`; False when it is no longer this worker's."""
+        extended = self._call(
+            "heartbeat", self.worker_id, lease.test, lease.id, self.settings.lease_timeout_ms
+        )
+        return bool(extended)
+
+    def release(self) -> str | None:
+        """On a clean shutdown: expire this worker's lease at once; returns the test released."""
+        released = self._call("release", self.worker_id)
+        return released or None
+
+    def wait_for_lease(self, reservation: Reservation) -> Lease | None:
+        """Turn `reservation` into a lease, waiting out `Wait`s; None once there are no more."""
+        while isinstance(reservation, Wait):
+            self._sleep(min(max(reservation.seconds, 0.01), defaults.WAIT_POLL_CAP))
+            reservation = self.reserve()
+        return reservation if isinstance(reservation, Lease) else None
+
+    def leases(self) -> Iterator[Lease]:
+        """Leases one after another, for callers that acknowledge on their own (no combining)."""
+        while (lease := self.wait_for_lease(self.reserve())) is not None:
+            yield lease
+
+    def run(
+        self, execute: Callable[[Lease], AttemptRecord], heartbeat: Heartbeat | None = None
+    ) -> int:
+        """Run tests until the queue has none left for us; returns how many we executed.
+
+        Each test is executed under a live heartbeat, then acknowledged (or requeued, if it
+        failed and requeues are allowed) together with the next reserve.
+        """
+        executed = 0
+        reservation: Reservation | None = self.reserve()
+        try:
+            while reservation is not None and (lease := self.wait_for_lease(reservation)):
+                with heartbeat.holding(lease) if heartbeat else nullcontext():
+                    record = execute(lease)
+                executed += 1
+                finish = self.requeue if record.failed and self._may_requeue() else self.acknowledge
+                _, reservation = finish(lease, record)
+        finally:
+            self.release()
+        return executed
+
+    def _may_requeue(self) -> bool:
+        return self.settings.max_requeues > 0 and self.settings.build_requeue_cap(self.total) > 0
