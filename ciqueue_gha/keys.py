@@ -26,7 +26,7 @@ QUEUE_KEYS = (
     "running",  # zset: test -> lease deadline (ms, Redis clock)
     "leases",  # hash: test -> current lease id
     "holders",  # hash: test -> worker holding the current lease
-    "held",  # hash: worker -> test it holds (makes a retried reserve idempotent)
+    "reservations",  # hash: worker -> [seq, test, lease] of its last granted reserve (for retries)
     "lease-counter",  # string: last lease id issued (the fencing token)
     "attempts",  # hash: lease id -> attempt record (JSON, written by Python)
     "dispositions",  # hash: lease id -> final | stale | requeued (makes retries idempotent)

@@ -7,7 +7,7 @@ if redis.replicate_commands then redis.replicate_commands() end
 
 local K = {}
 for i, name in ipairs({'leader', 'ready', 'total', 'digest', 'tests', 'queue', 'running',
-    'leases', 'holders', 'held', 'lease_counter', 'attempts', 'dispositions', 'last_attempt',
+    'leases', 'holders', 'reservations', 'lease_counter', 'attempts', 'dispositions', 'last_attempt',
     'results', 'failed', 'requeues', 'requeued', 'takeovers', 'workers'}) do
   K[name] = KEYS[i]
 end
@@ -39,10 +39,6 @@ end
 
 -- Take `test` out of running and record `lease` as its authoritative attempt.
 local function finalize(test, lease, outcome)
-  local holder = redis.call('HGET', K.holders, test)
-  if holder and redis.call('HGET', K.held, holder) == test then
-    redis.call('HDEL', K.held, holder)
-  end
   redis.call('ZREM', K.running, test)
   redis.call('HDEL', K.leases, test)
   redis.call('HDEL', K.holders, test)
@@ -51,32 +47,35 @@ local function finalize(test, lease, outcome)
   if is_failure(outcome) then redis.call('INCR', K.failed) end
 end
 
--- Issue a new lease on `test` to `worker`; the old holder, if any, loses it.
-local function grant(test, worker, now, lease_timeout, takeover)
-  local lease = redis.call('INCR', K.lease_counter)
-  local previous = redis.call('HGET', K.holders, test)
-  if previous and redis.call('HGET', K.held, previous) == test then
-    redis.call('HDEL', K.held, previous)
-  end
+-- Issue a new lease on `test` to `worker` for its reserve call `seq`; the old holder loses it.
+local function grant(test, worker, seq, now, lease_timeout, takeover)
+  local lease = tostring(redis.call('INCR', K.lease_counter))
   if takeover then redis.call('HINCRBY', K.takeovers, test, 1) end
   redis.call('HSET', K.leases, test, lease)
   redis.call('HSET', K.holders, test, worker)
-  redis.call('HSET', K.held, worker, test)
+  redis.call('HSET', K.reservations, worker, cjson.encode({seq, test, lease}))
   redis.call('ZADD', K.running, now + lease_timeout, test)
-  return {'lease', test, tostring(lease)}
+  return {'lease', test, lease}
 end
 
--- The next test for `worker`: its own lease again (a retried call), an expired lease, or the
--- head of the queue. Returns {'lease', test, id} | {'wait', ms} | {'stopped'} | {'exhausted'}.
-local function reserve(worker, now, lease_timeout, max_failures, ttl)
+local function holds(test, lease)
+  return redis.call('HGET', K.leases, test) == lease
+end
+
+-- The next test for `worker`. `seq` numbers the worker's reserve calls: a call that repeats
+-- the seq of the worker's last granted reservation is a retry whose reply was lost, and gets
+-- that same lease back while it is still the worker's. Otherwise: an expired lease first,
+-- then the head of the queue.
+-- Returns {'lease', test, id} | {'wait', ms} | {'stopped'} | {'exhausted'}.
+local function reserve(worker, seq, now, lease_timeout, max_failures, ttl)
   redis.call('ZADD', K.workers, now, worker)
-  local mine = redis.call('HGET', K.held, worker)
-  if mine then
-    if redis.call('HGET', K.holders, mine) == worker and redis.call('ZSCORE', K.running, mine) then
-      redis.call('ZADD', K.running, now + lease_timeout, mine)
-      return {'lease', mine, redis.call('HGET', K.leases, mine)}
+  local last = redis.call('HGET', K.reservations, worker)
+  if last then
+    local r = cjson.decode(last)
+    if r[1] == seq and holds(r[2], r[3]) and redis.call('ZSCORE', K.running, r[2]) then
+      redis.call('ZADD', K.running, now + lease_timeout, r[2])
+      return {'lease', r[2], r[3]}
     end
-    redis.call('HDEL', K.held, worker)
   end
   if max_failures >= 0 and tonumber(redis.call('GET', K.failed) or '0') >= max_failures then
     return {'stopped'}
@@ -92,15 +91,15 @@ local function reserve(worker, now, lease_timeout, max_failures, ttl)
       local sep = string.find(done, ':', 1, true)
       finalize(test, string.sub(done, 1, sep - 1), string.sub(done, sep + 1))
     else
-      result = grant(test, worker, now, lease_timeout, true)
+      result = grant(test, worker, seq, now, lease_timeout, true)
       break
     end
   end
   if not result then
     local test = redis.call('LPOP', K.queue)
-    if test then result = grant(test, worker, now, lease_timeout, false) end
+    if test then result = grant(test, worker, seq, now, lease_timeout, false) end
   end
-  touch(ttl, K.workers, K.held, K.holders, K.leases, K.running, K.lease_counter, K.takeovers,
+  touch(ttl, K.workers, K.reservations, K.holders, K.leases, K.running, K.lease_counter, K.takeovers,
     K.results, K.failed)
   if result then return result end
   local next_deadline = redis.call('ZRANGE', K.running, 0, 0, 'WITHSCORES')
@@ -123,8 +122,4 @@ local function record_stale(test, lease, outcome)
     redis.call('HSET', K.last_attempt, test, lease .. ':' .. outcome)
   end
   return 'stale'
-end
-
-local function holds(test, lease)
-  return redis.call('HGET', K.leases, test) == lease
 end

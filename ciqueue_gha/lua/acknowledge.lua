@@ -3,8 +3,8 @@
 -- as an attempt and never touches running. A retried call (same lease) changes nothing.
 -- KEYS: the key vector (see _prelude.lua)
 -- ARGV: worker, test, lease, outcome, attempt record (JSON), ttl (s), lease timeout (ms),
---       max failures (-1: none), reserve next (1 | 0)
--- Returns: {disposition ('final' | 'stale'), reserve reply... (when reserve next is 1)}
+--       max failures (-1: none), reserve seq (0: do not reserve next)
+-- Returns: {disposition ('final' | 'stale'), reserve reply... (when reserve seq is not 0)}
 local err = assert_populated()
 if err then return err end
 local worker, test, lease, outcome = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -21,8 +21,8 @@ if not disposition then
 end
 touch(ttl, K.attempts, K.dispositions, K.last_attempt, K.results, K.failed)
 local reply = {disposition}
-if ARGV[9] == '1' then
-  for _, v in ipairs(reserve(worker, now_ms(), tonumber(ARGV[7]), tonumber(ARGV[8]), ttl)) do
+if ARGV[9] ~= '0' then
+  for _, v in ipairs(reserve(worker, ARGV[9], now_ms(), tonumber(ARGV[7]), tonumber(ARGV[8]), ttl)) do
     table.insert(reply, v)
   end
 end

@@ -1,12 +1,16 @@
--- release: a worker shutting down cleanly expires its lease at once, so the next reserving
--- worker takes the test over without waiting for the lease timeout.
+-- release: a worker shutting down cleanly expires its leases at once, so the next reserving
+-- worker takes its tests over without waiting for the lease timeout.
 -- KEYS: the key vector (see _prelude.lua)
 -- ARGV: worker
--- Returns: the test released, or false when the worker held none.
+-- Returns: the tests released.
 local worker = ARGV[1]
-local test = redis.call('HGET', K.held, worker)
-if not test then return false end
-redis.call('HDEL', K.held, worker)
-if redis.call('HGET', K.holders, test) ~= worker then return false end
-redis.call('ZADD', K.running, 'XX', 0, test)
-return test
+local released = {}
+local holders = redis.call('HGETALL', K.holders)
+for i = 1, #holders, 2 do
+  if holders[i + 1] == worker and redis.call('ZSCORE', K.running, holders[i]) then
+    redis.call('ZADD', K.running, 'XX', 0, holders[i])
+    table.insert(released, holders[i])
+  end
+end
+redis.call('HDEL', K.reservations, worker)
+return released

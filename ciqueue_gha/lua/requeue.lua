@@ -3,9 +3,9 @@
 -- final, exactly as acknowledge would make it. The next reserve shares the round trip.
 -- KEYS: the key vector (see _prelude.lua)
 -- ARGV: worker, test, lease, outcome, attempt record (JSON), ttl (s), lease timeout (ms),
---       max failures (-1: none), reserve next (1 | 0), max requeues per test,
+--       max failures (-1: none), reserve seq (0: do not reserve next), max requeues per test,
 --       max requeues for the build, offset from the head
--- Returns: {disposition ('requeued' | 'final' | 'stale'), reserve reply... (when asked)}
+-- Returns: {disposition ('requeued' | 'final' | 'stale'), reserve reply... (when reserve seq is not 0)}
 local err = assert_populated()
 if err then return err end
 local worker, test, lease, outcome = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -18,7 +18,6 @@ if not disposition then
       and tonumber(redis.call('GET', K.requeued) or '0') < tonumber(ARGV[11]) then
     redis.call('HINCRBY', K.requeues, test, 1)
     redis.call('INCR', K.requeued)
-    redis.call('HDEL', K.held, worker)
     redis.call('ZREM', K.running, test)
     redis.call('HDEL', K.leases, test)
     redis.call('HDEL', K.holders, test)
@@ -39,8 +38,8 @@ if not disposition then
 end
 touch(ttl, K.attempts, K.dispositions, K.requeues, K.requeued, K.queue, K.results, K.failed)
 local reply = {disposition}
-if ARGV[9] == '1' then
-  for _, v in ipairs(reserve(worker, now_ms(), tonumber(ARGV[7]), tonumber(ARGV[8]), ttl)) do
+if ARGV[9] ~= '0' then
+  for _, v in ipairs(reserve(worker, ARGV[9], now_ms(), tonumber(ARGV[7]), tonumber(ARGV[8]), ttl)) do
     table.insert(reply, v)
   end
 end

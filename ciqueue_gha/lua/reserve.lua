@@ -1,7 +1,8 @@
 -- reserve: lease the next test to a worker (see reserve() in _prelude.lua).
 -- KEYS: the key vector (see _prelude.lua)
--- ARGV: worker, lease timeout (ms), max failures (-1: none), ttl (s)
+-- ARGV: worker, reserve seq (numbers this worker's calls; a retry repeats it), lease timeout (ms),
+--       max failures (-1: none), ttl (s)
 -- Returns: {'lease', test, lease id} | {'wait', ms to the next deadline} | {'stopped'} | {'exhausted'}
 local err = assert_populated()
 if err then return err end
-return reserve(ARGV[1], now_ms(), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
+return reserve(ARGV[1], ARGV[2], now_ms(), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))

@@ -109,6 +109,9 @@ class QueueWorker:
         self.settings = settings or QueueSettings()
         self.scripts = Scripts(client)
         self.total = 0
+        # Numbers this worker's reserve calls: a retried call repeats its number, so the
+        # script can tell a lost reply from a new request.
+        self.reserve_seq = 0
         self._sleep = sleep
         self._key_vector = keys.queue_keys()
 
@@ -128,13 +131,22 @@ class QueueWorker:
         self.total = int(total)
         return Population(role == "leader", self.total, theirs == ours)
 
-    def _reserve_args(self) -> list[Any]:
-        s = self.settings
-        return [s.lease_timeout_ms, s.script_max_failures(), s.key_ttl]
+    def _next_seq(self) -> int:
+        self.reserve_seq += 1
+        return self.reserve_seq
 
-    def reserve(self) -> Reservation:
-        """Lease the next test: this worker's current lease again, an expired one, or a new one."""
-        return _parse_reservation(self._call("reserve", self.worker_id, *self._reserve_args()))
+    def reserve(self, *, retry: bool = False) -> Reservation:
+        """Lease the next test: an expired lease first, else the head of the queue.
+
+        With `retry`, repeat the last call (as a client does whose reply was lost): the
+        lease that call granted comes back, while it is still this worker's.
+        """
+        seq = self.reserve_seq if retry else self._next_seq()
+        s = self.settings
+        reply = self._call(
+            "reserve", self.worker_id, seq, s.lease_timeout_ms, s.script_max_failures(), s.key_ttl
+        )
+        return _parse_reservation(reply)
 
     def acknowledge(
         self, lease: Lease, record: AttemptRecord, *, reserve_next: bool = True
@@ -161,6 +173,7 @@ class QueueWorker:
         self, script: str, lease: Lease, record: AttemptRecord, reserve_next: bool, extra: list[Any]
     ) -> tuple[str, Reservation | None]:
         record.test, record.lease, record.worker = lease.test, lease.id, self.worker_id
+        s = self.settings
         reply = self._call(
             script,
             self.worker_id,
@@ -168,9 +181,10 @@ class QueueWorker:
             lease.id,
             record.outcome,
             record.to_json(),
-            self.settings.key_ttl,
-            *self._reserve_args()[:2],
-            "1" if reserve_next else "0",
+            s.key_ttl,
+            s.lease_timeout_ms,
+            s.script_max_failures(),
+            self._next_seq() if reserve_next else 0,
             *extra,
         )
         return reply[0], _parse_reservation(reply[1:]) if reserve_next else None
@@ -182,10 +196,9 @@ class QueueWorker:
         )
         return bool(extended)
 
-    def release(self) -> str | None:
-        """On a clean shutdown: expire this worker's lease at once; returns the test released."""
-        released = self._call("release", self.worker_id)
-        return released or None
+    def release(self) -> list[str]:
+        """On a clean shutdown: expire this worker's leases at once; returns the tests released."""
+        return list(self._call("release", self.worker_id) or [])
 
     def wait_for_lease(self, reservation: Reservation) -> Lease | None:
         """Turn `reservation` into a lease, waiting out `Wait`s; None once there are no more."""
