@@ -3,11 +3,13 @@
 It runs outside the worker's interpreter, so a test that holds the GIL (or blocks in C)
 cannot starve its heartbeats. The worker talks to it over a pipe, one JSON line at a time:
 
-    {"connect": {...}}           first line: where Redis is and whose leases to keep
-    {"lease": [test, id]}        a test started under this lease
-    {"lease": null}              the test finished
+    {"connect": {...}}                    first line: where Redis is and whose leases to keep
+    {"leases": [[test, id], ...]}         a test started under the first lease; the others
+                                          are reserved behind it (prefetched)
+    {"leases": []}                        the test finished
 
-The helper stops heartbeating a test after max-test-duration, so a hung test is reclaimed,
+The helper stops heartbeating after max-test-duration of one test, so a hung test (and
+what was reserved behind it) is reclaimed,
 and exits when the pipe closes or its parent changes: when its worker dies, so do its
 heartbeats. The Redis URL travels over the pipe, never on the command line, so `ps` never
 shows a password.
@@ -62,12 +64,13 @@ class HeartbeatProcess:
         self.process.stdin.flush()
 
     @contextmanager
-    def holding(self, lease: Lease) -> Iterator[None]:
-        self._send({"lease": [lease.test, lease.id]})
+    def holding(self, running: Lease, *reserved: Lease) -> Iterator[None]:
+        """Keep `running` and the `reserved` leases behind it alive while the block runs."""
+        self._send({"leases": [[lease.test, lease.id] for lease in (running, *reserved)]})
         try:
             yield
         finally:
-            self._send({"lease": None})
+            self._send({"leases": []})
 
     def close(self) -> None:
         if self.process.stdin is not None:
@@ -100,27 +103,27 @@ def serve(stream: IO[str]) -> None:
         client, BuildKeys(config.build_id, config.attempt), config.worker_id, settings
     )
     parent = os.getppid()
-    lease: Lease | None = None
+    leases: list[Lease] = []
     started = 0.0
     next_beat = 0.0
     while os.getppid() == parent:
-        wait = settings.heartbeat_every if lease is None else max(0.0, next_beat - time.monotonic())
+        wait = settings.heartbeat_every if not leases else max(0.0, next_beat - time.monotonic())
         ready, _, _ = select.select([stream], [], [], wait)
         if ready:
             message = _read_message(stream)
             if message is None:
                 return
-            held = message.get("lease")
-            lease = Lease(str(held[0]), int(held[1])) if isinstance(held, list) else None
+            pairs: list[list[object]] = message["leases"]  # type: ignore[assignment]
+            leases = [Lease(str(test), int(str(lease))) for test, lease in pairs]
             started = next_beat = time.monotonic()
             continue
-        if lease is None:
+        if not leases:
             continue
         if time.monotonic() - started > settings.heartbeat_for:
-            lease = None  # hung: let the lease run out so another worker reclaims the test
+            leases = []  # hung: let the leases run out so other workers reclaim the tests
             continue
-        if not worker.heartbeat(lease):
-            lease = None  # taken over: nothing of ours to keep alive
+        # A lease taken over is no longer ours to keep alive.
+        leases = [lease for lease in leases if worker.heartbeat(lease)]
         next_beat = time.monotonic() + settings.heartbeat_every
 
 

@@ -66,9 +66,9 @@ class Population:
 
 
 class Heartbeat(Protocol):
-    """Keeps a lease alive while its test runs."""
+    """Keeps a running lease, and those reserved behind it, alive while the test runs."""
 
-    def holding(self, lease: Lease) -> AbstractContextManager[None]: ...
+    def holding(self, running: Lease, *reserved: Lease) -> AbstractContextManager[None]: ...
 
 
 def digest(tests: Sequence[str]) -> str:
