@@ -3,7 +3,7 @@
 Small on purpose; the pytest plugin and the CLI stand on these names.
 """
 
-from .record import Attempt, AttemptRecord, BuildRecord
+from .record import Attempt, AttemptRecord, BuildRecord, CaseRecord
 from .settings import QueueSettings
 from .supervisor import Outcome, QueueStatus, Supervisor, Verdict
 from .worker import Done, Lease, Population, QueueWorker, Reservation, Wait
@@ -12,6 +12,7 @@ __all__ = [
     "Attempt",
     "AttemptRecord",
     "BuildRecord",
+    "CaseRecord",
     "Done",
     "Lease",
     "Outcome",

@@ -18,8 +18,29 @@ OUTCOMES = ("passed", "failed", "error", "skipped")
 
 
 @dataclass
+class CaseRecord:
+    """One pytest test case's result within an attempt (a unit may hold several)."""
+
+    nodeid: str
+    outcome: str
+    duration: float = 0.0
+    message: str = ""
+    longrepr: str = ""
+    file: str = ""
+    line: int = 0  # 1-based; 0 when unknown
+    output: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome in ("failed", "error")
+
+
+@dataclass
 class AttemptRecord:
-    """One execution of one test by one worker under one lease."""
+    """One execution of one queued unit (a test, or a file of tests) under one lease.
+
+    The unit's outcome is the worst of its cases'; `cases` holds each test's own result.
+    """
 
     test: str
     outcome: str
@@ -31,6 +52,7 @@ class AttemptRecord:
     file: str = ""
     line: int = 0
     output: str = ""
+    cases: list[CaseRecord] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -46,7 +68,9 @@ class AttemptRecord:
 
     @classmethod
     def from_json(cls, text: str) -> AttemptRecord:
-        return cls(**json.loads(text))
+        fields = json.loads(text)
+        fields["cases"] = [CaseRecord(**case) for case in fields.get("cases", [])]
+        return cls(**fields)
 
 
 @dataclass

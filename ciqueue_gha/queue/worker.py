@@ -227,11 +227,13 @@ class QueueWorker:
                 with heartbeat.holding(lease) if heartbeat else nullcontext():
                     record = execute(lease)
                 executed += 1
-                finish = self.requeue if record.failed and self._may_requeue() else self.acknowledge
+                finish = self.requeue if record.failed and self.may_requeue else self.acknowledge
                 _, reservation = finish(lease, record)
         finally:
             self.release()
         return executed
 
-    def _may_requeue(self) -> bool:
+    @property
+    def may_requeue(self) -> bool:
+        """Whether a failed test goes back to the queue rather than failing at once."""
         return self.settings.max_requeues > 0 and self.settings.build_requeue_cap(self.total) > 0

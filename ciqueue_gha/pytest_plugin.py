@@ -1,0 +1,267 @@
+"""The pytest plugin: makes a pytest session a queue worker.
+
+The session collects as usual, populates the queue (the first worker to get there) or
+checks its collection against the populated one, then runs the tests in the order the
+queue hands them out, one lease each, through pytest's own run protocol, so fixtures,
+markers, skips, xfail, setup and teardown errors behave as in plain pytest.
+
+pytest tears fixtures down according to the *next* item, so the plugin reserves one unit
+ahead: while a unit runs, the lease of the unit behind it is already held (and heartbeat),
+and each acknowledge carries the reserve of the unit after that: one round trip a unit.
+
+Registered under the ``pytest11`` entry point and inactive unless ``ciqueue-gha worker``
+(or ``pytest --ciqueue`` with ``CIQUEUE_*`` in the environment) asks for it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis
+
+from .errors import CiqueueError, RedisUnreachable
+from .queue.record import AttemptRecord, CaseRecord
+from .queue.supervisor import Supervisor
+from .queue.worker import Heartbeat, Lease, QueueWorker, Reservation
+from .truncate import cut
+
+#: How often a worker prints its progress line, seconds.
+PROGRESS_EVERY = 5.0
+
+UNITS = ("test", "file")
+
+
+def unit_of(nodeid: str, unit: str) -> str:
+    """The queued unit a test belongs to: itself, or its file."""
+    return nodeid.split("::", 1)[0] if unit == "file" else nodeid
+
+
+def group_units(items: Sequence[pytest.Item], unit: str) -> dict[str, list[pytest.Item]]:
+    """Collected items grouped into queue units, both in collection order."""
+    units: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        units.setdefault(unit_of(item.nodeid, unit), []).append(item)
+    return units
+
+
+@dataclass
+class WorkerTally:
+    """What one worker did: tests executed, and its attempts by disposition."""
+
+    executed: int = 0
+    final_failures: list[str] = field(default_factory=list)
+    requeued: int = 0
+    stale: int = 0
+    stopped: bool = False  # max-failures reached, or pytest's own -x / --maxfail
+
+
+class QueuePlugin:
+    """The queue worker inside a pytest session; `error` holds what stopped it, if anything."""
+
+    def __init__(
+        self,
+        worker: QueueWorker,
+        heartbeat: Heartbeat | None = None,
+        *,
+        unit: str = "test",
+        order: Callable[[list[str]], list[str]] | None = None,
+        progress_every: float = PROGRESS_EVERY,
+    ) -> None:
+        self.worker = worker
+        self.heartbeat = heartbeat
+        self.unit = unit
+        self.order = order
+        self.progress_every = progress_every
+        self.tally = WorkerTally()
+        self.error: CiqueueError | None = None
+        self._reports: list[pytest.TestReport] = []
+        self._rootdir = Path.cwd()
+        self._last_progress = time.monotonic()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self._reports.append(report)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool:
+        if session.testsfailed and not session.config.option.continue_on_collection_errors:
+            raise session.Interrupted(f"{session.testsfailed} error(s) during collection")
+        if session.config.option.collectonly:
+            return True
+        self._rootdir = Path(str(session.config.rootpath))
+        try:
+            self._run(session)
+        except CiqueueError as exc:
+            self.error = exc
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            self.error = RedisUnreachable(f"lost Redis: {str(exc).splitlines()[0]}")
+        return True
+
+    def _run(self, session: pytest.Session) -> None:
+        units = group_units(session.items, self.unit)
+        names = list(units)
+        population = self.worker.populate(self.order(names) if self.order else names)
+        if not population.matches:
+            self._say(
+                f"WARNING: this worker collected {len(units)} units, but the queue holds "
+                f"{population.total} from another collection; units this worker cannot run "
+                "are reported as errors"
+            )
+        pending = self.worker.wait_for_lease(self.worker.reserve())
+        upcoming: Reservation | None = self.worker.reserve() if pending else None
+        while pending is not None:
+            ahead = upcoming if isinstance(upcoming, Lease) else None
+            nextitem = units[ahead.test][0] if ahead and ahead.test in units else None
+            reserved = [ahead] if ahead else []
+            with self.heartbeat.holding(pending, *reserved) if self.heartbeat else nullcontext():
+                record = self._execute(session, pending, units.get(pending.test), nextitem)
+            reservation = self._finish(pending, record)
+            if session.shouldstop or session.shouldfail:
+                self.tally.stopped = True
+                return
+            if ahead is not None:
+                pending, upcoming = ahead, reservation
+            else:
+                pending = self.worker.wait_for_lease(reservation)
+                upcoming = self.worker.reserve() if pending else None
+
+    def _finish(self, lease: Lease, record: AttemptRecord) -> Reservation:
+        requeue = record.failed and self.worker.may_requeue
+        finish = self.worker.requeue if requeue else self.worker.acknowledge
+        disposition, reservation = finish(lease, record)
+        self.tally.executed += 1
+        if disposition == "requeued":
+            self.tally.requeued += 1
+        elif disposition == "stale":
+            self.tally.stale += 1
+        elif record.failed:
+            self.tally.final_failures.append(lease.test)
+        self._maybe_report_progress()
+        assert reservation is not None  # asked for with the acknowledge
+        return reservation
+
+    def _execute(
+        self,
+        session: pytest.Session,
+        lease: Lease,
+        items: list[pytest.Item] | None,
+        nextitem: pytest.Item | None,
+    ) -> AttemptRecord:
+        started = time.time()
+        if items is None:
+            return not_collected(lease.test, self.worker.worker_id, started)
+        cases = []
+        for index, item in enumerate(items):
+            following = items[index + 1] if index + 1 < len(items) else nextitem
+            self._reports = []
+            item.ihook.pytest_runtest_protocol(item=item, nextitem=following)
+            cases.append(case_from_reports(item, self._reports, self._rootdir))
+        return attempt_from_cases(lease.test, cases, started)
+
+    def _maybe_report_progress(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_progress < self.progress_every:
+            return
+        self._last_progress = now
+        status = Supervisor(self.worker.client, self.worker.keys).status()
+        self._say(
+            f"[{self.worker.worker_id}] ran {self.tally.executed}, "
+            f"{len(self.tally.final_failures)} failed here; build: "
+            f"{status.finalized}/{status.total} done, {status.failed} failed"
+        )
+
+    @staticmethod
+    def _say(line: str) -> None:
+        print(f"ciqueue-gha: {line}", file=sys.stderr, flush=True)
+
+
+def worst(outcomes: Sequence[str]) -> str:
+    for outcome in ("error", "failed", "passed", "skipped"):
+        if outcome in outcomes:
+            return outcome
+    return "skipped"
+
+
+def not_collected(test: str, worker_id: str, started: float) -> AttemptRecord:
+    """The attempt for a unit this worker did not collect: an error, never a silent loss."""
+    message = (
+        f"{test} is in the queue, but worker {worker_id} did not collect it "
+        "(workers collected different test sets)"
+    )
+    case = CaseRecord(nodeid=test, outcome="error", message=message, longrepr=message)
+    return attempt_from_cases(test, [case], started)
+
+
+def attempt_from_cases(test: str, cases: list[CaseRecord], started: float) -> AttemptRecord:
+    failing = next((case for case in cases if case.failed), None)
+    shown = failing or cases[0]
+    return AttemptRecord(
+        test=test,
+        outcome=worst([case.outcome for case in cases]),
+        duration=sum(case.duration for case in cases),
+        started_at=started,
+        longrepr=shown.longrepr,
+        file=shown.file,
+        line=shown.line,
+        cases=cases,
+    )
+
+
+def case_from_reports(
+    item: pytest.Item, reports: list[pytest.TestReport], rootdir: Path
+) -> CaseRecord:
+    """One test's result from its setup, call and teardown reports, as pytest sees it."""
+    outcome, failing, message = "passed", None, ""
+    for report in reports:
+        if report.failed and failing is None:
+            outcome, failing = ("failed" if report.when == "call" else "error"), report
+        elif report.skipped and outcome == "passed":
+            outcome, message = "skipped", skip_message(report)
+    path, line = item.location[0], (item.location[1] or 0) + 1
+    if failing is not None:
+        message = crash_message(failing)
+        path, line = failing_location(failing, rootdir) or (path, line)
+    return CaseRecord(
+        nodeid=item.nodeid,
+        outcome=outcome,
+        duration=sum(report.duration for report in reports),
+        message=cut(message),
+        longrepr=cut(failing.longreprtext) if failing is not None else "",
+        file=path,
+        line=line,
+        output=cut("".join(content for _, content in reports[-1].sections)) if reports else "",
+    )
+
+
+def skip_message(report: pytest.TestReport) -> str:
+    if hasattr(report, "wasxfail"):
+        return f"xfail: {report.wasxfail}"
+    if isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2])
+    return str(report.longrepr or "")
+
+
+def crash_message(report: pytest.TestReport) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None and crash.message:
+        return str(crash.message)
+    lines = report.longreprtext.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+def failing_location(report: pytest.TestReport, rootdir: Path) -> tuple[str, int] | None:
+    """The innermost traceback frame inside the repository: file relative to it, 1-based line."""
+    traceback = getattr(report.longrepr, "reprtraceback", None)
+    for entry in reversed(getattr(traceback, "reprentries", [])):
+        location = getattr(entry, "reprfileloc", None)
+        if location is None:
+            continue
+        path = (rootdir / location.path).resolve()
+        if path.is_relative_to(rootdir.resolve()) and "site-packages" not in path.parts:
+            return path.relative_to(rootdir.resolve()).as_posix(), int(location.lineno)
+    return None
