@@ -1,0 +1,79 @@
+"""What happened to every test of a build: the final case results, flaky and lost ones.
+
+The merged JUnit file, the text summary and the exit code all read this one view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import EXIT_FAILED, EXIT_INCOMPLETE, EXIT_PASSED
+from ..queue.record import AttemptRecord, BuildRecord, CaseRecord
+
+
+@dataclass
+class CaseHistory:
+    """One test case: its final result and its earlier failed attempts (requeued or stale)."""
+
+    final: CaseRecord
+    unit: str
+    worker: str
+    earlier_failures: list[CaseRecord] = field(default_factory=list)
+
+    @property
+    def flaky(self) -> bool:
+        return not self.final.failed and bool(self.earlier_failures)
+
+
+@dataclass
+class BuildOutcome:
+    """Every case of the build, and the units that never got a final result."""
+
+    cases: list[CaseHistory]
+    missing: list[str]
+    taken_over: dict[str, int]
+    total_units: int
+
+    @classmethod
+    def from_record(cls, record: BuildRecord) -> BuildOutcome:
+        cases: list[CaseHistory] = []
+        for unit in record.tests:
+            final = record.results.get(unit)
+            if final is None:
+                continue
+            earlier = [
+                a.record for a in record.attempts.get(unit, []) if a.record.lease != final.lease
+            ]
+            cases.extend(_histories(unit, final, earlier))
+        return cls(cases, record.missing, dict(record.takeovers), len(record.tests))
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for case in self.cases if case.final.outcome == outcome)
+
+    @property
+    def flaky(self) -> list[CaseHistory]:
+        return [case for case in self.cases if case.flaky]
+
+    @property
+    def failures(self) -> list[CaseHistory]:
+        return [case for case in self.cases if case.final.failed]
+
+    @property
+    def exit_code(self) -> int:
+        """0 all ran and passed, 1 all ran and some failed, 3 some did not run."""
+        if self.missing:
+            return EXIT_INCOMPLETE
+        return EXIT_FAILED if self.failures else EXIT_PASSED
+
+
+def _histories(unit: str, final: AttemptRecord, earlier: list[AttemptRecord]) -> list[CaseHistory]:
+    histories = []
+    for case in final.cases:
+        failed_before = [
+            old
+            for attempt in earlier
+            for old in attempt.cases
+            if old.nodeid == case.nodeid and old.failed
+        ]
+        histories.append(CaseHistory(case, unit, final.worker, failed_before))
+    return histories
