@@ -13,6 +13,9 @@ import click
 import redis
 
 from . import __version__
+from .commands.run import run_command
+from .commands.summary import summary_command
+from .commands.worker import worker_command
 from .connection import check_server, connect, redact
 from .errors import EXIT_USAGE, CiqueueError, RedisUnreachable
 from .redis_server import PrivateRedis
@@ -75,6 +78,11 @@ def redis_stop(redis_url: str, insecure_tls: bool) -> None:
     with suppress(redis.ConnectionError):
         client.shutdown(nosave=True)
     click.echo(f"stopped: {redact(redis_url)}")
+
+
+cli.add_command(worker_command)
+cli.add_command(summary_command)
+cli.add_command(run_command)
 
 
 def main(argv: list[str] | None = None) -> None:

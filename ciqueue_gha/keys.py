@@ -73,3 +73,8 @@ class BuildKeys:
     def queue_keys(self) -> list[str]:
         """The key vector every script receives as KEYS."""
         return [self.prefix + name for name in QUEUE_KEYS]
+
+
+def durations_key(namespace: str) -> str:
+    """The hash of test durations shared by every build of `namespace` (a repository)."""
+    return f"ciq:durations:{{{namespace}}}"

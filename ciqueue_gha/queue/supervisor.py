@@ -64,6 +64,7 @@ class Supervisor:
         inactive_workers_timeout: float = defaults.INACTIVE_WORKERS_TIMEOUT,
         queue_init_timeout: float = defaults.QUEUE_INIT_TIMEOUT,
         poll_interval: float = defaults.SUPERVISOR_POLL_INTERVAL,
+        workers_gone: Callable[[], bool] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -73,6 +74,9 @@ class Supervisor:
         self.inactive_workers_timeout = inactive_workers_timeout
         self.queue_init_timeout = queue_init_timeout
         self.poll_interval = poll_interval
+        # Where the supervisor knows every worker process (the one-machine `run`), it need
+        # not wait out a timeout once they have all exited.
+        self._workers_gone = workers_gone or (lambda: False)
         self._clock = clock
         self._sleep = sleep
         self._key_vector = keys.queue_keys()
@@ -87,7 +91,7 @@ class Supervisor:
     def wait_until_populated(self) -> QueueStatus:
         deadline = self._clock() + self.queue_init_timeout
         while not (status := self.status()).ready:
-            if self._clock() >= deadline:
+            if self._clock() >= deadline or self._workers_gone():
                 raise QueueNeverPopulated(
                     f"no worker populated the queue of build {self.keys.build_id} "
                     f"within {self.queue_init_timeout:g} s"
@@ -114,7 +118,8 @@ class Supervisor:
             now = self._clock()
             if now - start >= self.report_timeout:
                 return Outcome(Verdict.REPORT_TIMEOUT, status)
-            if self._idle_for(status, now - start) >= self.inactive_workers_timeout:
+            idle = self._idle_for(status, now - start)
+            if idle >= self.inactive_workers_timeout or (idle > 0 and self._workers_gone()):
                 return Outcome(Verdict.INACTIVE_WORKERS, status)
             self._sleep(self.poll_interval)
             status = self.status()

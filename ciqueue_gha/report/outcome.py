@@ -58,6 +58,13 @@ class BuildOutcome:
     def failures(self) -> list[CaseHistory]:
         return [case for case in self.cases if case.final.failed]
 
+    def unit_durations(self) -> dict[str, float]:
+        """Seconds each finalized unit took, for the next build's ordering."""
+        units: dict[str, float] = {}
+        for case in self.cases:
+            units[case.unit] = units.get(case.unit, 0.0) + case.final.duration
+        return units
+
     @property
     def exit_code(self) -> int:
         """0 all ran and passed, 1 all ran and some failed, 3 some did not run."""

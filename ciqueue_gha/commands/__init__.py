@@ -1,0 +1,1 @@
+"""The ``worker``, ``summary`` and ``run`` commands, one module each."""

@@ -1,0 +1,173 @@
+"""`ciqueue-gha run --workers N -- PYTEST_ARGS`: the whole build on one machine.
+
+Starts a private Redis (unless --redis-url is given), N worker processes and the summary,
+and cleans up after itself, on Ctrl-C too. The Redis URL reaches the workers through
+their environment, never their command line.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..connection import check_server, connect
+from ..errors import EXIT_INCOMPLETE, QueueNeverPopulated
+from ..options import (
+    Target,
+    connection_options,
+    durations_option,
+    queue_init_option,
+    queue_options,
+    supervisor_options,
+)
+from ..redis_server import PrivateRedis
+from .summary import merged_junit_option, summarize
+
+#: Seconds a worker gets to finish after SIGTERM before it is killed.
+STOP_GRACE = 5.0
+
+
+def _worker_argv(
+    index: int, queue: dict[str, Any], pytest_arguments: tuple[str, ...], log_dir: Path
+) -> list[str]:
+    argv = [sys.executable, "-m", "ciqueue_gha.cli", "worker", "--worker-id", f"worker-{index}"]
+    for name, value in queue.items():
+        if value is None or value is False:
+            continue
+        flag = "--" + name.replace("_", "-")
+        argv += [flag] if value is True else [flag, str(value)]
+    argv += ["--junit-xml", str(log_dir / f"worker-{index}.xml"), "--", *pytest_arguments]
+    return argv
+
+
+class WorkerProcesses:
+    """The worker processes of a local run, each in its own process group."""
+
+    def __init__(self, argvs: list[list[str]], env: dict[str, str], log_dir: Path) -> None:
+        self.logs = [log_dir / f"worker-{index}.log" for index in range(len(argvs))]
+        self.processes = []
+        for argv, log in zip(argvs, self.logs, strict=True):
+            with log.open("wb") as out:
+                self.processes.append(
+                    subprocess.Popen(
+                        argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                    )
+                )
+
+    def all_exited(self) -> bool:
+        return all(process.poll() is not None for process in self.processes)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+    def exit_codes(self) -> list[int]:
+        return [process.wait() for process in self.processes]
+
+    def log_tails(self, lines: int = 15) -> str:
+        tails = []
+        for log in self.logs:
+            text = log.read_text(errors="replace").splitlines()[-lines:]
+            tails.append(f"--- {log.name} ---\n" + "\n".join(text))
+        return "\n".join(tails)
+
+
+@click.command("run", context_settings={"ignore_unknown_options": True})
+@click.option(
+    "--workers",
+    envvar="CIQUEUE_WORKERS",
+    show_envvar=True,
+    type=click.IntRange(1, 256),
+    default=os.cpu_count() or 1,
+    show_default="number of CPUs",
+    help="Worker processes to start.",
+)
+@connection_options
+@queue_options
+@queue_init_option
+@durations_option
+@supervisor_options
+@merged_junit_option
+@click.option(
+    "--log-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep each worker's pytest output and JUnit here (default: a temporary folder).",
+)
+@click.argument("pytest_arguments", nargs=-1, type=click.UNPROCESSED)
+def run_command(
+    workers: int,
+    redis_url: str | None,
+    insecure_tls: bool,
+    build_id: str | None,
+    attempt: int | None,
+    queue_init_timeout: float,
+    durations_file: Path | None,
+    report_timeout: float,
+    inactive_workers_timeout: float,
+    junit_xml: Path,
+    log_dir: Path | None,
+    pytest_arguments: tuple[str, ...],
+    **queue: Any,
+) -> None:
+    """Run the suite over N local workers, with a private Redis, and report the result.
+
+    Everything after -- is the pytest command line (a leading `pytest` may be left out).
+    """
+    with ExitStack() as stack:
+        if not redis_url:
+            redis_url = stack.enter_context(PrivateRedis()).url
+        build_id = build_id or os.environ.get("GITHUB_RUN_ID") or f"local-{uuid.uuid4().hex[:12]}"
+        target = Target.resolve(redis_url, insecure_tls, build_id, attempt)
+        client = connect(target.redis_url, verify_tls=target.verify_tls)
+        check_server(client, target.redis_url)
+        if log_dir is None:
+            log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ciqueue-")))
+        log_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env.update(
+            CIQUEUE_REDIS_URL=target.redis_url,
+            CIQUEUE_BUILD_ID=target.keys.build_id,
+            CIQUEUE_ATTEMPT=str(target.keys.attempt),
+        )
+        if durations_file:
+            queue["durations_file"] = durations_file
+        queue["insecure_tls"] = insecure_tls
+        argvs = [_worker_argv(i, queue, pytest_arguments, log_dir) for i in range(workers)]
+        processes = WorkerProcesses(argvs, env, log_dir)
+        stack.callback(processes.stop)
+        click.echo(f"ciqueue-gha: build {build_id}: {workers} workers; logs in {log_dir}", err=True)
+        try:
+            code = summarize(
+                client,
+                target,
+                report_timeout=report_timeout,
+                inactive_workers_timeout=inactive_workers_timeout,
+                queue_init_timeout=queue_init_timeout,
+                junit_xml=junit_xml,
+                durations_file=durations_file,
+                workers_gone=processes.all_exited,
+            )
+        except QueueNeverPopulated:
+            # Every worker exited before queueing anything: their own words say why.
+            click.echo(processes.log_tails(), err=True)
+            codes = processes.exit_codes()
+            raise SystemExit(max(codes) if max(codes) > 0 else EXIT_INCOMPLETE) from None
+        if code != 0:
+            click.echo(processes.log_tails(), err=True)
+        raise SystemExit(code)

@@ -1,0 +1,115 @@
+"""`ciqueue-gha summary`: wait until every test is accounted for, merge, report, exit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+import redis
+
+from .. import durations
+from ..connection import check_server, connect
+from ..errors import EXIT_INCOMPLETE
+from ..options import (
+    Target,
+    connection_options,
+    durations_namespace,
+    durations_option,
+    queue_init_option,
+    supervisor_options,
+)
+from ..queue.record import BuildRecord
+from ..queue.supervisor import Supervisor, Verdict
+from ..report.junit import write_junit
+from ..report.outcome import BuildOutcome
+from ..report.text import render_text
+
+merged_junit_option = click.option(
+    "--junit-xml",
+    envvar="CIQUEUE_JUNIT_XML",
+    show_envvar=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("ciqueue-junit.xml"),
+    show_default=True,
+    help="Where to write the merged JUnit file.",
+)
+
+
+def summarize(
+    client: redis.Redis,
+    target: Target,
+    *,
+    report_timeout: float,
+    inactive_workers_timeout: float,
+    queue_init_timeout: float,
+    junit_xml: Path,
+    durations_file: Path | None,
+    workers_gone: Callable[[], bool] | None = None,
+) -> int:
+    """Wait for the build, write the merged JUnit and the text report; returns the exit code."""
+    supervisor = Supervisor(
+        client,
+        target.keys,
+        report_timeout=report_timeout,
+        inactive_workers_timeout=inactive_workers_timeout,
+        queue_init_timeout=queue_init_timeout,
+        workers_gone=workers_gone,
+    )
+    verdict = supervisor.wait().verdict
+    outcome = BuildOutcome.from_record(BuildRecord.load(client, target.keys))
+    write_junit(outcome, junit_xml)
+    save_durations(client, outcome, durations_file)
+    click.echo(render_text(outcome, target.keys, verdict))
+    click.echo(f"ciqueue-gha: merged JUnit: {junit_xml}")
+    if verdict is not Verdict.EXHAUSTED:
+        return EXIT_INCOMPLETE
+    return outcome.exit_code
+
+
+def save_durations(client: redis.Redis, outcome: BuildOutcome, path: Path | None) -> None:
+    """Blend this build's unit durations into the stored moving averages."""
+    measured = outcome.unit_durations()
+    namespace = durations_namespace()
+    stored = durations.load_redis(client, namespace)
+    durations.save_redis(client, namespace, durations.blend(stored, measured))
+    if path:
+        durations.save_file(path, durations.blend(durations.load_file(path), measured))
+
+
+@click.command("summary")
+@connection_options
+@supervisor_options
+@queue_init_option
+@durations_option
+@merged_junit_option
+def summary_command(
+    redis_url: str | None,
+    insecure_tls: bool,
+    build_id: str | None,
+    attempt: int | None,
+    report_timeout: float,
+    inactive_workers_timeout: float,
+    queue_init_timeout: float,
+    durations_file: Path | None,
+    junit_xml: Path,
+) -> None:
+    """Wait for every test of the build, merge the results, report them.
+
+    Exits 0 when every test ran and passed, 1 when some failed, 3 when some did not run,
+    4 when Redis or the queue failed.
+    """
+    target = Target.resolve(redis_url, insecure_tls, build_id, attempt)
+    client = connect(target.redis_url, verify_tls=target.verify_tls)
+    check_server(client, target.redis_url)
+    raise SystemExit(
+        summarize(
+            client,
+            target,
+            report_timeout=report_timeout,
+            inactive_workers_timeout=inactive_workers_timeout,
+            queue_init_timeout=queue_init_timeout,
+            junit_xml=junit_xml,
+            durations_file=durations_file,
+        )
+    )

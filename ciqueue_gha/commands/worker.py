@@ -1,0 +1,122 @@
+"""`ciqueue-gha worker -- PYTEST_ARGS`: one worker of a build, pytest in this process."""
+
+from __future__ import annotations
+
+import os
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+import redis
+
+from .. import durations
+from ..connection import check_server, connect
+from ..errors import EXIT_FAILED, EXIT_INCOMPLETE, EXIT_PASSED, EXIT_USAGE, CiqueueError
+from ..options import (
+    Target,
+    connection_options,
+    default_worker_id,
+    durations_namespace,
+    durations_option,
+    pytest_args,
+    queue_init_option,
+    queue_options,
+    queue_settings,
+)
+from ..pytest_plugin import QueuePlugin
+from ..queue.heartbeat import HeartbeatProcess, HelperConfig
+from ..queue.worker import QueueWorker
+
+# pytest's exit codes that mean the worker could not do its job, and ours for each.
+_PYTEST_EXIT = {
+    pytest.ExitCode.INTERRUPTED: EXIT_INCOMPLETE,  # collection errors, Ctrl-C
+    pytest.ExitCode.INTERNAL_ERROR: EXIT_INCOMPLETE,
+    pytest.ExitCode.USAGE_ERROR: EXIT_USAGE,
+}
+
+
+@click.command("worker", context_settings={"ignore_unknown_options": True})
+@connection_options
+@queue_options
+@queue_init_option
+@durations_option
+@click.option(
+    "--worker-id",
+    envvar="CIQUEUE_WORKER_ID",
+    show_envvar=True,
+    help="Unique per worker within a build. Default: host name and pid.",
+)
+@click.option(
+    "--junit-xml",
+    envvar="CIQUEUE_JUNIT_XML",
+    show_envvar=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write this worker's own results here (the summary writes the merged file).",
+)
+@click.argument("pytest_arguments", nargs=-1, type=click.UNPROCESSED)
+def worker_command(
+    redis_url: str | None,
+    insecure_tls: bool,
+    build_id: str | None,
+    attempt: int | None,
+    worker_id: str | None,
+    junit_xml: Path | None,
+    unit: str,
+    durations_file: Path | None,
+    queue_init_timeout: float,
+    pytest_arguments: tuple[str, ...],
+    **queue: Any,
+) -> None:
+    """Pull tests from the queue and run them, until none are left.
+
+    Everything after -- is the pytest command line (a leading `pytest` may be left out).
+    """
+    target = Target.resolve(redis_url, insecure_tls, build_id, attempt)
+    settings = queue_settings(**queue)
+    client = connect(target.redis_url, verify_tls=target.verify_tls)
+    check_server(client, target.redis_url)
+    worker_id = worker_id or default_worker_id()
+    worker = QueueWorker(client, target.keys, worker_id, settings)
+    known = durations.load_redis(client, durations_namespace())
+    if durations_file:
+        known.update(durations.load_file(durations_file))
+    heartbeat = HeartbeatProcess(
+        HelperConfig(
+            redis_url=target.redis_url,
+            verify_tls=target.verify_tls,
+            build_id=target.keys.build_id,
+            attempt=target.keys.attempt,
+            worker_id=worker_id,
+            lease_timeout=settings.lease_timeout,
+            heartbeat_interval=settings.heartbeat_every,
+            max_test_duration=settings.heartbeat_for,
+        )
+    )
+    plugin = QueuePlugin(
+        worker, heartbeat, unit=unit, order=lambda units: durations.order_by_duration(units, known)
+    )
+    os.environ["CIQUEUE_WORKER_ID"] = worker_id  # tests learn which worker runs them
+    args = pytest_args(pytest_arguments)
+    if junit_xml:
+        args += [f"--junitxml={junit_xml}"]
+    try:
+        code = pytest.main(args, plugins=[plugin])
+    finally:
+        heartbeat.close()
+        # Best effort: a worker that cannot reach Redis any more has nothing to release.
+        with suppress(redis.RedisError, CiqueueError):
+            worker.release()
+    raise SystemExit(exit_code(plugin, code))
+
+
+def exit_code(plugin: QueuePlugin, pytest_code: int | pytest.ExitCode) -> int:
+    """The worker's exit code (DESIGN.md §1) from what its tests did and what pytest said."""
+    if plugin.error is not None:
+        raise plugin.error
+    if pytest_code in _PYTEST_EXIT:
+        return _PYTEST_EXIT[pytest.ExitCode(pytest_code)]
+    if plugin.tally.final_failures or plugin.tally.stopped:
+        return EXIT_FAILED
+    return EXIT_PASSED

@@ -1,0 +1,37 @@
+"""The summary as plain text, for the log of the job that runs `summary` or `run`."""
+
+from __future__ import annotations
+
+from ..keys import BuildKeys
+from ..queue.supervisor import Verdict
+from ..truncate import cut
+from .outcome import BuildOutcome
+
+#: Characters of one failure's traceback printed in the log.
+TRACEBACK_LIMIT = 4000
+
+
+def render_text(outcome: BuildOutcome, keys: BuildKeys, verdict: Verdict) -> str:
+    lines = [
+        f"ciqueue-gha: build {keys.build_id} attempt {keys.attempt}: "
+        f"{len(outcome.cases)} tests, {outcome.count('passed')} passed, "
+        f"{outcome.count('failed')} failed, {outcome.count('error')} errors, "
+        f"{outcome.count('skipped')} skipped, {len(outcome.flaky)} flaky"
+        + (f", {len(outcome.missing)} NOT RUN" if outcome.missing else "")
+    ]
+    for history in outcome.failures:
+        case = history.final
+        lines.append(f"FAILED {case.nodeid} ({case.file}:{case.line}) - {case.message}")
+        lines.extend("    " + line for line in cut(case.longrepr, TRACEBACK_LIMIT).splitlines())
+    lines.extend(
+        f"FLAKY {h.final.nodeid}: failed {len(h.earlier_failures)}x, then passed"
+        for h in outcome.flaky
+    )
+    lines.extend(
+        f"TAKEN OVER {unit}: its lease expired {count}x and another worker ran it"
+        for unit, count in sorted(outcome.taken_over.items())
+    )
+    if verdict is not Verdict.EXHAUSTED:
+        lines.append(f"ciqueue-gha: gave up waiting ({verdict.value}); these tests did not run:")
+    lines.extend(f"NOT RUN {unit}" for unit in outcome.missing)
+    return "\n".join(lines)
