@@ -97,7 +97,8 @@ def worker_command(
     plugin = QueuePlugin(
         worker, heartbeat, unit=unit, order=lambda units: durations.order_by_duration(units, known)
     )
-    os.environ["CIQUEUE_WORKER_ID"] = worker_id  # tests learn which worker runs them
+    # Tests learn which worker and build run them.
+    os.environ.update(CIQUEUE_WORKER_ID=worker_id, CIQUEUE_BUILD_ID=target.keys.build_id)
     args = pytest_args(pytest_arguments)
     if junit_xml:
         args += [f"--junitxml={junit_xml}"]

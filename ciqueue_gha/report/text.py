@@ -21,7 +21,8 @@ def render_text(outcome: BuildOutcome, keys: BuildKeys, verdict: Verdict) -> str
     ]
     for history in outcome.failures:
         case = history.final
-        lines.append(f"FAILED {case.nodeid} ({case.file}:{case.line}) - {case.message}")
+        label = "ERROR" if case.outcome == "error" else "FAILED"
+        lines.append(f"{label} {case.nodeid} ({case.file}:{case.line}) - {case.message}")
         lines.extend("    " + line for line in cut(case.longrepr, TRACEBACK_LIMIT).splitlines())
     lines.extend(
         f"FLAKY {h.final.nodeid}: failed {len(h.earlier_failures)}x, then passed"
