@@ -26,7 +26,8 @@ import pytest
 import redis
 
 from .errors import CiqueueError, RedisUnreachable
-from .queue.record import AttemptRecord, CaseRecord
+from .keys import BuildKeys
+from .queue.record import AttemptRecord, BuildRecord, CaseRecord
 from .queue.supervisor import Supervisor
 from .queue.worker import Heartbeat, Lease, QueueWorker, Reservation
 from .truncate import cut
@@ -104,8 +105,11 @@ class QueuePlugin:
 
     def _run(self, session: pytest.Session) -> None:
         units = group_units(session.items, self.unit)
-        names = list(units)
-        population = self.worker.populate(self.order(names) if self.order else names)
+        names = self.order(list(units)) if self.order else list(units)
+        retry = self._retry_units()
+        if retry is not None:
+            names = [name for name in names if name in retry]
+        population = self.worker.populate(names, allow_empty=retry is not None)
         if not population.matches:
             self._say(
                 f"WARNING: this worker collected {len(units)} units, but the queue holds "
@@ -129,6 +133,18 @@ class QueuePlugin:
             else:
                 pending = self.worker.wait_for_lease(reservation)
                 upcoming = self.worker.reserve() if pending else None
+
+    def _retry_units(self) -> set[str] | None:
+        """On a re-run (attempt > 1): the units that failed or never finished in the attempt
+        before, which are all this attempt queues; None when there is no earlier record."""
+        keys = self.worker.keys
+        if keys.attempt == 1:
+            return None
+        previous = BuildRecord.load(self.worker.client, BuildKeys(keys.build_id, keys.attempt - 1))
+        if not previous.populated:
+            self._say(f"no record of attempt {keys.attempt - 1} in Redis: queueing every test")
+            return None
+        return set(previous.failed_or_unfinished)
 
     def _finish(self, lease: Lease, record: AttemptRecord) -> Reservation:
         requeue = record.failed and self.worker.may_requeue

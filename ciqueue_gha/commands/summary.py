@@ -57,7 +57,7 @@ def summarize(
         workers_gone=workers_gone,
     )
     verdict = supervisor.wait().verdict
-    outcome = BuildOutcome.from_record(BuildRecord.load(client, target.keys))
+    outcome = BuildOutcome.from_records(BuildRecord.load_attempts(client, target.keys))
     write_junit(outcome, junit_xml)
     save_durations(client, outcome, durations_file)
     click.echo(render_text(outcome, target.keys, verdict))

@@ -85,10 +85,18 @@ class Attempt:
 class BuildRecord:
     """What Redis holds of one build attempt, read in a handful of commands."""
 
+    populated: bool
     tests: list[str]
     results: dict[str, AttemptRecord]
     attempts: dict[str, list[Attempt]]
     takeovers: dict[str, int]
+
+    @property
+    def failed_or_unfinished(self) -> list[str]:
+        """Units a retry of this attempt runs again: failed ones and those never finished."""
+        return [
+            test for test in self.tests if test not in self.results or self.results[test].failed
+        ]
 
     @property
     def missing(self) -> list[str]:
@@ -96,14 +104,21 @@ class BuildRecord:
         return [test for test in self.tests if test not in self.results]
 
     @classmethod
+    def load_attempts(cls, client: redis.Redis, keys: BuildKeys) -> list[BuildRecord]:
+        """The records of attempts 1 to `keys.attempt` still in Redis, oldest first."""
+        records = [cls.load(client, BuildKeys(keys.build_id, n)) for n in range(1, keys.attempt)]
+        return [record for record in records if record.populated] + [cls.load(client, keys)]
+
+    @classmethod
     def load(cls, client: redis.Redis, keys: BuildKeys) -> BuildRecord:
         pipe = client.pipeline(transaction=False)
+        pipe.exists(keys.key("ready"))
         pipe.lrange(keys.key("tests"), 0, -1)
         pipe.hgetall(keys.key("results"))
         pipe.hgetall(keys.key("attempts"))
         pipe.hgetall(keys.key("dispositions"))
         pipe.hgetall(keys.key("takeovers"))
-        tests, results, attempts, dispositions, takeovers = pipe.execute()
+        populated, tests, results, attempts, dispositions, takeovers = pipe.execute()
         by_lease = {lease: AttemptRecord.from_json(text) for lease, text in attempts.items()}
         history: dict[str, list[Attempt]] = {}
         for lease in sorted(by_lease, key=int):
@@ -112,6 +127,7 @@ class BuildRecord:
                 Attempt(record, dispositions.get(lease, "stale"))
             )
         return cls(
+            populated=bool(populated),
             tests=tests,
             results={test: by_lease[lease] for test, lease in results.items()},
             attempts=history,

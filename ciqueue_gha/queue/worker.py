@@ -118,10 +118,14 @@ class QueueWorker:
     def _call(self, name: str, *args: Any) -> Any:
         return self.scripts.call(name, self._key_vector, list(args))
 
-    def populate(self, tests: Sequence[str]) -> Population:
-        """Push `tests` if this worker is the first to get here (the leader); else follow."""
-        if not tests:
-            raise UsageError("no tests to queue: the test list is empty")
+    def populate(self, tests: Sequence[str], *, allow_empty: bool = False) -> Population:
+        """Push `tests` if this worker is the first to get here (the leader); else follow.
+
+        An empty list is an error, except for a retry whose earlier attempt left nothing to
+        run again (`allow_empty`).
+        """
+        if not tests and not allow_empty:
+            raise UsageError("no tests collected: there is nothing to queue")
         if len(set(tests)) != len(tests):
             raise UsageError("the test list names a test twice")
         ours = digest(tests)

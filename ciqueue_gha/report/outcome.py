@@ -36,16 +36,32 @@ class BuildOutcome:
 
     @classmethod
     def from_record(cls, record: BuildRecord) -> BuildOutcome:
+        return cls.from_records([record])
+
+    @classmethod
+    def from_records(cls, records: list[BuildRecord]) -> BuildOutcome:
+        """The whole suite over a build's attempts, oldest first: each unit's latest final
+        result, with every earlier failed attempt of it, from any build attempt."""
+        current = records[-1]
+        units = list(dict.fromkeys(unit for record in records for unit in record.tests))
         cases: list[CaseHistory] = []
-        for unit in record.tests:
-            final = record.results.get(unit)
-            if final is None:
+        takeovers: dict[str, int] = {}
+        for record in records:
+            for unit, count in record.takeovers.items():
+                takeovers[unit] = takeovers.get(unit, 0) + count
+        for unit in units:
+            latest = next((r for r in reversed(records) if unit in r.results), None)
+            if latest is None:
                 continue
+            final = latest.results[unit]
             earlier = [
-                a.record for a in record.attempts.get(unit, []) if a.record.lease != final.lease
+                attempt.record
+                for record in records
+                for attempt in record.attempts.get(unit, [])
+                if attempt.record is not final
             ]
             cases.extend(_histories(unit, final, earlier))
-        return cls(cases, record.missing, dict(record.takeovers), len(record.tests))
+        return cls(cases, current.missing, takeovers, len(units))
 
     def count(self, outcome: str) -> int:
         return sum(1 for case in self.cases if case.final.outcome == outcome)
