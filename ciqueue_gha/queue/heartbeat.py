@@ -82,13 +82,18 @@ class HeartbeatProcess:
             self.process.wait()
 
 
-def _read_message(stream: IO[str]) -> dict[str, object] | None:
+def _read_message(stream: IO[bytes]) -> dict[str, object] | None:
     line = stream.readline()
     return json.loads(line) if line else None
 
 
-def serve(stream: IO[str]) -> None:
-    """The helper's loop: heartbeat the current lease every interval until the pipe closes."""
+def serve(stream: IO[bytes]) -> None:
+    """The helper's loop: heartbeat the current lease every interval until the pipe closes.
+
+    `stream` must be unbuffered: select() sees only what the pipe still holds, so a line
+    read ahead into a buffer (the first lease, sent right behind "connect") would go unseen
+    and its lease unheartbeated until the next message.
+    """
     first = _read_message(stream)
     if first is None:
         return
@@ -129,8 +134,8 @@ def serve(stream: IO[str]) -> None:
 
 def main() -> None:
     # Ctrl-C reaches the whole process group; the worker decides what happens next.
-    with suppress(KeyboardInterrupt):
-        serve(sys.stdin)
+    with suppress(KeyboardInterrupt), open(sys.stdin.fileno(), "rb", buffering=0) as stdin:
+        serve(stdin)
 
 
 if __name__ == "__main__":
