@@ -44,6 +44,7 @@ local function finalize(test, lease, outcome)
   redis.call('HDEL', K.holders, test)
   redis.call('HDEL', K.last_attempt, test)
   redis.call('HSET', K.results, test, lease)
+  redis.call('HSET', K.dispositions, lease, 'final')
   if is_failure(outcome) then redis.call('INCR', K.failed) end
 end
 

@@ -14,7 +14,6 @@ if not disposition then
   if holds(test, lease) then
     finalize(test, lease, outcome)
     disposition = 'final'
-    redis.call('HSET', K.dispositions, lease, disposition)
   else
     disposition = record_stale(test, lease, outcome)
   end

@@ -33,7 +33,6 @@ if not disposition then
   else
     finalize(test, lease, outcome)
     disposition = 'final'
-    redis.call('HSET', K.dispositions, lease, disposition)
   end
 end
 touch(ttl, K.attempts, K.dispositions, K.requeues, K.requeued, K.queue, K.results, K.failed)
