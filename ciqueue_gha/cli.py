@@ -1,23 +1,25 @@
 """The ``ciqueue-gha`` command line.
 
 Every failure is one line on stderr and an exit code from DESIGN.md §1: `main` turns a
-`CiqueueError` or a click usage error into that, never into a traceback.
+`CiqueueError`, a click usage error or a Redis error into that, never into a traceback.
 """
 
 from __future__ import annotations
 
 import sys
 from contextlib import suppress
+from typing import NoReturn
 
 import click
 import redis
 
 from . import __version__
+from .commands.queue import queue_command
 from .commands.run import run_command
 from .commands.summary import summary_command
 from .commands.worker import worker_command
 from .connection import check_server, connect, redact
-from .errors import EXIT_USAGE, CiqueueError, RedisUnreachable
+from .errors import EXIT_INFRASTRUCTURE, EXIT_USAGE, CiqueueError, RedisUnreachable
 from .redis_server import PrivateRedis
 from .scripts import SCRIPT_NAMES, Scripts
 
@@ -73,7 +75,7 @@ def redis_check(redis_url: str, insecure_tls: bool) -> None:
 def redis_stop(redis_url: str, insecure_tls: bool) -> None:
     """Shut down the Redis at --redis-url (one started by `redis start`), without saving."""
     client = connect(redis_url, verify_tls=not insecure_tls, retries=0)
-    check_server(client, redis_url)
+    check_server(client, redis_url, retries=0)
     # The server closes the connection as it goes: that is success.
     with suppress(redis.ConnectionError):
         client.shutdown(nosave=True)
@@ -83,6 +85,13 @@ def redis_stop(redis_url: str, insecure_tls: bool) -> None:
 cli.add_command(worker_command)
 cli.add_command(summary_command)
 cli.add_command(run_command)
+cli.add_command(queue_command)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    one_line = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    click.echo(f"ciqueue-gha: {one_line}", err=True)
+    sys.exit(code)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -90,18 +99,22 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = cli.main(args=argv, prog_name="ciqueue-gha", standalone_mode=False)
     except click.UsageError as exc:
-        click.echo(f"ciqueue-gha: usage error: {exc.format_message()}", err=True)
-        sys.exit(EXIT_USAGE)
+        # A group run without a command (click >= 8.2 raises this): its help, then the line.
+        if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:
+            click.echo(exc.ctx.get_help())
+            _fail("usage error: missing command", EXIT_USAGE)
+        _fail(f"usage error: {exc.format_message()}", EXIT_USAGE)
+    except click.ClickException as exc:  # a file that cannot be opened, say
+        _fail(f"usage error: {exc.format_message()}", EXIT_USAGE)
     except click.Abort:
-        click.echo("ciqueue-gha: interrupted", err=True)
-        sys.exit(130)
+        _fail("interrupted", 130)
     except CiqueueError as exc:
-        click.echo(f"ciqueue-gha: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(f"error: {exc}", exc.exit_code)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         # Retries exhausted in the middle of work: an infrastructure failure, not a crash.
-        click.echo(f"ciqueue-gha: error: {RedisUnreachable(str(exc).splitlines()[0])}", err=True)
-        sys.exit(RedisUnreachable.exit_code)
+        _fail(f"error: {RedisUnreachable(str(exc).splitlines()[0])}", EXIT_INFRASTRUCTURE)
+    except redis.RedisError as exc:  # out of memory, a read-only replica, ...
+        _fail(f"error: Redis answered: {exc}", EXIT_INFRASTRUCTURE)
     sys.exit(code if isinstance(code, int) else 0)
 
 

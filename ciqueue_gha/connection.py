@@ -5,8 +5,12 @@ Messages never contain a password: URLs are shown through `redact`.
 
 from __future__ import annotations
 
+import os
+import re
+import ssl
 import sys
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import Callable, Mapping
+from urllib.parse import parse_qsl, urlsplit
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -17,87 +21,179 @@ from .errors import RedisAuthFailed, RedisTooOld, RedisUnreachable, UsageError
 
 SCHEMES = ("redis", "rediss", "unix")
 
+#: The testing knob that raises the oldest Redis accepted (see `min_redis_version`).
+MIN_VERSION_ENV = "CIQUEUE_MIN_REDIS_VERSION"
+
+#: Query parameters a Redis URL may carry, and whether each must be a number. redis-py hands
+#: any other one to the connection as a keyword (a crash at the first command), and its
+#: ``ssl_*`` ones would turn certificate checks off silently: those go through the options.
+QUERY_PARAMETERS = {
+    "db": True,
+    "username": False,
+    "password": False,
+    "client_name": False,
+    "socket_timeout": True,
+    "socket_connect_timeout": True,
+    "health_check_interval": True,
+}
+
+# Everything between the scheme and the last '@' is user info, whatever characters a
+# password holds; a URL parser would stop at an unencoded '/', '?' or '#' and show the rest.
+_USERINFO = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.-]*://)?(?P<userinfo>.*)@", re.DOTALL)
+_QUERY_PASSWORD = re.compile(r"(?P<name>[?&;]password=)[^&;#]*", re.IGNORECASE)
+
 
 def redact(url: str) -> str:
-    """`url` with any password replaced by ``***``; safe to log."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    """`url` with any password (user info or ``?password=``) replaced by ``***``; safe to log.
+
+    A user info without a colon is hidden whole: some tools read ``redis://secret@host`` as
+    a password.
+    """
+
+    def hide(match: re.Match[str]) -> str:
+        user, colon, _ = match["userinfo"].partition(":")
+        return f"{match['head'] or ''}{user}:***@" if colon else f"{match['head'] or ''}***@"
+
+    return _QUERY_PASSWORD.sub(r"\g<name>***", _USERINFO.sub(hide, url, count=1))
 
 
 def validate_url(url: str) -> str:
-    """Return `url` if it is a usable Redis URL, else raise `UsageError` saying why."""
+    """Return `url` if it is a usable Redis URL, else raise `UsageError` saying why.
+
+    Messages name the problem but never echo a part of the URL that could be a password.
+    """
     shown = redact(url)
+
+    def malformed(why: str) -> UsageError:
+        return UsageError(f"malformed Redis URL {shown}: {why}")
+
     try:
         parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise UsageError(f"malformed Redis URL {shown}: {exc}") from None
+    except ValueError as exc:  # an unclosed IPv6 bracket, say
+        raise malformed(str(exc)) from None
     if parts.scheme not in SCHEMES:
-        raise UsageError(
-            f"malformed Redis URL {shown}: the scheme must be redis://, rediss:// or unix://"
-        )
+        raise malformed("the scheme must be redis://, rediss:// or unix://")
+    if parts.fragment or "@" in parts.path or ("@" in parts.query and "@" not in parts.netloc):
+        raise malformed("percent-encode '/', '?', '#' and '@' in a user name or password")
+    try:
+        port = parts.port
+    except ValueError:
+        raise malformed("the port must be a number from 1 to 65535") from None
+    if port == 0:
+        raise malformed("the port must be a number from 1 to 65535")
     if parts.scheme == "unix":
         if not parts.path:
-            raise UsageError(f"malformed Redis URL {shown}: unix:// needs a socket path")
-        return url
-    if not parts.hostname:
-        raise UsageError(f"malformed Redis URL {shown}: no host")
-    if port == 0:
-        raise UsageError(f"malformed Redis URL {shown}: port 0")
-    db = parts.path.lstrip("/")
-    if db and not db.isdigit():
-        raise UsageError(f"malformed Redis URL {shown}: the database must be a number")
+            raise malformed("unix:// needs a socket path, as in unix:///run/redis.sock")
+    else:
+        if not parts.hostname:
+            raise malformed("no host")
+        db = parts.path.lstrip("/")
+        if db and not db.isdigit():
+            raise malformed("the database (the path) must be a number")
+    _check_query(parts.query, malformed)
     return url
 
 
+def _check_query(query: str, malformed: Callable[[str], UsageError]) -> None:
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name.startswith("ssl"):
+            raise malformed(
+                f"{name} is not read from the URL: TLS is verified unless --insecure-tls"
+            )
+        if name not in QUERY_PARAMETERS:
+            raise malformed(f"unsupported query parameter {name!r}")
+        if QUERY_PARAMETERS[name] and not _is_number(value):
+            raise malformed(f"{name} must be a number")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _retry(retries: int) -> Retry:
+    return Retry(ExponentialBackoff(cap=defaults.BACKOFF_CAP, base=defaults.BACKOFF_BASE), retries)
+
+
+def _tls_options(url: str, verify_tls: bool, ca_file: str | None) -> dict[str, object]:
+    if not url.startswith("rediss://"):
+        if ca_file:
+            raise UsageError("a CA file for TLS needs a rediss:// URL")
+        return {}
+    if verify_tls:
+        return {"ssl_cert_reqs": "required", "ssl_check_hostname": True, "ssl_ca_certs": ca_file}
+    print(
+        "ciqueue-gha: WARNING: TLS certificate verification is OFF for "
+        f"{redact(url)}; anyone on the path can read and change the queue",
+        file=sys.stderr,
+    )
+    return {"ssl_cert_reqs": "none", "ssl_check_hostname": False}
+
+
 def connect(
-    url: str, *, verify_tls: bool = True, retries: int = defaults.CONNECT_RETRIES
+    url: str,
+    *,
+    verify_tls: bool = True,
+    ca_file: str | None = None,
+    retries: int = defaults.CONNECT_RETRIES,
 ) -> redis.Redis:
     """A client for `url` that retries dropped connections with exponential backoff.
 
-    ``rediss://`` verifies the server's certificate unless `verify_tls` is False, which
-    says so loudly on stderr.
+    ``rediss://`` verifies the server's certificate (against `ca_file` when given, else the
+    system's CAs) and its host name, unless `verify_tls` is False, which says so loudly on
+    stderr. Nothing is sent until the first command.
     """
     validate_url(url)
-    options: dict[str, object] = {}
-    if url.startswith("rediss://"):
-        if verify_tls:
-            options["ssl_cert_reqs"] = "required"
-        else:
-            print(
-                "ciqueue-gha: WARNING: TLS certificate verification is OFF for "
-                f"{redact(url)}; anyone on the path can read and change the queue",
-                file=sys.stderr,
-            )
-            options["ssl_cert_reqs"] = "none"
-            options["ssl_check_hostname"] = False
-    retry = Retry(ExponentialBackoff(cap=defaults.BACKOFF_CAP, base=defaults.BACKOFF_BASE), retries)
-    return redis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=defaults.SOCKET_TIMEOUT,
-        socket_connect_timeout=defaults.SOCKET_TIMEOUT,
-        retry=retry,
-        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
-        **options,
-    )
+    options = _tls_options(url, verify_tls, ca_file)
+    try:
+        return redis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=defaults.SOCKET_TIMEOUT,
+            socket_connect_timeout=defaults.SOCKET_TIMEOUT,
+            retry=_retry(retries),
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+            **options,
+        )
+    except ValueError as exc:
+        raise UsageError(f"malformed Redis URL {redact(url)}: {exc}") from None
+
+
+def min_redis_version(env: Mapping[str, str] = os.environ) -> tuple[int, int]:
+    """The oldest Redis accepted: `defaults.MIN_REDIS_VERSION`, unless the testing knob
+    ``CIQUEUE_MIN_REDIS_VERSION=MAJOR.MINOR`` asks for another (so a test can require a
+    newer server than the one it has, and see the "too old" error for real)."""
+    raw = env.get(MIN_VERSION_ENV, "")
+    if not raw:
+        return defaults.MIN_REDIS_VERSION
+    major, dot, minor = raw.partition(".")
+    if not major.isdigit() or (dot and not minor.isdigit()):
+        raise UsageError(f"{MIN_VERSION_ENV}={raw!r} is not a version such as 7.2")
+    return int(major), int(minor or 0)
 
 
 def check_server(
-    client: redis.Redis, url: str, min_version: tuple[int, int] = defaults.MIN_REDIS_VERSION
+    client: redis.Redis,
+    url: str,
+    min_version: tuple[int, int] | None = None,
+    *,
+    retries: int = defaults.FIRST_CONNECT_RETRIES,
 ) -> tuple[int, ...]:
     """Reach the server and check it can run the scripts; returns its version.
+
+    This is the first contact, so it retries only `retries` times: a wrong URL or a server
+    that is not there fails in about a second. The client keeps its own retries (longer,
+    to ride out a drop in the middle of a run) for every call after. `min_version` defaults
+    to `min_redis_version()`.
 
     Raises `RedisUnreachable`, `RedisAuthFailed` or `RedisTooOld` with a one-line message.
     """
     shown = redact(url)
+    kept = client.get_retry()
+    client.set_retry(_retry(retries))
     try:
         info = client.info("server")
     except redis.AuthenticationError:
@@ -107,13 +203,39 @@ def check_server(
             raise RedisAuthFailed(f"Redis at {shown} refused the credentials") from None
         raise RedisUnreachable(f"Redis at {shown} answered with an error: {exc}") from None
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        failed = _tls_verification_failure(exc)
+        if failed is not None:
+            raise RedisUnreachable(
+                f"TLS certificate verification failed for {shown}: {failed}"
+            ) from None
         raise RedisUnreachable(f"cannot reach Redis at {shown}: {_reason(exc)}") from None
+    finally:
+        if kept is not None:
+            client.set_retry(kept)
     text = str(info.get("redis_version", "0"))
     version = tuple(int(part) for part in text.split(".") if part.isdigit())
-    if version[:2] < min_version:
-        need = ".".join(map(str, min_version))
+    need_version = min_version or min_redis_version()
+    if version[:2] < need_version:
+        need = ".".join(map(str, need_version))
         raise RedisTooOld(f"Redis {text} at {shown} is too old: ciqueue-gha needs Redis >= {need}")
     return version
+
+
+def _tls_verification_failure(exc: BaseException) -> str | None:
+    """Why the server's certificate was refused, and what to do, if `exc` comes from that."""
+    cause: BaseException | None = exc
+    reason = None
+    while cause is not None and reason is None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            reason = str(cause.verify_message or cause.reason).rstrip(".")
+        cause = cause.__cause__ or cause.__context__
+    if reason is None:
+        if "CERTIFICATE_VERIFY_FAILED" not in str(exc):
+            return None
+        reason = "the server's certificate is not trusted"  # redis-py kept only the text
+    if "mismatch" in reason:
+        return f"{reason} (use a host name the certificate names, or --insecure-tls)"
+    return f"{reason} (trust its CA with SSL_CERT_FILE=ca.pem, or pass --insecure-tls)"
 
 
 def _reason(exc: BaseException) -> str:

@@ -30,10 +30,15 @@ REQUEUE_OFFSET = 1
 #: Oldest Redis whose scripting we rely on (TIME before writes, effects replication).
 MIN_REDIS_VERSION = (6, 0)
 
-#: Connection retries on a dropped or refused connection, and the backoff between them.
+#: Connection retries on a dropped or refused connection, and the backoff between them:
+#: 8 retries wait about 9 s in all, enough to ride out a restarting server mid-run.
 CONNECT_RETRIES = 8
 BACKOFF_BASE = 0.05
 BACKOFF_CAP = 2.0
+
+#: Retries of the very first contact (about 1.5 s of backoff): a wrong URL or a server that
+#: is not there fails fast, while one still starting up gets a moment.
+FIRST_CONNECT_RETRIES = 4
 
 #: Socket timeout, seconds; a script call never blocks on the server, so this is generous.
 SOCKET_TIMEOUT = 10.0

@@ -1,0 +1,1 @@
+"""The command line and the package as a user meets them: subprocesses, a built wheel."""
