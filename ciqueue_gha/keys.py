@@ -40,6 +40,12 @@ QUEUE_KEYS = (
 )
 
 
+#: Keys of a build attempt that only Python writes (no script needs them).
+RECORD_KEYS = (
+    "strays",  # hash: worker -> JSON list of tests it collected that the queue does not hold
+)
+
+
 def validate_build_id(build_id: str) -> str:
     """Return `build_id` unchanged, or raise `UsageError` naming what is wrong with it."""
     if not _BUILD_ID.fullmatch(build_id):
@@ -66,7 +72,7 @@ class BuildKeys:
         return f"ciq:{{{self.build_id}}}:{self.attempt}:"
 
     def key(self, name: str) -> str:
-        if name not in QUEUE_KEYS:
+        if name not in QUEUE_KEYS and name not in RECORD_KEYS:
             raise KeyError(name)
         return self.prefix + name
 

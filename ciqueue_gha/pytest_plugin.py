@@ -15,17 +15,19 @@ Registered under the ``pytest11`` entry point and inactive unless ``ciqueue-gha 
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import redis
 
-from .errors import CiqueueError, RedisUnreachable
+from .errors import EXIT_INCOMPLETE, CiqueueError, RedisUnreachable
 from .keys import BuildKeys
 from .queue.record import AttemptRecord, BuildRecord, CaseRecord
 from .queue.supervisor import Supervisor
@@ -82,6 +84,7 @@ class QueuePlugin:
         self.tally = WorkerTally()
         self.error: CiqueueError | None = None
         self._reports: list[pytest.TestReport] = []
+        self._running: tuple[Lease, pytest.Item] | None = None
         self._rootdir = Path.cwd()
         self._last_progress = time.monotonic()
 
@@ -111,11 +114,8 @@ class QueuePlugin:
             names = [name for name in names if name in retry]
         population = self.worker.populate(names, allow_empty=retry is not None)
         if not population.matches:
-            self._say(
-                f"WARNING: this worker collected {len(units)} units, but the queue holds "
-                f"{population.total} from another collection; units this worker cannot run "
-                "are reported as errors"
-            )
+            self._report_mismatch(names)
+        self._guard_exit()
         pending = self.worker.wait_for_lease(self.worker.reserve())
         upcoming: Reservation | None = self.worker.reserve() if pending else None
         while pending is not None:
@@ -133,6 +133,46 @@ class QueuePlugin:
             else:
                 pending = self.worker.wait_for_lease(reservation)
                 upcoming = self.worker.reserve() if pending else None
+
+    def _report_mismatch(self, names: list[str]) -> None:
+        """Say loudly that our collection differs from the queue's, and record what only we
+        collected, so the summary reports it as not run instead of losing it."""
+        queued: list[str] = self.worker.client.lrange(self.worker.keys.key("tests"), 0, -1)  # type: ignore[assignment]
+        ours_only = sorted(set(names) - set(queued))
+        self._say(
+            f"WARNING: this worker collected {len(names)} units, the queue holds {len(queued)} "
+            f"from another worker's collection: {len(set(queued) - set(names))} queued units "
+            f"are not collected here (they will be errors), {len(ours_only)} units collected "
+            "here are not queued (they will be reported as not run)"
+        )
+        if ours_only:
+            BuildRecord.add_strays(
+                self.worker.client, self.worker.keys, self.worker.worker_id, ours_only
+            )
+
+    def _guard_exit(self) -> None:
+        """A test that calls os._exit() ends this worker: acknowledge its lease as an error
+        first, so the test is reported where it broke and is not handed to the next worker."""
+        real_exit = os._exit
+        pid = os.getpid()
+
+        def guarded_exit(status: int) -> NoReturn:
+            running = self._running
+            if os.getpid() == pid and running is not None:
+                lease, item = running
+                message = f"{item.nodeid} called os._exit({status}), which ended the worker"
+                crash = CaseRecord(
+                    nodeid=item.nodeid, outcome="error", message=message, longrepr=message
+                )
+                record = attempt_from_cases(lease.test, [crash], time.time())
+                with suppress(Exception):
+                    self.worker.acknowledge(lease, record, reserve_next=False)
+                    self.worker.release()
+                    self._say(message)
+                real_exit(EXIT_INCOMPLETE)
+            real_exit(status)
+
+        os._exit = guarded_exit
 
     def _retry_units(self) -> set[str] | None:
         """On a re-run (attempt > 1): the units that failed or never finished in the attempt
@@ -175,7 +215,9 @@ class QueuePlugin:
         for index, item in enumerate(items):
             following = items[index + 1] if index + 1 < len(items) else nextitem
             self._reports = []
+            self._running = (lease, item)
             item.ihook.pytest_runtest_protocol(item=item, nextitem=following)
+            self._running = None
             cases.append(case_from_reports(item, self._reports, self._rootdir))
         return attempt_from_cases(lease.test, cases, started)
 

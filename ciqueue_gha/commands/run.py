@@ -167,6 +167,11 @@ def run_command(
             # Every worker exited before queueing anything: their own words say why.
             click.echo(processes.log_tails(), err=True)
             codes = processes.exit_codes()
+            click.echo(
+                "ciqueue-gha: error: every worker exited before queueing a test "
+                f"(exit codes {', '.join(map(str, codes))}); their output is above",
+                err=True,
+            )
             raise SystemExit(max(codes) if max(codes) > 0 else EXIT_INCOMPLETE) from None
         if code != 0:
             click.echo(processes.log_tails(), err=True)

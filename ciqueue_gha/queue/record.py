@@ -12,6 +12,7 @@ from typing import Any
 
 import redis
 
+from .. import defaults
 from ..keys import BuildKeys
 
 OUTCOMES = ("passed", "failed", "error", "skipped")
@@ -90,6 +91,7 @@ class BuildRecord:
     results: dict[str, AttemptRecord]
     attempts: dict[str, list[Attempt]]
     takeovers: dict[str, int]
+    strays: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def failed_or_unfinished(self) -> list[str]:
@@ -118,7 +120,8 @@ class BuildRecord:
         pipe.hgetall(keys.key("attempts"))
         pipe.hgetall(keys.key("dispositions"))
         pipe.hgetall(keys.key("takeovers"))
-        populated, tests, results, attempts, dispositions, takeovers = pipe.execute()
+        pipe.hgetall(keys.key("strays"))
+        populated, tests, results, attempts, dispositions, takeovers, strays = pipe.execute()
         by_lease = {lease: AttemptRecord.from_json(text) for lease, text in attempts.items()}
         history: dict[str, list[Attempt]] = {}
         for lease in sorted(by_lease, key=int):
@@ -132,4 +135,14 @@ class BuildRecord:
             results={test: by_lease[lease] for test, lease in results.items()},
             attempts=history,
             takeovers={test: int(count) for test, count in takeovers.items()},
+            strays={worker: json.loads(text) for worker, text in strays.items()},
         )
+
+    @staticmethod
+    def add_strays(client: redis.Redis, keys: BuildKeys, worker: str, tests: list[str]) -> None:
+        """Record tests `worker` collected that the queue does not hold, so none is lost
+        without a word: the summary reports them as not run."""
+        pipe = client.pipeline(transaction=False)
+        pipe.hset(keys.key("strays"), worker, json.dumps(tests))
+        pipe.expire(keys.key("strays"), defaults.KEY_TTL)
+        pipe.execute()

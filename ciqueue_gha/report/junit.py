@@ -64,11 +64,10 @@ def _testcase(history: CaseHistory) -> PytestCase:
     return element
 
 
-def _missing_testcase(unit: str) -> PytestCase:
+def _not_run_testcase(unit: str, message: str) -> PytestCase:
     classname, name = junit_names(unit)
     element = PytestCase(xml_safe(name), xml_safe(classname), 0.0)
-    message = "not run: no worker finished it (lost, or time ran out)"
-    element.result = [Error(message, "incomplete")]
+    element.result = [Error(xml_safe(message), "incomplete")]
     return element
 
 
@@ -77,7 +76,10 @@ def build_junit(outcome: BuildOutcome, suite_name: str = "pytest") -> JUnitXml:
     for history in outcome.cases:
         suite.add_testcase(_testcase(history))
     for unit in outcome.missing:
-        suite.add_testcase(_missing_testcase(unit))
+        suite.add_testcase(_not_run_testcase(unit, "not run: no worker finished it"))
+    for test, worker in sorted(outcome.strays.items()):
+        message = f"not run: collected by {worker} only, never queued"
+        suite.add_testcase(_not_run_testcase(test, message))
     suite.update_statistics()
     xml = JUnitXml()
     xml.add_testsuite(suite)

@@ -33,6 +33,7 @@ class BuildOutcome:
     missing: list[str]
     taken_over: dict[str, int]
     total_units: int
+    strays: dict[str, str] = field(default_factory=dict)  # test -> the worker that collected it
 
     @classmethod
     def from_record(cls, record: BuildRecord) -> BuildOutcome:
@@ -61,7 +62,13 @@ class BuildOutcome:
                 if attempt.record is not final
             ]
             cases.extend(_histories(unit, final, earlier))
-        return cls(cases, current.missing, takeovers, len(units))
+        strays = {
+            test: worker
+            for worker, tests in current.strays.items()
+            for test in tests
+            if test not in units
+        }
+        return cls(cases, current.missing, takeovers, len(units), strays)
 
     def count(self, outcome: str) -> int:
         return sum(1 for case in self.cases if case.final.outcome == outcome)
@@ -83,8 +90,9 @@ class BuildOutcome:
 
     @property
     def exit_code(self) -> int:
-        """0 all ran and passed, 1 all ran and some failed, 3 some did not run."""
-        if self.missing:
+        """0 all ran and passed, 1 all ran and some failed, 3 some did not run (lost, or
+        collected by a worker but never queued)."""
+        if self.missing or self.strays:
             return EXIT_INCOMPLETE
         return EXIT_FAILED if self.failures else EXIT_PASSED
 

@@ -17,12 +17,17 @@ def render_text(outcome: BuildOutcome, keys: BuildKeys, verdict: Verdict) -> str
         f"{len(outcome.cases)} tests, {outcome.count('passed')} passed, "
         f"{outcome.count('failed')} failed, {outcome.count('error')} errors, "
         f"{outcome.count('skipped')} skipped, {len(outcome.flaky)} flaky"
-        + (f", {len(outcome.missing)} NOT RUN" if outcome.missing else "")
+        + (
+            f", {len(outcome.missing) + len(outcome.strays)} NOT RUN"
+            if outcome.exit_code == 3
+            else ""
+        )
     ]
     for history in outcome.failures:
         case = history.final
         label = "ERROR" if case.outcome == "error" else "FAILED"
-        lines.append(f"{label} {case.nodeid} ({case.file}:{case.line}) - {case.message}")
+        where = f" ({case.file}:{case.line})" if case.file else ""
+        lines.append(f"{label} {case.nodeid}{where} - {case.message}")
         lines.extend("    " + line for line in cut(case.longrepr, TRACEBACK_LIMIT).splitlines())
     lines.extend(
         f"FLAKY {h.final.nodeid}: failed {len(h.earlier_failures)}x, then passed"
@@ -35,4 +40,9 @@ def render_text(outcome: BuildOutcome, keys: BuildKeys, verdict: Verdict) -> str
     if verdict is not Verdict.EXHAUSTED:
         lines.append(f"ciqueue-gha: gave up waiting ({verdict.value}); these tests did not run:")
     lines.extend(f"NOT RUN {unit}" for unit in outcome.missing)
+    lines.extend(
+        f"NOT RUN {test}: collected by {worker} only, never queued (workers collected "
+        "different test sets)"
+        for test, worker in sorted(outcome.strays.items())
+    )
     return "\n".join(lines)
