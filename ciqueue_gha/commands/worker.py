@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,44 @@ def worker_command(
 
     Everything after -- is the pytest command line (a leading `pytest` may be left out).
     """
+    session = start_session(
+        redis_url, insecure_tls, build_id, attempt, worker_id, unit, durations_file, **queue
+    )
+    args = pytest_args(pytest_arguments)
+    if junit_xml:
+        args += [f"--junitxml={junit_xml}"]
+    try:
+        code = pytest.main(args, plugins=[session.plugin])
+    finally:
+        session.close()
+    raise SystemExit(exit_code(session.plugin, code))
+
+
+@dataclass
+class WorkerSession:
+    """A connected queue worker, its heartbeat helper, and the pytest plugin driving both."""
+
+    plugin: QueuePlugin
+    heartbeat: HeartbeatProcess
+
+    def close(self) -> None:
+        self.heartbeat.close()
+        # Best effort: a worker that cannot reach Redis any more has nothing to release.
+        with suppress(redis.RedisError, CiqueueError):
+            self.plugin.worker.release()
+
+
+def start_session(
+    redis_url: str | None,
+    insecure_tls: bool,
+    build_id: str | None,
+    attempt: int | None,
+    worker_id: str | None,
+    unit: str,
+    durations_file: Path | None,
+    **queue: Any,
+) -> WorkerSession:
+    """Connect, check the server, start the heartbeat helper; the options are the command's."""
     target = Target.resolve(redis_url, insecure_tls, build_id, attempt)
     settings = queue_settings(**queue)
     client = connect(target.redis_url, verify_tls=target.verify_tls)
@@ -99,17 +138,7 @@ def worker_command(
     )
     # Tests learn which worker and build run them.
     os.environ.update(CIQUEUE_WORKER_ID=worker_id, CIQUEUE_BUILD_ID=target.keys.build_id)
-    args = pytest_args(pytest_arguments)
-    if junit_xml:
-        args += [f"--junitxml={junit_xml}"]
-    try:
-        code = pytest.main(args, plugins=[plugin])
-    finally:
-        heartbeat.close()
-        # Best effort: a worker that cannot reach Redis any more has nothing to release.
-        with suppress(redis.RedisError, CiqueueError):
-            worker.release()
-    raise SystemExit(exit_code(plugin, code))
+    return WorkerSession(plugin, heartbeat)
 
 
 def exit_code(plugin: QueuePlugin, pytest_code: int | pytest.ExitCode) -> int:

@@ -1,0 +1,43 @@
+"""What pytest loads through the ``pytest11`` entry point: idle unless ``--ciqueue`` is given.
+
+``pytest --ciqueue`` makes the session a queue worker configured by the ``CIQUEUE_*``
+variables, exactly as ``ciqueue-gha worker`` would be (see ``ciqueue-gha worker --help``).
+``ciqueue-gha worker`` is the usual way; this is for runners that must call pytest itself.
+"""
+
+from __future__ import annotations
+
+import click
+import pytest
+
+from .errors import CiqueueError
+
+PLUGIN_NAME = "ciqueue-worker"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("ciqueue-gha").addoption(
+        "--ciqueue",
+        action="store_true",
+        default=False,
+        help="run this session as a ciqueue-gha worker, configured by CIQUEUE_* variables",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.getoption("ciqueue") or config.pluginmanager.has_plugin(PLUGIN_NAME):
+        return
+    from .commands.worker import start_session, worker_command
+
+    try:
+        params = worker_command.make_context("worker", []).params
+        params = {
+            k: v
+            for k, v in params.items()
+            if k not in ("junit_xml", "pytest_arguments", "queue_init_timeout")
+        }
+        session = start_session(**params)
+    except (CiqueueError, click.ClickException) as exc:
+        raise pytest.UsageError(f"ciqueue-gha: {exc}") from None
+    config.pluginmanager.register(session.plugin, PLUGIN_NAME)
+    config.add_cleanup(session.close)
