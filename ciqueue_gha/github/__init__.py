@@ -1,0 +1,1 @@
+"""GitHub: the environment of a job, workflow commands, the checks API."""
