@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,6 +17,7 @@ import click
 
 from . import defaults
 from .errors import UsageError
+from .github.env import GitHubEnv
 from .keys import BuildKeys
 from .queue.settings import QueueSettings
 
@@ -170,30 +171,25 @@ class Target:
         insecure_tls: bool,
         build_id: str | None,
         attempt: int | None,
-        env: Mapping[str, str] = os.environ,
+        github: GitHubEnv | None = None,
     ) -> Target:
         if not redis_url:
             raise UsageError("no Redis: pass --redis-url or set CIQUEUE_REDIS_URL")
-        build = build_id or env.get("GITHUB_RUN_ID")
+        github = github or GitHubEnv.from_environ()
+        build = build_id or github.run_id
         if not build:
             raise UsageError("no build id: pass --build-id, or run inside GitHub Actions")
-        return cls(redis_url, not insecure_tls, BuildKeys(build, attempt or github_attempt(env)))
-
-
-def github_attempt(env: Mapping[str, str]) -> int:
-    raw = env.get("GITHUB_RUN_ATTEMPT", "1")
-    if not raw.isdigit() or int(raw) < 1:
-        raise UsageError(f"GITHUB_RUN_ATTEMPT={raw!r} is not an attempt number")
-    return int(raw)
+        return cls(redis_url, not insecure_tls, BuildKeys(build, attempt or github.attempt))
 
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def durations_namespace(env: Mapping[str, str] = os.environ) -> str:
+def durations_namespace(github: GitHubEnv | None = None) -> str:
     """Whose durations these are: the repository on GitHub, else one shared name."""
-    return env.get("GITHUB_REPOSITORY", "default").replace("{", "").replace("}", "")
+    repository = (github or GitHubEnv.from_environ()).repository or "default"
+    return repository.replace("{", "").replace("}", "")
 
 
 def queue_settings(

@@ -21,6 +21,7 @@ import click
 
 from ..connection import check_server, connect
 from ..errors import EXIT_INCOMPLETE, QueueNeverPopulated
+from ..github.env import GitHubEnv
 from ..options import (
     Target,
     connection_options,
@@ -132,7 +133,7 @@ def run_command(
     with ExitStack() as stack:
         if not redis_url:
             redis_url = stack.enter_context(PrivateRedis()).url
-        build_id = build_id or os.environ.get("GITHUB_RUN_ID") or f"local-{uuid.uuid4().hex[:12]}"
+        build_id = build_id or GitHubEnv.from_environ().run_id or f"local-{uuid.uuid4().hex[:12]}"
         target = Target.resolve(redis_url, insecure_tls, build_id, attempt)
         client = connect(target.redis_url, verify_tls=target.verify_tls)
         check_server(client, target.redis_url)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import UsageError
+
 PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target", "pull_request_review")
 
 
@@ -22,7 +24,7 @@ class GitHubEnv:
     """The parts of a job's environment ciqueue-gha uses; empty strings where absent."""
 
     run_id: str = ""
-    run_attempt: int = 1
+    run_attempt: str = ""
     job: str = ""
     repository: str = ""
     api_url: str = "https://api.github.com"
@@ -36,10 +38,9 @@ class GitHubEnv:
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str] = os.environ) -> GitHubEnv:
-        attempt = env.get("GITHUB_RUN_ATTEMPT", "1")
         return cls(
             run_id=env.get("GITHUB_RUN_ID", ""),
-            run_attempt=int(attempt) if attempt.isdigit() and int(attempt) > 0 else 1,
+            run_attempt=env.get("GITHUB_RUN_ATTEMPT", ""),
             job=env.get("GITHUB_JOB", ""),
             repository=env.get("GITHUB_REPOSITORY", ""),
             api_url=env.get("GITHUB_API_URL", "https://api.github.com").rstrip("/"),
@@ -51,6 +52,15 @@ class GitHubEnv:
             step_summary=env.get("GITHUB_STEP_SUMMARY", ""),
             output=env.get("GITHUB_OUTPUT", ""),
         )
+
+    @property
+    def attempt(self) -> int:
+        """GITHUB_RUN_ATTEMPT as a number (1 when unset); a malformed one is a usage error."""
+        if not self.run_attempt:
+            return 1
+        if not self.run_attempt.isdigit() or int(self.run_attempt) < 1:
+            raise UsageError(f"GITHUB_RUN_ATTEMPT={self.run_attempt!r} is not an attempt number")
+        return int(self.run_attempt)
 
     @property
     def in_actions(self) -> bool:
