@@ -85,7 +85,7 @@ class QueuePlugin:
         self.error: CiqueueError | None = None
         self._reports: list[pytest.TestReport] = []
         self._running: tuple[Lease, pytest.Item] | None = None
-        self._rootdir = Path.cwd()
+        self._paths = SourcePaths(Path.cwd(), Path.cwd(), Path.cwd())
         self._last_progress = time.monotonic()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -97,7 +97,7 @@ class QueuePlugin:
             raise session.Interrupted(f"{session.testsfailed} error(s) during collection")
         if session.config.option.collectonly:
             return True
-        self._rootdir = Path(str(session.config.rootpath))
+        self._paths = SourcePaths.of(session.config)
         try:
             self._run(session)
         except CiqueueError as exc:
@@ -218,7 +218,7 @@ class QueuePlugin:
             self._running = (lease, item)
             item.ihook.pytest_runtest_protocol(item=item, nextitem=following)
             self._running = None
-            cases.append(case_from_reports(item, self._reports, self._rootdir))
+            cases.append(case_from_reports(item, self._reports, self._paths))
         return attempt_from_cases(lease.test, cases, started)
 
     def _maybe_report_progress(self, force: bool = False) -> None:
@@ -270,8 +270,35 @@ def attempt_from_cases(test: str, cases: list[CaseRecord], started: float) -> At
     )
 
 
+@dataclass(frozen=True)
+class SourcePaths:
+    """Where paths in reports are relative to, and the repository root we report against:
+    GITHUB_WORKSPACE when the tests live inside it (annotations need repository paths),
+    else pytest's rootdir."""
+
+    invocation: Path  # tracebacks name files relative to where pytest was started
+    rootdir: Path  # item locations are relative to pytest's rootdir
+    repository: Path
+
+    @classmethod
+    def of(cls, config: pytest.Config) -> SourcePaths:
+        rootdir = config.rootpath.resolve()
+        workspace = os.environ.get("GITHUB_WORKSPACE")
+        repository = Path(workspace).resolve() if workspace else rootdir
+        if not rootdir.is_relative_to(repository):
+            repository = rootdir
+        return cls(config.invocation_params.dir.resolve(), rootdir, repository)
+
+    def relative(self, path: Path) -> str | None:
+        """`path` relative to the repository, or None when it lies outside (a library)."""
+        path = path.resolve()
+        if not path.is_relative_to(self.repository) or "site-packages" in path.parts:
+            return None
+        return path.relative_to(self.repository).as_posix()
+
+
 def case_from_reports(
-    item: pytest.Item, reports: list[pytest.TestReport], rootdir: Path
+    item: pytest.Item, reports: list[pytest.TestReport], paths: SourcePaths
 ) -> CaseRecord:
     """One test's result from its setup, call and teardown reports, as pytest sees it."""
     outcome, failing, message = "passed", None, ""
@@ -280,10 +307,11 @@ def case_from_reports(
             outcome, failing = ("failed" if report.when == "call" else "error"), report
         elif report.skipped and outcome == "passed":
             outcome, message = "skipped", skip_message(report)
-    path, line = item.location[0], (item.location[1] or 0) + 1
+    path = paths.relative(paths.rootdir / item.location[0]) or item.location[0]
+    line = (item.location[1] or 0) + 1
     if failing is not None:
         message = crash_message(failing)
-        path, line = failing_location(failing, rootdir) or (path, line)
+        path, line = failing_location(failing, paths) or (path, line)
     return CaseRecord(
         nodeid=item.nodeid,
         outcome=outcome,
@@ -312,14 +340,14 @@ def crash_message(report: pytest.TestReport) -> str:
     return lines[-1] if lines else ""
 
 
-def failing_location(report: pytest.TestReport, rootdir: Path) -> tuple[str, int] | None:
+def failing_location(report: pytest.TestReport, paths: SourcePaths) -> tuple[str, int] | None:
     """The innermost traceback frame inside the repository: file relative to it, 1-based line."""
     traceback = getattr(report.longrepr, "reprtraceback", None)
     for entry in reversed(getattr(traceback, "reprentries", [])):
         location = getattr(entry, "reprfileloc", None)
         if location is None:
             continue
-        path = (rootdir / location.path).resolve()
-        if path.is_relative_to(rootdir.resolve()) and "site-packages" not in path.parts:
-            return path.relative_to(rootdir.resolve()).as_posix(), int(location.lineno)
+        path = paths.relative(paths.invocation / location.path)
+        if path is not None:
+            return path, int(location.lineno)
     return None
