@@ -1,0 +1,139 @@
+"""Workflow commands, written so that no value can start a command of its own.
+
+The runner reads every line of a step's log that starts with ``::`` as a command, and its
+``GITHUB_OUTPUT`` / ``GITHUB_STEP_SUMMARY`` files as outputs and summary. Test names and
+failure messages come from the code under test, so every value is escaped as the runner
+unescapes it: ``%``, CR and LF in messages, those and ``:`` ``,`` in properties. A value
+therefore always stays on its command's one line, and an output's value always ends at a
+delimiter it cannot contain.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TextIO
+
+#: Output names the runner accepts and that cannot break the ``name<<delimiter`` line.
+_OUTPUT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+def escape_data(value: str) -> str:
+    """`value` as a command's message: ``%``, CR and LF escaped, as the runner unescapes them."""
+    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(value: str) -> str:
+    """`value` as a command's property (``file=``, ``title=``): also ``:`` and ``,`` escaped."""
+    return escape_data(value).replace(":", "%3A").replace(",", "%2C")
+
+
+class WorkflowCommands:
+    """Writes workflow commands to `out` (the step's log) and appends to the files the runner
+    names in `env` (``GITHUB_OUTPUT``, ``GITHUB_STEP_SUMMARY``).
+
+    Outside GitHub Actions the commands are harmless log lines and the file methods do
+    nothing (they return False), so callers need no "am I on a runner" test.
+    """
+
+    def __init__(self, out: TextIO = sys.stdout, env: Mapping[str, str] = os.environ) -> None:
+        self._out = out
+        self._env = env
+
+    def command(self, name: str, message: str = "", **properties: str | int | None) -> None:
+        """Write ``::name key=value,…::message`` on one line; None properties are left out."""
+        props = ",".join(
+            f"{key}={escape_property(str(value))}"
+            for key, value in properties.items()
+            if value is not None
+        )
+        self._out.write(f"::{name}{' ' + props if props else ''}::{escape_data(message)}\n")
+        self._out.flush()
+
+    def error(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        end_line: int | None = None,
+        title: str | None = None,
+    ) -> None:
+        """An error annotation, on `file` at `line` when given."""
+        self.command("error", message, file=file, line=line, endLine=end_line, title=title)
+
+    def warning(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        end_line: int | None = None,
+        title: str | None = None,
+    ) -> None:
+        """A warning annotation, on `file` at `line` when given."""
+        self.command("warning", message, file=file, line=line, endLine=end_line, title=title)
+
+    def notice(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        end_line: int | None = None,
+        title: str | None = None,
+    ) -> None:
+        """A notice annotation, on `file` at `line` when given."""
+        self.command("notice", message, file=file, line=line, endLine=end_line, title=title)
+
+    def add_mask(self, value: str) -> None:
+        """Hide `value` in the rest of the job's log. The runner masks line by line, so a
+        multi-line value is masked one line at a time; blank lines are not masked (that would
+        mask nothing useful and every space)."""
+        for line in value.splitlines():
+            if line.strip():
+                self.command("add-mask", line)
+
+    @contextmanager
+    def group(self, title: str) -> Iterator[None]:
+        """Fold what is written inside the block under `title` in the log."""
+        self.command("group", title)
+        try:
+            yield
+        finally:
+            self.command("endgroup")
+
+    def set_output(self, name: str, value: str) -> bool:
+        """Set the step output `name`; False (nothing written) outside a runner."""
+        if not _OUTPUT_NAME.fullmatch(name):
+            raise ValueError(f"invalid output name {name!r}")
+        delimiter = _delimiter(value)
+        return self._append("GITHUB_OUTPUT", f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+
+    def append_summary(self, markdown: str) -> bool:
+        """Append `markdown` to the step's job summary; False (nothing written) outside a
+        runner."""
+        return self._append(
+            "GITHUB_STEP_SUMMARY", markdown if markdown.endswith("\n") else markdown + "\n"
+        )
+
+    def _append(self, variable: str, text: str) -> bool:
+        path = self._env.get(variable, "")
+        if not path:
+            return False
+        # newline="" keeps LF as LF on Windows runners too: the runner reads either.
+        with open(path, "a", encoding="utf-8", newline="") as file:
+            file.write(text)
+        return True
+
+
+def _delimiter(value: str) -> str:
+    """A heredoc delimiter that occurs nowhere in `value`."""
+    while True:
+        delimiter = f"ghadelimiter_{uuid.uuid4()}"
+        if delimiter not in value:
+            return delimiter
