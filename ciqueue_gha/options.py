@@ -156,6 +156,23 @@ supervisor_options = _stack(
 )
 
 
+github_options = _stack(
+    click.option(
+        "--github-token",
+        envvar=["CIQUEUE_GITHUB_TOKEN", "GITHUB_TOKEN"],
+        show_envvar=True,
+        help="Token for the check run on GitHub (needs `checks: write`); never printed.",
+    ),
+    _option(
+        "--check-name",
+        env="CHECK_NAME",
+        default="ciqueue-gha",
+        show_default=True,
+        help="Name of the check run on the pull request.",
+    ),
+)
+
+
 @dataclass(frozen=True)
 class Target:
     """Where the queue is: the Redis URL and the build attempt's keys."""

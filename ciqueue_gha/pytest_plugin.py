@@ -82,6 +82,8 @@ class QueuePlugin:
         self.order = order
         self.progress_every = progress_every
         self.tally = WorkerTally()
+        # Applied to every text a test produces before it leaves this process.
+        self.scrub: Callable[[str], str] = str
         self.error: CiqueueError | None = None
         self._reports: list[pytest.TestReport] = []
         self._running: tuple[Lease, pytest.Item] | None = None
@@ -129,6 +131,11 @@ class QueuePlugin:
                 self.tally.stopped = True
                 return
             if ahead is not None:
+                if isinstance(reservation, Lease) and reservation.test == ahead.test:
+                    # This worker stalled past the lease it reserved ahead, and got the test
+                    # back under a new lease: run it once, under that one (running the item
+                    # twice in a row would break pytest's setup state).
+                    ahead, reservation = reservation, self.worker.reserve()
                 pending, upcoming = ahead, reservation
             else:
                 pending = self.worker.wait_for_lease(reservation)
@@ -218,7 +225,7 @@ class QueuePlugin:
             self._running = (lease, item)
             item.ihook.pytest_runtest_protocol(item=item, nextitem=following)
             self._running = None
-            cases.append(case_from_reports(item, self._reports, self._paths))
+            cases.append(case_from_reports(item, self._reports, self._paths, self.scrub))
         return attempt_from_cases(lease.test, cases, started)
 
     def _maybe_report_progress(self, force: bool = False) -> None:
@@ -298,7 +305,10 @@ class SourcePaths:
 
 
 def case_from_reports(
-    item: pytest.Item, reports: list[pytest.TestReport], paths: SourcePaths
+    item: pytest.Item,
+    reports: list[pytest.TestReport],
+    paths: SourcePaths,
+    scrub: Callable[[str], str] = str,
 ) -> CaseRecord:
     """One test's result from its setup, call and teardown reports, as pytest sees it."""
     outcome, failing, message = "passed", None, ""
@@ -316,11 +326,13 @@ def case_from_reports(
         nodeid=item.nodeid,
         outcome=outcome,
         duration=sum(report.duration for report in reports),
-        message=cut(message),
-        longrepr=cut(failing.longreprtext) if failing is not None else "",
+        message=cut(scrub(message)),
+        longrepr=cut(scrub(failing.longreprtext)) if failing is not None else "",
         file=path,
         line=line,
-        output=cut("".join(content for _, content in reports[-1].sections)) if reports else "",
+        output=cut(scrub("".join(content for _, content in reports[-1].sections)))
+        if reports
+        else "",
     )
 
 

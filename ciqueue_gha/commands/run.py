@@ -1,7 +1,7 @@
 """`ciqueue-gha run --workers N -- PYTEST_ARGS`: the whole build on one machine.
 
 Starts a private Redis (unless --redis-url is given), N worker processes and the summary,
-and cleans up after itself, on Ctrl-C too. The Redis URL reaches the workers through
+and cleans up after itself, on Ctrl-C and SIGTERM too. The Redis URL reaches the workers through
 their environment, never their command line.
 """
 
@@ -12,10 +12,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import uuid
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, NoReturn
 
 import click
 
@@ -26,6 +28,7 @@ from ..options import (
     Target,
     connection_options,
     durations_option,
+    github_options,
     queue_init_option,
     queue_options,
     supervisor_options,
@@ -89,6 +92,17 @@ class WorkerProcesses:
         return "\n".join(tails)
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def interrupt_on_sigterm() -> None:
+    """Make SIGTERM (`kill`, `timeout`, a cancelled CI job) stop the run as Ctrl-C does, so the
+    workers (each in a session of its own) and the private Redis are stopped with it."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
 @click.command("run", context_settings={"ignore_unknown_options": True})
 @click.option(
     "--workers",
@@ -105,6 +119,7 @@ class WorkerProcesses:
 @durations_option
 @supervisor_options
 @merged_junit_option
+@github_options
 @click.option(
     "--log-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -122,6 +137,8 @@ def run_command(
     report_timeout: float,
     inactive_workers_timeout: float,
     junit_xml: Path,
+    github_token: str | None,
+    check_name: str,
     log_dir: Path | None,
     pytest_arguments: tuple[str, ...],
     **queue: Any,
@@ -130,6 +147,7 @@ def run_command(
 
     Everything after -- is the pytest command line (a leading `pytest` may be left out).
     """
+    interrupt_on_sigterm()
     with ExitStack() as stack:
         if not redis_url:
             redis_url = stack.enter_context(PrivateRedis()).url
@@ -162,6 +180,8 @@ def run_command(
                 queue_init_timeout=queue_init_timeout,
                 junit_xml=junit_xml,
                 durations_file=durations_file,
+                github_token=github_token,
+                check_name=check_name,
                 workers_gone=processes.all_exited,
             )
         except QueueNeverPopulated:

@@ -11,11 +11,15 @@ import redis
 from .. import durations
 from ..connection import check_server, connect
 from ..errors import EXIT_INCOMPLETE
+from ..github.env import GitHubEnv
+from ..github.publish import FinishedBuild, publish
+from ..github.workflow import WorkflowCommands
 from ..options import (
     Target,
     connection_options,
     durations_namespace,
     durations_option,
+    github_options,
     queue_init_option,
     supervisor_options,
 )
@@ -45,9 +49,15 @@ def summarize(
     queue_init_timeout: float,
     junit_xml: Path,
     durations_file: Path | None,
+    github_token: str | None = None,
+    check_name: str = "ciqueue-gha",
     workers_gone: Callable[[], bool] | None = None,
 ) -> int:
-    """Wait for the build, write the merged JUnit and the text report; returns the exit code."""
+    """Wait for the build, write the merged JUnit and the reports; returns the exit code.
+
+    On GitHub Actions the reports also go to the step outputs, the job summary and a check
+    run; a report that cannot be posted never changes the exit code.
+    """
     supervisor = Supervisor(
         client,
         target.keys,
@@ -57,14 +67,29 @@ def summarize(
         workers_gone=workers_gone,
     )
     verdict = supervisor.wait().verdict
-    outcome = BuildOutcome.from_records(BuildRecord.load_attempts(client, target.keys))
+    records = BuildRecord.load_attempts(client, target.keys)
+    outcome = BuildOutcome.from_records(records)
     write_junit(outcome, junit_xml)
     save_durations(client, outcome, durations_file)
     click.echo(render_text(outcome, target.keys, verdict))
     click.echo(f"ciqueue-gha: merged JUnit: {junit_xml}")
-    if verdict is not Verdict.EXHAUSTED:
-        return EXIT_INCOMPLETE
-    return outcome.exit_code
+    code = outcome.exit_code if verdict is Verdict.EXHAUSTED else EXIT_INCOMPLETE
+    finished = FinishedBuild(
+        outcome,
+        records,
+        target.keys,
+        code,
+        None if verdict is Verdict.EXHAUSTED else verdict.value,
+        junit_xml,
+    )
+    publish(
+        finished,
+        GitHubEnv.from_environ(),
+        WorkflowCommands(),
+        token=github_token,
+        check_name=check_name,
+    )
+    return code
 
 
 def save_durations(client: redis.Redis, outcome: BuildOutcome, path: Path | None) -> None:
@@ -83,6 +108,7 @@ def save_durations(client: redis.Redis, outcome: BuildOutcome, path: Path | None
 @queue_init_option
 @durations_option
 @merged_junit_option
+@github_options
 def summary_command(
     redis_url: str | None,
     insecure_tls: bool,
@@ -93,6 +119,8 @@ def summary_command(
     queue_init_timeout: float,
     durations_file: Path | None,
     junit_xml: Path,
+    github_token: str | None,
+    check_name: str,
 ) -> None:
     """Wait for every test of the build, merge the results, report them.
 
@@ -111,5 +139,7 @@ def summary_command(
             queue_init_timeout=queue_init_timeout,
             junit_xml=junit_xml,
             durations_file=durations_file,
+            github_token=github_token,
+            check_name=check_name,
         )
     )

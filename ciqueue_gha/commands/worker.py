@@ -29,6 +29,7 @@ from ..options import (
 from ..pytest_plugin import QueuePlugin
 from ..queue.heartbeat import HeartbeatProcess, HelperConfig
 from ..queue.worker import QueueWorker
+from ..secrets import Scrubber, take_secrets, url_secrets
 
 # pytest's exit codes that mean the worker could not do its job, and ours for each.
 _PYTEST_EXIT = {
@@ -136,8 +137,10 @@ def start_session(
     plugin = QueuePlugin(
         worker, heartbeat, unit=unit, order=lambda units: durations.order_by_duration(units, known)
     )
-    # Tests learn which worker and build run them.
+    # Tests learn which worker and build run them, and never see a secret: pytest's
+    # assertion introspection would print os.environ into the report.
     os.environ.update(CIQUEUE_WORKER_ID=worker_id, CIQUEUE_BUILD_ID=target.keys.build_id)
+    plugin.scrub = Scrubber([*url_secrets(target.redis_url), *take_secrets()])
     return WorkerSession(plugin, heartbeat)
 
 
