@@ -45,8 +45,14 @@ class Scripts:
 
     def load_all(self) -> None:
         """Load every script now, so a server that cannot run them fails early."""
-        for script in self._scripts.values():
-            script.registered_client.script_load(script.script)
+        for name in self._scripts:
+            self.load(name)
+
+    def load(self, name: str) -> None:
+        """Load script `name` now: before a call with a large request, so a server that does
+        not know the script yet does not make redis-py send that request twice."""
+        script = self._scripts[name]
+        script.registered_client.script_load(script.script)
 
     def call(self, name: str, keys: list[str], args: list[Any]) -> Any:
         try:

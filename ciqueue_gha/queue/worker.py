@@ -129,6 +129,7 @@ class QueueWorker:
         if len(set(tests)) != len(tests):
             raise UsageError("the test list names a test twice")
         ours = digest(tests)
+        self.scripts.load("populate")
         role, theirs, total = self._call(
             "populate", self.worker_id, self.settings.key_ttl, ours, defaults.POPULATE_CHUNK, *tests
         )
