@@ -35,7 +35,8 @@ if not disposition then
     disposition = 'final'
   end
 end
-touch(ttl, K.attempts, K.dispositions, K.requeues, K.requeued, K.queue, K.results, K.failed)
+touch(ttl, K.attempts, K.dispositions, K.last_attempt, K.requeues, K.requeued, K.queue, K.results,
+  K.failed)
 local reply = {disposition}
 if ARGV[9] ~= '0' then
   for _, v in ipairs(reserve(worker, ARGV[9], now_ms(), tonumber(ARGV[7]), tonumber(ARGV[8]), ttl)) do

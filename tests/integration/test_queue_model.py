@@ -1,0 +1,684 @@
+"""The lease queue against a model: a Hypothesis state machine on a real Redis.
+
+Three workers populate, reserve, heartbeat, acknowledge, requeue, retry and release, crash
+and lose leases; the harness stands for time passing and forces a lease to expire by
+rewriting its deadline in the running zset (nothing sleeps). `Model` is a plain-Python
+reading of DESIGN.md §2: it predicts every reply (which test and lease is handed out is
+deterministic: expired leases first, by deadline then by name as the zset orders them, then
+the queue's head), and after every step the whole of Redis's state is compared with it and
+the five invariants are checked on Redis's state alone.
+
+Each example is a fresh build id on the session's redis-server, deleted when it ends.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from ciqueue_gha import defaults
+from ciqueue_gha.keys import QUEUE_KEYS, BuildKeys
+from ciqueue_gha.queue import (
+    AttemptRecord,
+    Done,
+    Lease,
+    Population,
+    QueueSettings,
+    QueueWorker,
+    Reservation,
+    Supervisor,
+    Wait,
+)
+
+WORKERS = ("w0", "w1", "w2")
+
+#: Seconds: long enough that no lease expires on its own while an example runs.
+LEASE_TIMEOUT = 600.0
+
+#: Picks an element of a non-empty list (modulo its length); shrinks towards the first.
+PICK = st.integers(min_value=0, max_value=255)
+
+FAILURES = ("failed", "error")
+OUTCOMES = st.sampled_from(["passed", "failed", "error", "skipped"])
+
+_examples = itertools.count(1)
+
+
+# --- the model ------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """A running test: its current lease, the worker holding it, and its deadline.
+
+    `deadline` is a past deadline (ms) the harness wrote, or None for a live one (Redis's
+    now + lease timeout: the model does not know Redis's clock, only that it is ahead).
+    """
+
+    lease: int
+    holder: str
+    deadline: int | None = None
+
+
+@dataclass
+class Model:
+    """What DESIGN.md §2 says the queue holds after each operation."""
+
+    tests: list[str]
+    max_requeues: int
+    build_requeue_cap: int
+    max_failures: int | None
+    queue: list[str] = field(default_factory=list)
+    running: dict[str, Run] = field(default_factory=dict)
+    results: dict[str, int] = field(default_factory=dict)  # test -> lease that finalized it
+    attempts: dict[int, tuple[str, str, str]] = field(default_factory=dict)  # lease -> test, ...
+    dispositions: dict[int, str] = field(default_factory=dict)
+    last_attempt: dict[str, tuple[int, str]] = field(default_factory=dict)  # latest stale one
+    failed: int = 0
+    requeues: dict[str, int] = field(default_factory=dict)
+    requeued: int = 0
+    takeovers: dict[str, int] = field(default_factory=dict)
+    lease_counter: int = 0
+    reservations: dict[str, tuple[int, str, int]] = field(default_factory=dict)
+    seq: dict[str, int] = field(default_factory=dict)  # each worker's last reserve call number
+
+    @property
+    def exhausted(self) -> bool:
+        return not self.queue and not self.running and len(self.results) == len(self.tests)
+
+    def holds(self, lease: Lease) -> bool:
+        run = self.running.get(lease.test)
+        return run is not None and run.lease == lease.id
+
+    def next_seq(self, worker: str) -> int:
+        self.seq[worker] = self.seq.get(worker, 0) + 1
+        return self.seq[worker]
+
+    def grant(self, test: str, worker: str, seq: int, *, takeover: bool) -> Lease:
+        self.lease_counter += 1
+        if takeover:
+            self.takeovers[test] = self.takeovers.get(test, 0) + 1
+        self.running[test] = Run(self.lease_counter, worker)
+        self.reservations[worker] = (seq, test, self.lease_counter)
+        return Lease(test, self.lease_counter)
+
+    def finalize(self, test: str, lease: int, outcome: str) -> None:
+        del self.running[test]
+        self.last_attempt.pop(test, None)
+        self.results[test] = lease
+        self.dispositions[lease] = "final"
+        if outcome in FAILURES:
+            self.failed += 1
+
+    def expired(self) -> list[str]:
+        """Running tests whose deadline passed, in the order the running zset sorts them."""
+        past = {t: run.deadline for t, run in self.running.items() if run.deadline is not None}
+        return sorted(past, key=lambda t: (past[t], t))
+
+    def reserve(self, worker: str, seq: int) -> Reservation:
+        last = self.reservations.get(worker)
+        if last is not None and last[0] == seq and self.holds(Lease(last[1], last[2])):
+            # A retry whose reply was lost: the same lease, its deadline moved.
+            self.running[last[1]].deadline = None
+            return Lease(last[1], last[2])
+        if self.max_failures is not None and self.failed >= self.max_failures:
+            return Done("stopped")
+        while expired := self.expired():
+            test = expired[0]
+            if test not in self.last_attempt:
+                return self.grant(test, worker, seq, takeover=True)
+            self.finalize(test, *self.last_attempt[test])  # run once already: not again
+        if self.queue:
+            return self.grant(self.queue.pop(0), worker, seq, takeover=False)
+        return Wait(LEASE_TIMEOUT) if self.running else Done("exhausted")
+
+    def finish(
+        self, script: str, worker: str, lease: Lease, outcome: str, seq: int
+    ) -> tuple[str, Reservation | None]:
+        """acknowledge or requeue `lease` with `outcome`, then reserve if `seq` is not 0."""
+        disposition = self.dispositions.get(lease.id)
+        if disposition is None:
+            disposition = self._settle(script, worker, lease, outcome)
+        return disposition, self.reserve(worker, seq) if seq else None
+
+    def _settle(self, script: str, worker: str, lease: Lease, outcome: str) -> str:
+        test = lease.test
+        self.attempts[lease.id] = (test, worker, outcome)
+        if not self.holds(lease):
+            self.dispositions[lease.id] = "stale"
+            if test not in self.results:
+                self.last_attempt[test] = (lease.id, outcome)
+            return "stale"
+        if (
+            script == "requeue"
+            and self.requeues.get(test, 0) < self.max_requeues
+            and self.requeued < self.build_requeue_cap
+        ):
+            self.requeues[test] = self.requeues.get(test, 0) + 1
+            self.requeued += 1
+            del self.running[test]
+            self.last_attempt.pop(test, None)
+            self.queue.insert(defaults.REQUEUE_OFFSET, test)
+            self.dispositions[lease.id] = "requeued"
+            return "requeued"
+        self.finalize(test, lease.id, outcome)
+        return "final"
+
+    def heartbeat(self, lease: Lease) -> bool:
+        if not self.holds(lease):
+            return False
+        self.running[lease.test].deadline = None
+        return True
+
+    def release(self, worker: str) -> list[str]:
+        released = sorted(t for t, run in self.running.items() if run.holder == worker)
+        for test in released:
+            self.running[test].deadline = 0
+        self.reservations.pop(worker, None)
+        return released
+
+
+# --- Redis's state ---------------------------------------------------------------------------
+
+
+@dataclass
+class State:
+    """Everything one build holds in Redis, read in one transaction."""
+
+    now: int  # ms, Redis's clock
+    ready: bool
+    total: int
+    tests: list[str]
+    queue: list[str]
+    running: dict[str, float]  # test -> deadline
+    leases: dict[str, int]
+    holders: dict[str, str]
+    results: dict[str, int]
+    attempts: dict[int, dict[str, Any]]
+    dispositions: dict[int, str]
+    last_attempt: dict[str, str]
+    failed: int
+    requeues: dict[str, int]
+    requeued: int
+    takeovers: dict[str, int]
+    lease_counter: int
+    reservations: dict[str, list[str]]
+    ttls: dict[str, int]  # key -> PTTL (-2: no such key, -1: no TTL)
+
+    def entry(self, test: str) -> tuple[int | None, str | None, float | None]:
+        """A running test's lease, holder and deadline (all None when it is not running)."""
+        return self.leases.get(test), self.holders.get(test), self.running.get(test)
+
+    def live(self, test: str) -> bool:
+        return test in self.running and self.running[test] > self.now
+
+
+def read_state(client: redis.Redis, keys: BuildKeys) -> State:
+    k = keys.key
+    pipe = client.pipeline(transaction=True)
+    pipe.time()
+    pipe.exists(k("ready"))
+    pipe.get(k("total"))
+    pipe.lrange(k("tests"), 0, -1)
+    pipe.lrange(k("queue"), 0, -1)
+    pipe.zrange(k("running"), 0, -1, withscores=True)
+    for name in ("leases", "holders", "results", "attempts", "dispositions", "last-attempt"):
+        pipe.hgetall(k(name))
+    pipe.get(k("failed"))
+    pipe.hgetall(k("requeues"))
+    pipe.get(k("requeued"))
+    pipe.hgetall(k("takeovers"))
+    pipe.get(k("lease-counter"))
+    pipe.hgetall(k("reservations"))
+    for name in QUEUE_KEYS:
+        pipe.pttl(k(name))
+    (
+        (seconds, micros),
+        ready,
+        total,
+        tests,
+        queue,
+        running,
+        leases,
+        holders,
+        results,
+        attempts,
+        dispositions,
+        last_attempt,
+        failed,
+        requeues,
+        requeued,
+        takeovers,
+        lease_counter,
+        reservations,
+        *ttls,
+    ) = pipe.execute()
+    return State(
+        now=int(seconds) * 1000 + int(micros) // 1000,
+        ready=bool(ready),
+        total=int(total or 0),
+        tests=tests,
+        queue=queue,
+        running=dict(running),
+        leases={t: int(lease) for t, lease in leases.items()},
+        holders=holders,
+        results={t: int(lease) for t, lease in results.items()},
+        attempts={int(lease): json.loads(text) for lease, text in attempts.items()},
+        dispositions={int(lease): d for lease, d in dispositions.items()},
+        last_attempt=last_attempt,
+        failed=int(failed or 0),
+        requeues={t: int(n) for t, n in requeues.items()},
+        requeued=int(requeued or 0),
+        takeovers={t: int(n) for t, n in takeovers.items()},
+        lease_counter=int(lease_counter or 0),
+        reservations={w: json.loads(text) for w, text in reservations.items()},
+        ttls=dict(zip(QUEUE_KEYS, ttls, strict=True)),
+    )
+
+
+# --- the state machine -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """What the last step did, for the invariants that look at a step's before and after."""
+
+    kind: str
+    actor: str | None = None  # the worker that called; None: the harness (time passing)
+    lease: Lease | None = None  # the lease the call carried
+    reserves: bool = False  # whether the call reserved (alone, or riding on a finish)
+    touched: frozenset[str] = frozenset()  # tests whose deadline the harness rewrote
+
+
+@dataclass(frozen=True)
+class Finish:
+    """A worker's last acknowledge or requeue, to repeat as a client whose reply was lost."""
+
+    script: str
+    lease: Lease
+    outcome: str
+    seq: int  # 0: it did not reserve next
+
+
+def attempt(outcome: str) -> AttemptRecord:
+    return AttemptRecord(test="", outcome=outcome)
+
+
+def assert_reservation(real: Reservation | None, predicted: Reservation | None) -> None:
+    if isinstance(predicted, Wait):
+        # The wait is the time to the nearest live deadline, on Redis's clock.
+        assert isinstance(real, Wait), f"expected a wait, got {real!r}"
+        assert 0 < real.seconds <= LEASE_TIMEOUT
+    else:
+        assert real == predicted
+
+
+class QueueMachine(RuleBasedStateMachine):
+    """Workers against one build; the model predicts, Redis must agree after every step."""
+
+    queue_settings: QueueSettings  # drawn by `populate`
+
+    def __init__(self, client: redis.Redis) -> None:
+        super().__init__()
+        self.client = client
+        self.keys = BuildKeys(f"model-{next(_examples)}")
+        self.workers: dict[str, QueueWorker] = {}
+        self.granted: dict[int, tuple[str, Lease]] = {}  # lease id -> the worker it went to
+        self.abandoned: set[int] = set()  # leases of crashed workers: never used again
+        self.last_finish: dict[str, Finish] = {}
+        self.supervisor = Supervisor(client, self.keys)
+        self.step = Step("populate")
+        self.before = read_state(client, self.keys)
+        self.model = Model([], 0, 0, None)
+
+    def teardown(self) -> None:
+        self.client.delete(*self.keys.queue_keys())
+
+    # --- helpers
+
+    def _worker(self, name: str) -> QueueWorker:
+        worker = QueueWorker(self.client, self.keys, name, self.queue_settings)
+        self.workers[name] = worker
+        self.model.seq[name] = 0
+        return worker
+
+    def _note(self, worker: str, reservation: Reservation | None) -> None:
+        if isinstance(reservation, Lease):
+            self.granted.setdefault(reservation.id, (worker, reservation))
+
+    def _leases(self, *, current: bool) -> list[tuple[str, Lease]]:
+        return [
+            (worker, lease)
+            for lease_id, (worker, lease) in sorted(self.granted.items())
+            if lease_id not in self.abandoned and self.model.holds(lease) == current
+        ]
+
+    def _stale(self, pick: int, unsettled: bool) -> tuple[str, Lease]:
+        """A stale lease; with `unsettled`, one never acknowledged if there is one (a late
+        worker's first call rather than a retry)."""
+        leases = self._leases(current=False)
+        fresh = [(w, lease) for w, lease in leases if lease.id not in self.model.dispositions]
+        pool = fresh if unsettled and fresh else leases
+        return pool[pick % len(pool)]
+
+    def has_current(self) -> bool:
+        return bool(self._leases(current=True))
+
+    def has_stale(self) -> bool:
+        return bool(self._leases(current=False))
+
+    def has_running(self) -> bool:
+        return bool(self.model.running)
+
+    def can_retry(self) -> bool:
+        return any(self._retryable(w) for w in WORKERS)
+
+    def _retryable(self, worker: str) -> bool:
+        call = self.last_finish.get(worker)
+        return call is not None and call.seq in (0, self.model.seq[worker])
+
+    def _finish(self, script: str, worker: str, lease: Lease, outcome: str, next_: bool) -> None:
+        seq = self.model.next_seq(worker) if next_ else 0
+        predicted = self.model.finish(script, worker, lease, outcome, seq)
+        call = getattr(self.workers[worker], script)
+        disposition, reservation = call(lease, attempt(outcome), reserve_next=next_)
+        self.step = Step(script, worker, lease, reserves=next_)
+        self.last_finish[worker] = Finish(script, lease, outcome, seq)
+        self._note(worker, reservation)
+        assert disposition == predicted[0]
+        assert_reservation(reservation, predicted[1])
+        assert self.workers[worker].reserve_seq == self.model.seq[worker]
+
+    # --- rules
+
+    @initialize(
+        n=st.integers(min_value=1, max_value=8),
+        order=st.permutations(range(8)),
+        max_requeues=st.integers(min_value=0, max_value=2),
+        tolerance=st.sampled_from([0.0, 0.2, 0.5, 1.0]),
+        max_failures=st.sampled_from([None, None, None, 1, 3]),
+    )
+    def populate(
+        self,
+        n: int,
+        order: list[int],
+        max_requeues: int,
+        tolerance: float,
+        max_failures: int | None,
+    ) -> None:
+        # Queue order differs from name order, so ties among expired deadlines (broken by name)
+        # are not the queue's order by accident.
+        tests = [f"tests/test_m{i % 3}.py::test_{i}[p{i}]" for i in order if i < n]
+        self.queue_settings = QueueSettings(
+            lease_timeout=LEASE_TIMEOUT,
+            max_requeues=max_requeues,
+            requeue_tolerance=tolerance,
+            max_failures=max_failures,
+        )
+        self.model = Model(
+            tests, max_requeues, self.queue_settings.build_requeue_cap(n), max_failures, list(tests)
+        )
+        leader, follower, stray = (self._worker(w) for w in WORKERS)
+        assert leader.populate(tests) == Population(True, n, True)
+        assert leader.populate(tests) == Population(True, n, True)  # a retry pushes nothing
+        assert follower.populate(tests[::-1]) == Population(False, n, True)
+        stray_set = [*tests, "tests/test_stray.py::test_only_here"]
+        assert stray.populate(stray_set) == Population(False, n, False)
+        self.step = Step("populate")
+
+    @rule(worker=st.sampled_from(WORKERS), retry=st.booleans())
+    def reserve(self, worker: str, retry: bool) -> None:
+        retry = retry and self.model.seq[worker] > 0  # a first call has nothing to repeat
+        seq = self.model.seq[worker] if retry else self.model.next_seq(worker)
+        predicted = self.model.reserve(worker, seq)
+        reservation = self.workers[worker].reserve(retry=retry)
+        self.step = Step("reserve", worker, reserves=True)
+        self._note(worker, reservation)
+        assert_reservation(reservation, predicted)
+        assert self.workers[worker].reserve_seq == seq
+
+    @precondition(has_current)
+    @rule(pick=PICK)
+    def heartbeat_current(self, pick: int) -> None:
+        leases = self._leases(current=True)
+        worker, lease = leases[pick % len(leases)]
+        assert self.model.heartbeat(lease)
+        assert self.workers[worker].heartbeat(lease) is True
+        self.step = Step("heartbeat", worker, lease)
+
+    @precondition(has_stale)
+    @rule(pick=PICK, unsettled=st.booleans())
+    def heartbeat_stale(self, pick: int, unsettled: bool) -> None:
+        worker, lease = self._stale(pick, unsettled)
+        assert not self.model.heartbeat(lease)
+        assert self.workers[worker].heartbeat(lease) is False
+        self.step = Step("heartbeat", worker, lease)
+
+    @precondition(has_running)
+    @rule(pick=PICK, deadline=st.integers(min_value=0, max_value=2))
+    def expire(self, pick: int, deadline: int) -> None:
+        """Time passes for one test: its holder stopped heartbeating (or is just slow)."""
+        running = sorted(self.model.running)
+        test = running[pick % len(running)]
+        self.model.running[test].deadline = deadline
+        self.client.zadd(self.keys.key("running"), {test: deadline}, xx=True)
+        self.step = Step("expire", touched=frozenset({test}))
+
+    @precondition(has_current)
+    @rule(pick=PICK, outcome=OUTCOMES, next_=st.booleans())
+    def acknowledge_current(self, pick: int, outcome: str, next_: bool) -> None:
+        leases = self._leases(current=True)
+        self._finish("acknowledge", *leases[pick % len(leases)], outcome, next_)
+
+    @precondition(has_stale)
+    @rule(pick=PICK, unsettled=st.booleans(), outcome=OUTCOMES, next_=st.booleans())
+    def acknowledge_stale(self, pick: int, unsettled: bool, outcome: str, next_: bool) -> None:
+        self._finish("acknowledge", *self._stale(pick, unsettled), outcome, next_)
+
+    @precondition(has_current)
+    @rule(pick=PICK, outcome=st.sampled_from(FAILURES), next_=st.booleans())
+    def requeue_current(self, pick: int, outcome: str, next_: bool) -> None:
+        leases = self._leases(current=True)
+        self._finish("requeue", *leases[pick % len(leases)], outcome, next_)
+
+    @precondition(has_stale)
+    @rule(
+        pick=PICK, unsettled=st.booleans(), outcome=st.sampled_from(FAILURES), next_=st.booleans()
+    )
+    def requeue_stale(self, pick: int, unsettled: bool, outcome: str, next_: bool) -> None:
+        self._finish("requeue", *self._stale(pick, unsettled), outcome, next_)
+
+    @precondition(can_retry)
+    @rule(pick=PICK)
+    def retry_finish(self, pick: int) -> None:
+        """Repeat a worker's last acknowledge or requeue exactly, reserve number included."""
+        candidates = [w for w in WORKERS if self._retryable(w)]
+        worker = candidates[pick % len(candidates)]
+        call = self.last_finish[worker]
+        assert call.lease.id in self.model.dispositions  # the first call recorded it
+        predicted = self.model.finish(call.script, worker, call.lease, call.outcome, call.seq)
+        client = self.workers[worker]
+        if call.seq:
+            client.reserve_seq = call.seq - 1  # so the call repeats its reserve number
+        method = getattr(client, call.script)
+        disposition, reservation = method(
+            call.lease, attempt(call.outcome), reserve_next=call.seq > 0
+        )
+        self.step = Step(call.script, worker, call.lease, reserves=call.seq > 0)
+        self._note(worker, reservation)
+        assert disposition == predicted[0]
+        assert_reservation(reservation, predicted[1])
+        assert client.reserve_seq == self.model.seq[worker]
+
+    @rule(worker=st.sampled_from(WORKERS))
+    def release(self, worker: str) -> None:
+        predicted = self.model.release(worker)
+        assert sorted(self.workers[worker].release()) == predicted
+        self.step = Step("release", worker)
+
+    @rule(worker=st.sampled_from(WORKERS))
+    def crash(self, worker: str) -> None:
+        """The worker dies: it never uses its leases again, they expire; it restarts afresh."""
+        held = [t for t, run in self.model.running.items() if run.holder == worker]
+        self.abandoned |= {lease_id for lease_id, (w, _) in self.granted.items() if w == worker}
+        for test in held:
+            self.model.running[test].deadline = 0
+            self.client.zadd(self.keys.key("running"), {test: 0}, xx=True)
+        self.last_finish.pop(worker, None)
+        restarted = self._worker(worker)  # the same worker id, its reserve numbers from 1 again
+        n = len(self.model.tests)
+        assert restarted.populate(self.model.tests) == Population(worker == "w0", n, True)
+        self.step = Step("crash", touched=frozenset(held))
+
+    # --- after every step
+
+    @invariant()
+    def redis_agrees_with_the_model_and_keeps_the_invariants(self) -> None:
+        before, after = self.before, read_state(self.client, self.keys)
+        self.check_model(after)
+        self.check_tests_in_one_place(after)
+        self.check_leases(before, after)
+        self.check_only_holders_move_tests(before, after)
+        self.check_exhausted(after)
+        self.check_stale_calls_change_no_lease(before, after)
+        self.check_every_key_has_a_ttl(after)
+        self.before = after
+
+    def check_model(self, real: State) -> None:
+        m = self.model
+        assert real.ready and real.total == len(m.tests) and real.tests == m.tests
+        assert real.queue == m.queue
+        assert real.running.keys() == m.running.keys()
+        for test, run in m.running.items():
+            assert (real.leases[test], real.holders[test]) == (run.lease, run.holder)
+            if run.deadline is None:
+                assert real.running[test] > real.now, f"{test}'s lease should be live"
+            else:
+                assert real.running[test] == run.deadline
+        assert real.results == m.results
+        recorded = {
+            lease: (record["test"], record["worker"], record["outcome"], record["lease"])
+            for lease, record in real.attempts.items()
+        }
+        assert recorded == {lease: (*a, lease) for lease, a in m.attempts.items()}
+        assert real.dispositions == m.dispositions
+        assert real.last_attempt == {t: f"{lease}:{o}" for t, (lease, o) in m.last_attempt.items()}
+        assert (real.failed, real.requeued, real.lease_counter) == (
+            m.failed,
+            m.requeued,
+            m.lease_counter,
+        )
+        assert real.requeues == m.requeues
+        assert real.takeovers == m.takeovers
+        assert real.reservations == {
+            w: [str(seq), test, str(lease)] for w, (seq, test, lease) in m.reservations.items()
+        }
+
+    def check_tests_in_one_place(self, real: State) -> None:
+        """Invariant 1: a test is in exactly one of queued, running, finalized."""
+        queued, running, finalized = set(real.queue), set(real.running), set(real.results)
+        assert len(queued) == len(real.queue), "a test is queued twice"
+        assert not queued & running and not queued & finalized and not running & finalized
+        assert queued | running | finalized == set(real.tests)
+
+    def check_leases(self, before: State, after: State) -> None:
+        """Invariant 2: at most one live lease per test; lease ids only grow."""
+        assert after.running.keys() == after.leases.keys() == after.holders.keys()
+        assert len(set(after.leases.values())) == len(after.leases)
+        assert after.lease_counter >= before.lease_counter
+        assert all(lease <= after.lease_counter for lease in after.leases.values())
+        for test, lease in after.leases.items():
+            if before.leases.get(test) != lease:
+                assert lease > before.lease_counter, f"{test} got an old lease id {lease}"
+
+    def check_only_holders_move_tests(self, before: State, after: State) -> None:
+        """Invariant 3: only the current lease holder moves a test out of running.
+
+        The one exception DESIGN.md makes: a reserve that finds the lease expired finalizes
+        the test from a completed (stale) attempt instead of running it again.
+        """
+        step = self.step
+        for test in before.running.keys() - after.running.keys():
+            by_holder = step.kind in ("acknowledge", "requeue") and step.lease == Lease(
+                test, before.leases[test]
+            )
+            # The attempt it is finalized from was stale: recorded earlier, or by this very
+            # call before it reserved.
+            final = after.results.get(test)
+            stale = final is not None and final != before.leases[test]
+            recorded = before.dispositions.get(final or 0) == "stale" or (
+                step.lease is not None and step.lease.id == final
+            )
+            on_expiry = step.reserves and before.running[test] <= before.now and stale and recorded
+            assert by_holder or on_expiry, f"{test} left running in {step}"
+
+    def check_exhausted(self, real: State) -> None:
+        """Invariant 4: exhausted <=> populated, nothing queued or running, all finalized."""
+        status = self.supervisor.status()
+        drained = (
+            real.ready and not real.queue and not real.running and len(real.results) == real.total
+        )
+        assert status.exhausted == drained == self.model.exhausted
+        m = self.model
+        live = sum(run.deadline is None for run in m.running.values())
+        assert (status.total, status.queued, status.running, status.finalized) == (
+            len(m.tests),
+            len(m.queue),
+            len(m.running),
+            len(m.results),
+        )
+        assert (status.failed, status.alive_leases) == (m.failed, live)
+
+    def check_stale_calls_change_no_lease(self, before: State, after: State) -> None:
+        """Invariant 5: nothing a stale worker does changes another worker's lease.
+
+        A stale call that does not reserve changes no lease at all, not even its caller's
+        current one; no call changes another worker's live lease (a reserve only takes queued
+        tests and expired leases, and a retried one refreshes its caller's own lease).
+        """
+        step = self.step
+        if step.lease is not None and before.leases.get(step.lease.test) != step.lease.id:
+            for test in before.running:
+                own = before.holders[test] == step.actor
+                if not step.reserves or (before.live(test) and not own):
+                    assert after.entry(test) == before.entry(test), f"{step} moved {test}"
+        for test in before.running:
+            if test in step.touched or (step.actor and before.holders[test] == step.actor):
+                continue
+            if step.actor is None or before.live(test):
+                assert after.entry(test) == before.entry(test), f"{step} moved {test}"
+
+    def check_every_key_has_a_ttl(self, real: State) -> None:
+        assert all(ttl != -1 for ttl in real.ttls.values()), f"a key without a TTL: {real.ttls}"
+
+
+def test_the_queue_behaves_as_its_model(client: redis.Redis) -> None:
+    class OnTheSessionRedis(QueueMachine):
+        def __init__(self) -> None:
+            super().__init__(client)
+
+    run_state_machine_as_test(
+        OnTheSessionRedis,
+        settings=settings(
+            max_examples=500,
+            stateful_step_count=30,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
