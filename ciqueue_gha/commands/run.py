@@ -1,8 +1,8 @@
 """`ciqueue-gha run --workers N -- PYTEST_ARGS`: the whole build on one machine.
 
 Starts a private Redis (unless --redis-url is given), N worker processes and the summary,
-and cleans up after itself, on Ctrl-C and SIGTERM too. The Redis URL reaches the workers through
-their environment, never their command line.
+and cleans up after itself, on Ctrl-C and SIGTERM too. The Redis URL reaches the workers
+through their environment, never their command line.
 """
 
 from __future__ import annotations
