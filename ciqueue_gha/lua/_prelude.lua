@@ -28,7 +28,8 @@ end
 -- A queue whose ready marker vanished was flushed or restarted empty: never carry on.
 local function assert_populated()
   if redis.call('EXISTS', K.ready) == 0 then
-    return redis.error_reply('CIQ_STATE_LOST the queue of this build is gone from Redis')
+    return redis.error_reply('CIQ_STATE_LOST the queue of this build is gone from Redis '
+      .. '(restarted empty, flushed or evicted): queue state lost')
   end
   return nil
 end
