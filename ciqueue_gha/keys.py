@@ -43,6 +43,7 @@ QUEUE_KEYS = (
 #: Keys of a build attempt that only Python writes (no script needs them).
 RECORD_KEYS = (
     "strays",  # hash: worker -> JSON list of tests it collected that the queue does not hold
+    "stopped",  # string: set once a worker was told to stop (--max-failures reached)
 )
 
 

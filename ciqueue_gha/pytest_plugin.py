@@ -31,7 +31,7 @@ from .errors import EXIT_INCOMPLETE, CiqueueError, RedisUnreachable
 from .keys import BuildKeys
 from .queue.record import AttemptRecord, BuildRecord, CaseRecord
 from .queue.supervisor import Supervisor
-from .queue.worker import Heartbeat, Lease, QueueWorker, Reservation
+from .queue.worker import Done, Heartbeat, Lease, QueueWorker, Reservation
 from .truncate import cut
 
 #: How often a worker prints its progress line, seconds.
@@ -127,7 +127,11 @@ class QueuePlugin:
             with self.heartbeat.holding(pending, *reserved) if self.heartbeat else nullcontext():
                 record = self._execute(session, pending, units.get(pending.test), nextitem)
             reservation = self._finish(pending, record)
-            if session.shouldstop or session.shouldfail:
+            stopped = isinstance(reservation, Done) and reservation.reason == "stopped"
+            if stopped or session.shouldstop or session.shouldfail:
+                # Whatever was reserved ahead goes back at once, unrun: the build has stopped
+                # (--max-failures) or pytest was told to stop (-x, --maxfail).
+                self.worker.release()
                 self.tally.stopped = True
                 return
             if ahead is not None:

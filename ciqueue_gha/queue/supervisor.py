@@ -32,6 +32,7 @@ class QueueStatus:
     alive_leases: int  # running tests whose deadline has not passed
     since_seen_ms: int  # since any worker reserved or heartbeat; -1: none seen
     now_ms: int
+    stopped: bool = False  # a worker hit --max-failures: nothing more will be handed out
 
     @property
     def exhausted(self) -> bool:
@@ -44,6 +45,7 @@ class Verdict(Enum):
     EXHAUSTED = "exhausted"
     REPORT_TIMEOUT = "report timeout"
     INACTIVE_WORKERS = "no live worker"
+    STOPPED = "stopped by --max-failures"
 
 
 @dataclass(frozen=True)
@@ -80,12 +82,14 @@ class Supervisor:
         self._clock = clock
         self._sleep = sleep
         self._key_vector = keys.queue_keys()
+        self._client = client
 
     def status(self) -> QueueStatus:
         reply = self.scripts.call("status", self._key_vector, [])
         ready, total, queued, running, finalized, failed, alive, since, now = map(int, reply)
+        stopped = bool(self._client.exists(self.keys.key("stopped")))
         return QueueStatus(
-            bool(ready), total, queued, running, finalized, failed, alive, since, now
+            bool(ready), total, queued, running, finalized, failed, alive, since, now, stopped
         )
 
     def wait_until_populated(self) -> QueueStatus:
@@ -115,6 +119,8 @@ class Supervisor:
         while True:
             if status.exhausted:
                 return Outcome(Verdict.EXHAUSTED, status)
+            if status.stopped and status.alive_leases == 0:
+                return Outcome(Verdict.STOPPED, status)
             now = self._clock()
             if now - start >= self.report_timeout:
                 return Outcome(Verdict.REPORT_TIMEOUT, status)

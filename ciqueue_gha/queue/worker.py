@@ -76,7 +76,7 @@ def digest(tests: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(sorted(tests)).encode()).hexdigest()
 
 
-def _parse_reservation(reply: Sequence[Any]) -> Reservation:
+def parse_reservation(reply: Sequence[Any]) -> Reservation:
     kind = reply[0]
     if kind == "lease":
         return Lease(reply[1], int(reply[2]))
@@ -136,6 +136,14 @@ class QueueWorker:
         self.total = int(total)
         return Population(role == "leader", self.total, theirs == ours)
 
+    def _reservation(self, reply: Sequence[Any]) -> Reservation:
+        reservation = parse_reservation(reply)
+        if reservation == Done("stopped"):
+            # Tell the supervisor, which cannot know --max-failures: it need not wait for the
+            # tests that will never be handed out.
+            self.client.set(self.keys.key("stopped"), self.worker_id, ex=self.settings.key_ttl)
+        return reservation
+
     def _next_seq(self) -> int:
         self.reserve_seq += 1
         return self.reserve_seq
@@ -151,7 +159,7 @@ class QueueWorker:
         reply = self._call(
             "reserve", self.worker_id, seq, s.lease_timeout_ms, s.script_max_failures(), s.key_ttl
         )
-        return _parse_reservation(reply)
+        return self._reservation(reply)
 
     def acknowledge(
         self, lease: Lease, record: AttemptRecord, *, reserve_next: bool = True
@@ -192,7 +200,7 @@ class QueueWorker:
             self._next_seq() if reserve_next else 0,
             *extra,
         )
-        return reply[0], _parse_reservation(reply[1:]) if reserve_next else None
+        return reply[0], self._reservation(reply[1:]) if reserve_next else None
 
     def heartbeat(self, lease: Lease) -> bool:
         """Extend `lease`; False when it is no longer this worker's."""
