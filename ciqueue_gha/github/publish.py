@@ -47,8 +47,11 @@ class FinishedBuild:
     def title(self) -> str:
         outcome = self.outcome
         failed = outcome.count("failed") + outcome.count("error")
-        parts = [f"{len(outcome.cases)} tests", f"{len(outcome.cases) - failed} passed"]
+        # Counted as the job summary and the `passed` output count: skips are no passes.
+        skipped = outcome.count("skipped")
+        parts = [f"{len(outcome.cases)} tests", f"{outcome.count('passed')} passed"]
         parts += [f"{failed} failed"] if failed else []
+        parts += [f"{skipped} skipped"] if skipped else []
         parts += [f"{len(outcome.flaky)} flaky"] if outcome.flaky else []
         not_run = len(outcome.missing) + len(outcome.strays)
         parts += [f"{not_run} not run"] if not_run else []
