@@ -7,7 +7,7 @@ and optionally in a JSON file (``--durations-file``) for users without a lasting
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import redis
@@ -22,13 +22,22 @@ SMOOTHING = 0.5
 DURATIONS_TTL = 30 * 24 * 3600
 
 
-def order_by_duration(units: list[str], durations: Mapping[str, float]) -> list[str]:
-    """Longest first; units never measured count as the mean; ties keep collection order."""
+def expected(units: Sequence[str], durations: Mapping[str, float]) -> dict[str, float]:
+    """Seconds each unit is expected to take: its recorded duration, or the mean of the
+    recorded ones for a unit never measured; empty when none of `units` was ever measured."""
     known = [durations[unit] for unit in units if unit in durations]
     if not known:
-        return list(units)
+        return {}
     mean = sum(known) / len(known)
-    return sorted(units, key=lambda unit: -durations.get(unit, mean))
+    return {unit: durations.get(unit, mean) for unit in units}
+
+
+def order_by_duration(units: list[str], durations: Mapping[str, float]) -> list[str]:
+    """Longest first; units never measured count as the mean; ties keep collection order."""
+    seconds = expected(units, durations)
+    if not seconds:
+        return list(units)
+    return sorted(units, key=lambda unit: -seconds[unit])
 
 
 def blend(old: Mapping[str, float], new: Mapping[str, float]) -> dict[str, float]:

@@ -8,6 +8,10 @@ markers, skips, xfail, setup and teardown errors behave as in plain pytest.
 pytest tears fixtures down according to the *next* item, so the plugin reserves one unit
 ahead: while a unit runs, the lease of the unit behind it is already held (and heartbeat),
 and each acknowledge carries the reserve of the unit after that: one round trip a unit.
+A unit held that way waits for the one running, though another worker may be idle: so a
+unit expected to run long (recorded durations, `LATE_RESERVE_ROUND_TRIPS`) is run with no
+unit held behind it, and its successor is reserved only when pytest asks for the next item,
+as the unit's teardown starts: one more round trip for that unit, and no unit held behind it.
 
 Registered under the ``pytest11`` entry point and inactive unless ``ciqueue-gha worker``
 (or ``pytest --ciqueue`` with ``CIQUEUE_*`` in the environment) asks for it.
@@ -18,15 +22,16 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 import redis
 
+from .durations import expected
 from .errors import EXIT_INCOMPLETE, CiqueueError, RedisUnreachable
 from .keys import BuildKeys
 from .queue.record import AttemptRecord, BuildRecord, CaseRecord
@@ -36,6 +41,14 @@ from .truncate import cut
 
 #: How often a worker prints its progress line, seconds.
 PROGRESS_EVERY = 5.0
+
+#: A unit expected to take at least this many of the worker's round trips to Redis runs
+#: with no unit reserved behind it (its successor is reserved as its teardown starts): the
+#: extra round trip costs it at most 1 %, and no test waits, leased, behind a long one.
+LATE_RESERVE_ROUND_TRIPS = 100
+
+#: Weight of the newest round trip in the worker's moving average of them.
+ROUND_TRIP_SMOOTHING = 0.2
 
 UNITS = ("test", "file")
 
@@ -51,6 +64,47 @@ def group_units(items: Sequence[pytest.Item], unit: str) -> dict[str, list[pytes
     for item in items:
         units.setdefault(unit_of(item.nodeid, unit), []).append(item)
     return units
+
+
+class LateNextItem:
+    """pytest's `nextitem` for a unit run with nothing reserved behind it: reserves the next
+    unit when pytest first asks about it, which its teardown does (``listchain``) to know which
+    fixtures the next item still needs. No next unit, or an error reserving it (kept for
+    `raise_error`, so it is not reported as the test's teardown error): nothing is needed.
+    Any other attribute is the next item's."""
+
+    def __init__(
+        self, reserve: Callable[[], Reservation], units: Mapping[str, list[pytest.Item]]
+    ) -> None:
+        self._reserve = reserve
+        self._units = units
+        self.reservation: Reservation | None = None
+        self._item: pytest.Item | None = None
+        self._error: Exception | None = None
+
+    def resolve(self) -> pytest.Item | None:
+        if self.reservation is None and self._error is None:
+            try:
+                self.reservation = self._reserve()
+            except Exception as exc:
+                self._error = exc
+            if isinstance(self.reservation, Lease) and self.reservation.test in self._units:
+                self._item = self._units[self.reservation.test][0]
+        return self._item
+
+    def listchain(self) -> list[Any]:  # pytest's nodes, session first
+        item = self.resolve()
+        return item.listchain() if item is not None else []
+
+    def __getattr__(self, name: str) -> Any:
+        item = self.resolve()
+        if item is None:
+            raise AttributeError(name)
+        return getattr(item, name)
+
+    def raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
 
 
 @dataclass
@@ -74,12 +128,14 @@ class QueuePlugin:
         *,
         unit: str = "test",
         order: Callable[[list[str]], list[str]] | None = None,
+        durations: Mapping[str, float] | None = None,
         progress_every: float = PROGRESS_EVERY,
     ) -> None:
         self.worker = worker
         self.heartbeat = heartbeat
         self.unit = unit
         self.order = order
+        self.durations = durations or {}
         self.progress_every = progress_every
         self.tally = WorkerTally()
         # Applied to every text a test produces before it leaves this process.
@@ -89,6 +145,8 @@ class QueuePlugin:
         self._running: tuple[Lease, pytest.Item] | None = None
         self._paths = SourcePaths(Path.cwd(), Path.cwd(), Path.cwd())
         self._last_progress = time.monotonic()
+        self._expected: dict[str, float] = {}
+        self._round_trip: float | None = None  # moving average, seconds
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self._reports.append(report)
@@ -118,15 +176,27 @@ class QueuePlugin:
         if not population.matches:
             self._report_mismatch(names)
         self._guard_exit()
-        pending = self.worker.wait_for_lease(self.worker.reserve())
-        upcoming: Reservation | None = self.worker.reserve() if pending else None
+        self._expected = expected(list(units), self.durations)
+        pending = self.worker.wait_for_lease(self._reserve())
+        upcoming = self._reserve_behind(pending)
         while pending is not None:
+            # upcoming is None: nothing reserved behind `pending` yet, pytest's teardown of it
+            # reserves the next unit when it asks which item comes next.
+            late = LateNextItem(self._reserve, units) if upcoming is None else None
             ahead = upcoming if isinstance(upcoming, Lease) else None
-            nextitem = units[ahead.test][0] if ahead and ahead.test in units else None
+            nextitem = late if late is not None else self._item_of(ahead, units)
             reserved = [ahead] if ahead else []
             with self.heartbeat.holding(pending, *reserved) if self.heartbeat else nullcontext():
                 record = self._execute(session, pending, units.get(pending.test), nextitem)
-            reservation = self._finish(pending, record)
+            if late is not None:
+                late.raise_error()
+                upcoming = late.reservation
+                ahead = upcoming if isinstance(upcoming, Lease) else None
+            # Reserve the unit after `ahead` with this acknowledge, unless `ahead` runs long
+            # (its teardown reserves then); with nothing ahead, the acknowledge's reserve is
+            # the next unit to run.
+            reserve_next = ahead is None or not self._runs_long(ahead.test)
+            reservation = self._finish(pending, record, reserve_next=reserve_next)
             stopped = isinstance(reservation, Done) and reservation.reason == "stopped"
             if stopped or session.shouldstop or session.shouldfail:
                 # Whatever was reserved ahead goes back at once, unrun: the build has stopped
@@ -139,11 +209,44 @@ class QueuePlugin:
                     # This worker stalled past the lease it reserved ahead, and got the test
                     # back under a new lease: run it once, under that one (running the item
                     # twice in a row would break pytest's setup state).
-                    ahead, reservation = reservation, self.worker.reserve()
+                    ahead, reservation = reservation, self._reserve_behind(reservation)
                 pending, upcoming = ahead, reservation
             else:
+                assert reservation is not None  # asked for with the acknowledge
                 pending = self.worker.wait_for_lease(reservation)
-                upcoming = self.worker.reserve() if pending else None
+                upcoming = self._reserve_behind(pending)
+
+    @staticmethod
+    def _item_of(lease: Lease | None, units: Mapping[str, list[pytest.Item]]) -> pytest.Item | None:
+        """The first item of `lease`'s unit, if this worker collected it."""
+        return units[lease.test][0] if lease is not None and lease.test in units else None
+
+    def _runs_long(self, unit: str) -> bool:
+        """Whether `unit` is expected to take LATE_RESERVE_ROUND_TRIPS round trips or more;
+        never when no duration was recorded."""
+        seconds = self._expected.get(unit)
+        if seconds is None or self._round_trip is None:
+            return False
+        return seconds >= LATE_RESERVE_ROUND_TRIPS * self._round_trip
+
+    def _reserve_behind(self, lease: Lease | None) -> Reservation | None:
+        """The reservation of the unit to run after `lease`'s: now, or None (later, as the
+        teardown of `lease`'s unit starts) when that unit runs long or there is none."""
+        if lease is None or self._runs_long(lease.test):
+            return None
+        return self._reserve()
+
+    def _reserve(self) -> Reservation:
+        started = time.perf_counter()
+        reservation = self.worker.reserve()
+        self._count_round_trip(time.perf_counter() - started)
+        return reservation
+
+    def _count_round_trip(self, seconds: float) -> None:
+        if self._round_trip is None:
+            self._round_trip = seconds
+        else:
+            self._round_trip += ROUND_TRIP_SMOOTHING * (seconds - self._round_trip)
 
     def _report_mismatch(self, names: list[str]) -> None:
         """Say loudly that our collection differs from the queue's, and record what only we
@@ -197,10 +300,14 @@ class QueuePlugin:
             return None
         return set(previous.failed_or_unfinished)
 
-    def _finish(self, lease: Lease, record: AttemptRecord) -> Reservation:
+    def _finish(
+        self, lease: Lease, record: AttemptRecord, *, reserve_next: bool = True
+    ) -> Reservation | None:
         requeue = record.failed and self.worker.may_requeue
         finish = self.worker.requeue if requeue else self.worker.acknowledge
-        disposition, reservation = finish(lease, record)
+        started = time.perf_counter()
+        disposition, reservation = finish(lease, record, reserve_next=reserve_next)
+        self._count_round_trip(time.perf_counter() - started)
         self.tally.executed += 1
         if disposition == "requeued":
             self.tally.requeued += 1
@@ -209,7 +316,6 @@ class QueuePlugin:
         elif record.failed:
             self.tally.final_failures.append(lease.test)
         self._maybe_report_progress()
-        assert reservation is not None  # asked for with the acknowledge
         return reservation
 
     def _execute(
@@ -217,14 +323,16 @@ class QueuePlugin:
         session: pytest.Session,
         lease: Lease,
         items: list[pytest.Item] | None,
-        nextitem: pytest.Item | None,
+        nextitem: pytest.Item | LateNextItem | None,
     ) -> AttemptRecord:
         started = time.time()
         if items is None:
             return not_collected(lease.test, self.worker.worker_id, started)
         cases = []
         for index, item in enumerate(items):
-            following = items[index + 1] if index + 1 < len(items) else nextitem
+            following: pytest.Item | LateNextItem | None = (
+                items[index + 1] if index + 1 < len(items) else nextitem
+            )
             self._reports = []
             self._running = (lease, item)
             item.ihook.pytest_runtest_protocol(item=item, nextitem=following)

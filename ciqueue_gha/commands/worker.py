@@ -135,7 +135,11 @@ def start_session(
         )
     )
     plugin = QueuePlugin(
-        worker, heartbeat, unit=unit, order=lambda units: durations.order_by_duration(units, known)
+        worker,
+        heartbeat,
+        unit=unit,
+        order=lambda units: durations.order_by_duration(units, known),
+        durations=known,
     )
     # Tests learn which worker and build run them, and never see a secret: pytest's
     # assertion introspection would print os.environ into the report.

@@ -588,6 +588,41 @@ def test_durations_file_queues_the_longest_tests_first(
     assert queued == longest_first
 
 
+def test_a_test_known_to_run_long_holds_no_test_behind_it(
+    commands: Commands, tmp_path: Path, redis_server: PrivateRedis
+) -> None:
+    """A worker reserves one test ahead, except behind a test the durations say runs long:
+    there it reserves as that test's teardown starts, so the second long test goes to the
+    worker that comes along meanwhile instead of waiting behind the first. pytest still learns
+    the next item in time: each worker sets the module fixture up once and tears it down once."""
+    suite = copy_suite("late", tmp_path)
+    log, times = tmp_path / "late.log", tmp_path / "durations.json"
+    log.touch()
+    known = {"check_late.py::test_long_a": 30.0, "check_late.py::test_long_b": 29.0}
+    known |= {f"check_late.py::test_short[{n}]": 0.001 for n in range(6)}
+    times.write_text(json.dumps(known))
+    env = clean_env(tmp_path, SUITE_LOG=str(log))
+    build = ["--redis-url", redis_server.url, "--build-id", new_build_id("late")]
+    merged = tmp_path / "merged.xml"
+    summary = [*cli(), "summary", *build, "--junit-xml", str(merged)]
+    summary_command = commands.start("summary", summary, cwd=suite, env=env)
+    worker = [*cli(), "worker", *build, "--durations-file", str(times)]
+    first = commands.start("first", [*worker, "--worker-id", "first"], cwd=suite, env=env)
+    wait_for(lambda: ["first", "start", "long-a"] in read_log(log), "the first worker starts")
+    second = commands.start("second", [*worker, "--worker-id", "second"], cwd=suite, env=env)
+    for command in (first, second, summary_command):
+        assert command.wait() == EXIT_PASSED, command.output()
+
+    lines = read_log(log)
+    ran = {name: worker for worker, event, name in lines if event == "start"}
+    assert len(ran) == len(known), lines
+    assert (ran["long-a"], ran["long-b"]) == ("first", "second"), lines
+    for name in ("first", "second"):
+        module = [event for worker, event, what in lines if worker == name and what == "module"]
+        assert module == ["setup", "teardown"], (name, lines)
+    assert set(outcomes(merged).values()) == {"passed"}
+
+
 # --- 6. --unit file keeps a file's tests on one worker -----------------------------------------
 
 
