@@ -6,6 +6,7 @@ Every failure is one line on stderr and an exit code from DESIGN.md §1: `main` 
 
 from __future__ import annotations
 
+import importlib
 import sys
 from contextlib import suppress
 from typing import NoReturn
@@ -14,10 +15,6 @@ import click
 import redis
 
 from . import __version__
-from .commands.queue import queue_command
-from .commands.run import run_command
-from .commands.summary import summary_command
-from .commands.worker import worker_command
 from .connection import check_server, connect, redact
 from .errors import EXIT_INFRASTRUCTURE, EXIT_USAGE, CiqueueError, RedisUnreachable
 from .redis_server import PrivateRedis
@@ -37,7 +34,32 @@ insecure_tls_option = click.option(
 )
 
 
-@click.group()
+#: The commands in modules of their own, imported only when run: a worker has no use for the
+#: report's libraries, nor `run` and `summary` for pytest, and every import is start-up time
+#: each process of a build pays.
+LAZY_COMMANDS = {
+    "worker": "ciqueue_gha.commands.worker:worker_command",
+    "summary": "ciqueue_gha.commands.summary:summary_command",
+    "run": "ciqueue_gha.commands.run:run_command",
+    "queue": "ciqueue_gha.commands.queue:queue_command",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose `LAZY_COMMANDS` are imported when asked for by name."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in LAZY_COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        module, name = LAZY_COMMANDS[cmd_name].split(":")
+        command: click.Command = getattr(importlib.import_module(module), name)
+        return command
+
+
+@click.group(cls=LazyGroup)
 @click.version_option(__version__, prog_name="ciqueue-gha")
 def cli() -> None:
     """Spread one pytest suite over many CI jobs through a lease-based queue in Redis."""
@@ -80,12 +102,6 @@ def redis_stop(redis_url: str, insecure_tls: bool) -> None:
     with suppress(redis.ConnectionError):
         client.shutdown(nosave=True)
     click.echo(f"stopped: {redact(redis_url)}")
-
-
-cli.add_command(worker_command)
-cli.add_command(summary_command)
-cli.add_command(run_command)
-cli.add_command(queue_command)
 
 
 def _fail(message: str, code: int) -> NoReturn:

@@ -278,7 +278,7 @@ class QueuePlugin:
                 crash = CaseRecord(
                     nodeid=item.nodeid, outcome="error", message=message, longrepr=message
                 )
-                record = attempt_from_cases(lease.test, [crash], time.time())
+                record = attempt_from_cases(lease.test, [crash], self.worker.now())
                 with suppress(Exception):
                     self.worker.acknowledge(lease, record, reserve_next=False)
                     self.worker.release()
@@ -325,7 +325,7 @@ class QueuePlugin:
         items: list[pytest.Item] | None,
         nextitem: pytest.Item | LateNextItem | None,
     ) -> AttemptRecord:
-        started = time.time()
+        started = self.worker.now()
         if items is None:
             return not_collected(lease.test, self.worker.worker_id, started)
         cases = []

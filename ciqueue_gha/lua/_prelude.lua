@@ -57,7 +57,7 @@ local function grant(test, worker, seq, now, lease_timeout, takeover)
   redis.call('HSET', K.holders, test, worker)
   redis.call('HSET', K.reservations, worker, cjson.encode({seq, test, lease}))
   redis.call('ZADD', K.running, now + lease_timeout, test)
-  return {'lease', test, lease}
+  return {'lease', test, lease, tostring(now)}
 end
 
 local function holds(test, lease)
@@ -68,7 +68,7 @@ end
 -- the seq of the worker's last granted reservation is a retry whose reply was lost, and gets
 -- that same lease back while it is still the worker's. Otherwise: an expired lease first,
 -- then the head of the queue.
--- Returns {'lease', test, id} | {'wait', ms} | {'stopped'} | {'exhausted'}.
+-- Returns {'lease', test, id, now in ms} | {'wait', ms} | {'stopped'} | {'exhausted'}.
 local function reserve(worker, seq, now, lease_timeout, max_failures, ttl)
   redis.call('ZADD', K.workers, now, worker)
   local last = redis.call('HGET', K.reservations, worker)
@@ -76,7 +76,7 @@ local function reserve(worker, seq, now, lease_timeout, max_failures, ttl)
     local r = cjson.decode(last)
     if r[1] == seq and holds(r[2], r[3]) and redis.call('ZSCORE', K.running, r[2]) then
       redis.call('ZADD', K.running, now + lease_timeout, r[2])
-      return {'lease', r[2], r[3]}
+      return {'lease', r[2], r[3], tostring(now)}
     end
   end
   if max_failures >= 0 and tonumber(redis.call('GET', K.failed) or '0') >= max_failures then

@@ -2,7 +2,8 @@
 -- KEYS: the key vector (see _prelude.lua)
 -- ARGV: worker, reserve seq (numbers this worker's calls; a retry repeats it), lease timeout (ms),
 --       max failures (-1: none), ttl (s)
--- Returns: {'lease', test, lease id} | {'wait', ms to the next deadline} | {'stopped'} | {'exhausted'}
+-- Returns: {'lease', test, lease id, Redis's time in ms} | {'wait', ms to the next deadline}
+--   | {'stopped'} | {'exhausted'}
 local err = assert_populated()
 if err then return err end
 return reserve(ARGV[1], ARGV[2], now_ms(), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))

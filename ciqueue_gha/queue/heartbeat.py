@@ -109,10 +109,17 @@ def serve(stream: IO[bytes]) -> None:
     )
     parent = os.getppid()
     leases: list[Lease] = []
+    # When each lease was last given a deadline: by this helper's beat, else (a lease new to
+    # it) by the reserve that granted it just before the worker sent it. A beat is due one
+    # interval after the oldest, never at once: a test a few milliseconds long costs no
+    # heartbeat, and a lease reserved ahead keeps its beat time from the test before.
+    refreshed: dict[Lease, float] = {}
     started = 0.0
-    next_beat = 0.0
     while os.getppid() == parent:
-        wait = settings.heartbeat_every if not leases else max(0.0, next_beat - time.monotonic())
+        wait = settings.heartbeat_every
+        if leases:
+            next_beat = min(refreshed[lease] for lease in leases) + settings.heartbeat_every
+            wait = max(0.0, next_beat - time.monotonic())
         ready, _, _ = select.select([stream], [], [], wait)
         if ready:
             message = _read_message(stream)
@@ -120,7 +127,9 @@ def serve(stream: IO[bytes]) -> None:
                 return
             pairs: list[list[object]] = message["leases"]  # type: ignore[assignment]
             leases = [Lease(str(test), int(str(lease))) for test, lease in pairs]
-            started = next_beat = time.monotonic()
+            started = time.monotonic()
+            if leases:
+                refreshed = {lease: refreshed.get(lease, started) for lease in leases}
             continue
         if not leases:
             continue
@@ -129,7 +138,7 @@ def serve(stream: IO[bytes]) -> None:
             continue
         # A lease taken over is no longer ours to keep alive.
         leases = [lease for lease in leases if worker.heartbeat(lease)]
-        next_beat = time.monotonic() + settings.heartbeat_every
+        refreshed = dict.fromkeys(leases, time.monotonic())
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import redis
@@ -39,6 +39,8 @@ class Lease:
 
     test: str
     id: int
+    #: Redis's time when the lease was granted, seconds (0: not known); not part of identity.
+    granted_at: float = field(default=0.0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ def digest(tests: Sequence[str]) -> str:
 def parse_reservation(reply: Sequence[Any]) -> Reservation:
     kind = reply[0]
     if kind == "lease":
-        return Lease(reply[1], int(reply[2]))
+        return Lease(reply[1], int(reply[2]), int(reply[3]) / 1000)
     if kind == "wait":
         return Wait(int(reply[1]) / 1000)
     return Done(kind)
@@ -112,6 +114,9 @@ class QueueWorker:
         # Numbers this worker's reserve calls: a retried call repeats its number, so the
         # script can tell a lost reply from a new request.
         self.reserve_seq = 0
+        # Redis's clock minus this runner's, as of the last lease granted: `now()` dates
+        # attempts on the build's one clock even when the runner's is off.
+        self.clock_offset = 0.0
         self._sleep = sleep
         self._key_vector = keys.queue_keys()
 
@@ -138,11 +143,17 @@ class QueueWorker:
 
     def _reservation(self, reply: Sequence[Any]) -> Reservation:
         reservation = parse_reservation(reply)
+        if isinstance(reservation, Lease):
+            self.clock_offset = reservation.granted_at - time.time()
         if reservation == Done("stopped"):
             # Tell the supervisor, which cannot know --max-failures: it need not wait for the
             # tests that will never be handed out.
             self.client.set(self.keys.key("stopped"), self.worker_id, ex=self.settings.key_ttl)
         return reservation
+
+    def now(self) -> float:
+        """Redis's time as this worker best knows it (off by one reply's latency), seconds."""
+        return time.time() + self.clock_offset
 
     def _next_seq(self) -> int:
         self.reserve_seq += 1

@@ -73,13 +73,14 @@ def _not_run_testcase(unit: str, message: str) -> PytestCase:
 
 def build_junit(outcome: BuildOutcome, suite_name: str = "pytest") -> JUnitXml:
     suite = TestSuite(suite_name)
-    for history in outcome.cases:
-        suite.add_testcase(_testcase(history))
-    for unit in outcome.missing:
-        suite.add_testcase(_not_run_testcase(unit, "not run: no worker finished it"))
+    cases = [_testcase(history) for history in outcome.cases]
+    cases += [_not_run_testcase(unit, "not run: no worker finished it") for unit in outcome.missing]
     for test, worker in sorted(outcome.strays.items()):
         message = f"not run: collected by {worker} only, never queued"
-        suite.add_testcase(_not_run_testcase(test, message))
+        cases.append(_not_run_testcase(test, message))
+    # append, then count once: add_testcase recounts the whole suite on every call (quadratic).
+    for case in cases:
+        suite.append(case)
     suite.update_statistics()
     xml = JUnitXml()
     xml.add_testsuite(suite)

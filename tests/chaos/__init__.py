@@ -1,0 +1,1 @@
+"""The fault-injection suite (marker `chaos`): the demo suite under random faults, by rounds."""
