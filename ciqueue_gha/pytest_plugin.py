@@ -398,6 +398,8 @@ class SourcePaths:
     invocation: Path  # tracebacks name files relative to where pytest was started
     rootdir: Path  # item locations are relative to pytest's rootdir
     repository: Path
+    # path -> its answer: resolving costs a system call per path component, for every test.
+    _seen: dict[Path, str | None] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, config: pytest.Config) -> SourcePaths:
@@ -410,10 +412,14 @@ class SourcePaths:
 
     def relative(self, path: Path) -> str | None:
         """`path` relative to the repository, or None when it lies outside (a library)."""
-        path = path.resolve()
-        if not path.is_relative_to(self.repository) or "site-packages" in path.parts:
-            return None
-        return path.relative_to(self.repository).as_posix()
+        if path not in self._seen:
+            resolved = path.resolve()
+            inside = resolved.is_relative_to(self.repository)
+            library = "site-packages" in resolved.parts
+            self._seen[path] = (
+                resolved.relative_to(self.repository).as_posix() if inside and not library else None
+            )
+        return self._seen[path]
 
 
 def case_from_reports(

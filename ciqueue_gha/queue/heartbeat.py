@@ -6,7 +6,10 @@ cannot starve its heartbeats. The worker talks to it over a pipe, one JSON line 
     {"connect": {...}}                    first line: where Redis is and whose leases to keep
     {"leases": [[test, id], ...]}         a test started under the first lease; the others
                                           are reserved behind it (prefetched)
-    {"leases": []}                        the test finished
+
+A finished test sends nothing (a message per test is a wake-up of this process, on the hot
+path): the next test's message replaces the leases, and a lease acknowledged in between
+fails its next heartbeat and is dropped.
 
 The helper stops heartbeating after max-test-duration of one test, so a hung test (and
 what was reserved behind it) is reclaimed,
@@ -65,12 +68,10 @@ class HeartbeatProcess:
 
     @contextmanager
     def holding(self, running: Lease, *reserved: Lease) -> Iterator[None]:
-        """Keep `running` and the `reserved` leases behind it alive while the block runs."""
+        """Keep `running` and the `reserved` leases behind it alive from now on; the next
+        call replaces them (see the module's docstring)."""
         self._send({"leases": [[lease.test, lease.id] for lease in (running, *reserved)]})
-        try:
-            yield
-        finally:
-            self._send({"leases": []})
+        yield
 
     def close(self) -> None:
         if self.process.stdin is not None:

@@ -8,10 +8,15 @@ again). Units that never got a final result appear as errors, so none is silentl
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from xml.sax.saxutils import quoteattr
 
-from junitparser import Attr, Error, Failure, IntAttr, Skipped, SystemOut, TestSuite
-from junitparser.xunit2 import FlakyFailure, JUnitXml, RerunFailure, TestCase
+from junitparser import Attr, Error, Failure, IntAttr, Skipped, SystemOut
+from junitparser.xunit2 import FlakyFailure, RerunFailure, TestCase
 
 from .outcome import BuildOutcome, CaseHistory
 
@@ -71,22 +76,61 @@ def _not_run_testcase(unit: str, message: str) -> PytestCase:
     return element
 
 
-def build_junit(outcome: BuildOutcome, suite_name: str = "pytest") -> JUnitXml:
-    suite = TestSuite(suite_name)
-    cases = [_testcase(history) for history in outcome.cases]
-    cases += [_not_run_testcase(unit, "not run: no worker finished it") for unit in outcome.missing]
+@dataclass
+class _Totals:
+    """A suite's counts, kept as junitparser's `update_statistics` keeps them."""
+
+    tests: int = 0
+    failures: int = 0
+    errors: int = 0
+    skipped: int = 0
+    time: float = 0.0
+
+    def add(self, case: PytestCase) -> None:
+        self.tests += 1
+        self.time += case.time or 0.0
+        for entry in case.result:
+            if isinstance(entry, Failure):
+                self.failures += 1
+            elif isinstance(entry, Error):
+                self.errors += 1
+            elif isinstance(entry, Skipped):
+                self.skipped += 1
+
+    def attributes(self) -> str:
+        return (
+            f'tests="{self.tests}" failures="{self.failures}" errors="{self.errors}" '
+            f'skipped="{self.skipped}" time="{round(self.time, 3)}"'
+        )
+
+
+def _testcases(outcome: BuildOutcome) -> Iterator[PytestCase]:
+    for history in outcome.cases:
+        yield _testcase(history)
+    for unit in outcome.missing:
+        yield _not_run_testcase(unit, "not run: no worker finished it")
     for test, worker in sorted(outcome.strays.items()):
-        message = f"not run: collected by {worker} only, never queued"
-        cases.append(_not_run_testcase(test, message))
-    # append, then count once: add_testcase recounts the whole suite on every call (quadratic).
-    for case in cases:
-        suite.append(case)
-    suite.update_statistics()
-    xml = JUnitXml()
-    xml.add_testsuite(suite)
-    return xml
+        yield _not_run_testcase(test, f"not run: collected by {worker} only, never queued")
 
 
-def write_junit(outcome: BuildOutcome, path: Path) -> None:
+def write_junit(outcome: BuildOutcome, path: Path, suite_name: str = "pytest") -> None:
+    """Write the merged JUnit file, one testcase at a time.
+
+    Streamed, not built as one tree: junitparser's pretty writer parses the whole document
+    again into a DOM, several hundred MB for 100,000 tests. The cases go to a temporary
+    file first, as the totals in the suite's opening tag are known only after the last.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    build_junit(outcome).write(str(path), pretty=True)
+    totals = _Totals()
+    with tempfile.TemporaryFile() as body:
+        for case in _testcases(outcome):
+            totals.add(case)
+            body.write(b"    " + case.tostring() + b"\n")
+        body.seek(0)
+        with path.open("wb") as out:
+            out.write(b'<?xml version="1.0" encoding="utf-8"?>\n')
+            out.write(f"<testsuites {totals.attributes()}>\n".encode())
+            name = quoteattr(suite_name)
+            out.write(f"  <testsuite name={name} {totals.attributes()}>\n".encode())
+            shutil.copyfileobj(body, out)
+            out.write(b"  </testsuite>\n</testsuites>\n")

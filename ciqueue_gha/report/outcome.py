@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import EXIT_FAILED, EXIT_INCOMPLETE, EXIT_PASSED
-from ..queue.record import AttemptRecord, BuildRecord, CaseRecord
+from ..queue.record import AttemptRecord, BuildRecord, CaseRecord, cyclic_gc_paused
 
 
 @dataclass
@@ -43,6 +43,11 @@ class BuildOutcome:
     def from_records(cls, records: list[BuildRecord]) -> BuildOutcome:
         """The whole suite over a build's attempts, oldest first: each unit's latest final
         result, with every earlier failed attempt of it, from any build attempt."""
+        with cyclic_gc_paused():
+            return cls._merge(records)
+
+    @classmethod
+    def _merge(cls, records: list[BuildRecord]) -> BuildOutcome:
         current = records[-1]
         units = list(dict.fromkeys(unit for record in records for unit in record.tests))
         cases: list[CaseHistory] = []
@@ -62,11 +67,12 @@ class BuildOutcome:
                 if attempt.record is not final
             ]
             cases.extend(_histories(unit, final, earlier))
+        known = set(units)
         strays = {
             test: worker
             for worker, tests in current.strays.items()
             for test in tests
-            if test not in units
+            if test not in known
         }
         return cls(cases, current.missing, takeovers, len(units), strays)
 
