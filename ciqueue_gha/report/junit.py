@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-from junitparser import Attr, Error, Failure, IntAttr, Skipped, SystemOut
+from junitparser import Attr, Error, Failure, IntAttr, Skipped, SystemOut, TestSuite
 from junitparser.xunit2 import FlakyFailure, RerunFailure, TestCase
 
 from .outcome import BuildOutcome, CaseHistory
@@ -113,8 +113,12 @@ def _testcases(outcome: BuildOutcome) -> Iterator[PytestCase]:
         yield _not_run_testcase(test, f"not run: collected by {worker} only, never queued")
 
 
+#: Testcases serialized per call: ElementTree's set-up per call costs as much as a small case.
+BATCH = 500
+
+
 def write_junit(outcome: BuildOutcome, path: Path, suite_name: str = "pytest") -> None:
-    """Write the merged JUnit file, one testcase at a time.
+    """Write the merged JUnit file, a batch of testcases at a time.
 
     Streamed, not built as one tree: junitparser's pretty writer parses the whole document
     again into a DOM, several hundred MB for 100,000 tests. The cases go to a temporary
@@ -123,14 +127,29 @@ def write_junit(outcome: BuildOutcome, path: Path, suite_name: str = "pytest") -
     path.parent.mkdir(parents=True, exist_ok=True)
     totals = _Totals()
     with tempfile.TemporaryFile() as body:
+        batch, held = TestSuite("batch"), 0  # junitparser's len() walks the whole suite
         for case in _testcases(outcome):
             totals.add(case)
-            body.write(b"    " + case.tostring() + b"\n")
+            batch.append(case)
+            held += 1
+            if held == BATCH:
+                body.write(_inner_xml(batch))
+                batch, held = TestSuite("batch"), 0
+        if held:
+            body.write(_inner_xml(batch))
         body.seek(0)
         with path.open("wb") as out:
             out.write(b'<?xml version="1.0" encoding="utf-8"?>\n')
             out.write(f"<testsuites {totals.attributes()}>\n".encode())
             name = quoteattr(suite_name)
-            out.write(f"  <testsuite name={name} {totals.attributes()}>\n".encode())
+            out.write(f"  <testsuite name={name} {totals.attributes()}>".encode())
             shutil.copyfileobj(body, out)
-            out.write(b"  </testsuite>\n</testsuites>\n")
+            out.write(b"\n  </testsuite>\n</testsuites>\n")
+
+
+def _inner_xml(batch: TestSuite) -> bytes:
+    """The testcases of `batch`, serialized, one to a line. In serialized XML a ``<`` is
+    always markup (text and attributes carry ``&lt;``), so the split is safe."""
+    xml: bytes = batch.tostring()
+    inner = xml[xml.index(b">") + 1 : xml.rindex(b"</testsuite>")]
+    return inner.replace(b"<testcase ", b"\n    <testcase ")
