@@ -1,0 +1,1 @@
+"""No tests here: a worker over this folder collects nothing."""
