@@ -8,6 +8,10 @@ markers, skips, xfail, setup and teardown errors behave as in plain pytest.
 pytest tears fixtures down according to the *next* item, so the plugin reserves one unit
 ahead: while a unit runs, the lease of the unit behind it is already held (and heartbeat),
 and each acknowledge carries the reserve of the unit after that: one round trip a unit.
+The worker does not wait for that round trip: a passed unit's acknowledge is sent and the
+unit reserved ahead starts at once; the reply (the unit after it) is read when pytest's
+teardown of that unit asks which item is next, by when it has long arrived. A failed unit's
+acknowledge is waited for: its reply may say the build stopped (--max-failures).
 A unit held that way waits for the one running, though another worker may be idle: so a
 unit expected to run long (recorded durations, `LATE_RESERVE_ROUND_TRIPS`) is run with no
 unit held behind it, and its successor is reserved only when pytest asks for the next item,
@@ -23,8 +27,9 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -36,7 +41,7 @@ from .errors import EXIT_INCOMPLETE, CiqueueError, RedisUnreachable
 from .keys import BuildKeys
 from .queue.record import AttemptRecord, BuildRecord, CaseRecord
 from .queue.supervisor import Supervisor
-from .queue.worker import Done, Heartbeat, Lease, QueueWorker, Reservation
+from .queue.worker import Done, Finishing, Heartbeat, Lease, QueueWorker, Reservation
 from .truncate import cut
 
 #: How often a worker prints its progress line, seconds.
@@ -147,6 +152,8 @@ class QueuePlugin:
         self._last_progress = time.monotonic()
         self._expected: dict[str, float] = {}
         self._round_trip: float | None = None  # moving average, seconds
+        self._regranted: Lease | None = None  # see _read_finishing
+        self._supervisor: Supervisor | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self._reports.append(report)
@@ -178,43 +185,82 @@ class QueuePlugin:
         self._guard_exit()
         self._expected = expected(list(units), self.durations)
         pending = self.worker.wait_for_lease(self._reserve())
+        if pending is None:
+            return
         upcoming = self._reserve_behind(pending)
-        while pending is not None:
-            # upcoming is None: nothing reserved behind `pending` yet, pytest's teardown of it
-            # reserves the next unit when it asks which item comes next.
-            late = LateNextItem(self._reserve, units) if upcoming is None else None
+        while True:
+            # A reservation in hand, or one to read (the reply to the acknowledge in flight) or
+            # to make (a unit run long) only when pytest's teardown asks which item is next.
+            late = LateNextItem(upcoming, units) if callable(upcoming) else None
             ahead = upcoming if isinstance(upcoming, Lease) else None
             nextitem = late if late is not None else self._item_of(ahead, units)
-            reserved = [ahead] if ahead else []
-            with self.heartbeat.holding(pending, *reserved) if self.heartbeat else nullcontext():
-                record = self._execute(session, pending, units.get(pending.test), nextitem)
+            if self.heartbeat:
+                self.heartbeat.hold(pending, *([ahead] if ahead else []))
+            self._regranted = None
+            record = self._execute(session, pending, units.get(pending.test), nextitem)
             if late is not None:
+                late.resolve()
                 late.raise_error()
+                assert late.reservation is not None  # else raise_error raised
                 upcoming = late.reservation
                 ahead = upcoming if isinstance(upcoming, Lease) else None
-            # Reserve the unit after `ahead` with this acknowledge, unless `ahead` runs long
-            # (its teardown reserves then); with nothing ahead, the acknowledge's reserve is
-            # the next unit to run.
+            if self._regranted is not None:
+                pending = self._regranted  # see _read_finishing
+            if isinstance(upcoming, Done) and upcoming.reason == "stopped":
+                self._finish(pending, record, reserve_next=False)
+                self._stop()
+                return
+            # The acknowledge goes out, with the reserve of the unit after `ahead`, and `ahead`
+            # runs while Redis answers; a failure waits for its answer, which may say stop.
+            # `ahead` run long: its teardown reserves; nothing ahead: the reserve is needed now.
             reserve_next = ahead is None or not self._runs_long(ahead.test)
+            stopping = session.shouldstop or session.shouldfail
+            if ahead is not None and reserve_next and not record.failed and not stopping:
+                finishing = self.worker.acknowledge_later(pending, record)
+                pending, upcoming = ahead, partial(self._read_finishing, finishing, ahead)
+                continue
             reservation = self._finish(pending, record, reserve_next=reserve_next)
             stopped = isinstance(reservation, Done) and reservation.reason == "stopped"
             if stopped or session.shouldstop or session.shouldfail:
-                # Whatever was reserved ahead goes back at once, unrun: the build has stopped
-                # (--max-failures) or pytest was told to stop (-x, --maxfail).
-                self.worker.release()
-                self.tally.stopped = True
+                self._stop()
                 return
             if ahead is not None:
                 if isinstance(reservation, Lease) and reservation.test == ahead.test:
                     # This worker stalled past the lease it reserved ahead, and got the test
                     # back under a new lease: run it once, under that one (running the item
                     # twice in a row would break pytest's setup state).
-                    ahead, reservation = reservation, self._reserve_behind(reservation)
-                pending, upcoming = ahead, reservation
+                    ahead, upcoming = reservation, self._reserve_behind(reservation)
+                else:
+                    # Not asked for when `ahead` runs long: its teardown reserves.
+                    upcoming = reservation if reservation is not None else self._reserve
+                pending = ahead
             else:
                 assert reservation is not None  # asked for with the acknowledge
-                pending = self.worker.wait_for_lease(reservation)
-                upcoming = self._reserve_behind(pending)
+                next_lease = self.worker.wait_for_lease(reservation)
+                if next_lease is None:
+                    return
+                pending, upcoming = next_lease, self._reserve_behind(next_lease)
+
+    def _stop(self) -> None:
+        """The build stopped (--max-failures) or pytest was told to (-x, --maxfail): whatever
+        was reserved ahead goes back at once, unrun."""
+        self.worker.release()
+        self.tally.stopped = True
+
+    def _read_finishing(self, finishing: Finishing, running: Lease) -> Reservation:
+        """The reservation an acknowledge sent while `running` runs brought back. If it is
+        `running`'s own unit (this worker stalled past its lease, and got it back), the run
+        under way counts under the new lease, and the next unit is reserved now."""
+        disposition, reservation = finishing.result()
+        self._tally(disposition, failed=False)
+        if isinstance(reservation, Lease) and reservation.test == running.test:
+            self._regranted = regranted = reservation
+            reservation = self._reserve()
+            if self.heartbeat:
+                reserved = [reservation] if isinstance(reservation, Lease) else []
+                self.heartbeat.hold(regranted, *reserved)
+        assert reservation is not None  # asked for with the acknowledge
+        return reservation
 
     @staticmethod
     def _item_of(lease: Lease | None, units: Mapping[str, list[pytest.Item]]) -> pytest.Item | None:
@@ -229,12 +275,10 @@ class QueuePlugin:
             return False
         return seconds >= LATE_RESERVE_ROUND_TRIPS * self._round_trip
 
-    def _reserve_behind(self, lease: Lease | None) -> Reservation | None:
-        """The reservation of the unit to run after `lease`'s: now, or None (later, as the
-        teardown of `lease`'s unit starts) when that unit runs long or there is none."""
-        if lease is None or self._runs_long(lease.test):
-            return None
-        return self._reserve()
+    def _reserve_behind(self, lease: Lease) -> Reservation | Callable[[], Reservation]:
+        """The reservation of the unit to run after `lease`'s: made now, or later (as the
+        teardown of `lease`'s unit starts) when that unit runs long."""
+        return self._reserve if self._runs_long(lease.test) else self._reserve()
 
     def _reserve(self) -> Reservation:
         started = time.perf_counter()
@@ -308,15 +352,18 @@ class QueuePlugin:
         started = time.perf_counter()
         disposition, reservation = finish(lease, record, reserve_next=reserve_next)
         self._count_round_trip(time.perf_counter() - started)
+        self._tally(disposition, failed=record.failed, test=lease.test)
+        return reservation
+
+    def _tally(self, disposition: str, *, failed: bool, test: str = "") -> None:
         self.tally.executed += 1
         if disposition == "requeued":
             self.tally.requeued += 1
         elif disposition == "stale":
             self.tally.stale += 1
-        elif record.failed:
-            self.tally.final_failures.append(lease.test)
+        elif failed:
+            self.tally.final_failures.append(test)
         self._maybe_report_progress()
-        return reservation
 
     def _execute(
         self,
@@ -345,7 +392,9 @@ class QueuePlugin:
         if not force and now - self._last_progress < self.progress_every:
             return
         self._last_progress = now
-        status = Supervisor(self.worker.client, self.worker.keys).status()
+        if self._supervisor is None:
+            self._supervisor = Supervisor(self.worker.client, self.worker.keys)
+        status = self._supervisor.status()
         self._say(
             f"[{self.worker.worker_id}] ran {self.tally.executed}, "
             f"{len(self.tally.final_failures)} failed here; build: "

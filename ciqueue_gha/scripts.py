@@ -3,6 +3,13 @@
 Each script is the shared prelude (``lua/_prelude.lua``) followed by its own file. Scripts
 signal failures with error replies whose first word is a ``CIQ_`` code; `ERROR_CODES` maps
 each code to its exception, here and nowhere else.
+
+Calls go out on a connection of their own, packed here, and may be *sent* now and their
+reply read later (`Scripts.send`): a worker sends its acknowledge and runs the next test
+while Redis answers. One reply is in flight at a time; any other call reads it first.
+Anything unusual on that connection (a dropped connection, a server that forgot the
+script) falls back to redis-py's own call, with its retries and script loading: every
+script is safe to repeat (DESIGN.md §2: a retried call changes nothing).
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from typing import Any
 
 import redis
 from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 from .errors import CiqueueError, QueueStateLost
 
@@ -23,12 +31,20 @@ ERROR_CODES: dict[str, type[CiqueueError]] = {
     "CIQ_STATE_LOST": QueueStateLost,
 }
 
+#: What makes a call on our own connection fall back to redis-py's call and its retries.
+_FALL_BACK = (redis.ConnectionError, redis.TimeoutError, NoScriptError)
+
 
 @cache
 def source(name: str) -> str:
     """The full text of script `name`: the prelude, then the script."""
     lua = resources.files("ciqueue_gha") / "lua"
     return (lua / "_prelude.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+
+
+def _bulk(value: Any) -> bytes:
+    data = value if isinstance(value, bytes) else str(value).encode()
+    return b"$%d\r\n%s\r\n" % (len(data), data)
 
 
 class Scripts:
@@ -42,6 +58,11 @@ class Scripts:
         self._scripts: dict[str, Script] = {
             name: client.register_script(source(name)) for name in SCRIPT_NAMES
         }
+        pool = client.connection_pool
+        # Not from the pool: it stays ours while a reply is in flight on it.
+        self.connection = pool.connection_class(**pool.connection_kwargs)
+        self._in_flight: Reply | None = None
+        self._heads: dict[tuple[str, tuple[str, ...]], bytes] = {}
 
     def load_all(self) -> None:
         """Load every script now, so a server that cannot run them fails early."""
@@ -55,10 +76,87 @@ class Scripts:
         script.registered_client.script_load(script.script)
 
     def call(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        return self.send(name, keys, args).result()
+
+    def send(self, name: str, keys: list[str], args: list[Any]) -> Reply:
+        """Send a call of script `name` and return at once; its `Reply` reads the answer."""
+        if self._in_flight is not None:
+            self._in_flight.wait()
+        reply = Reply(self, name, keys, args)
+        self._in_flight = reply if reply.sent else None
+        return reply
+
+    def packed(self, name: str, keys: list[str], args: list[Any]) -> bytes:
+        """EVALSHA of script `name` in Redis's wire format; the part naming the script and
+        its keys is the same call after call, and packed once."""
+        head_key = (name, tuple(keys))
+        head = self._heads.get(head_key)
+        if head is None:
+            words = ["EVALSHA", self._scripts[name].sha, len(keys), *keys]
+            head = self._heads[head_key] = b"".join(map(_bulk, words))
+        count = b"*%d\r\n" % (3 + len(keys) + len(args))
+        return count + head + b"".join(map(_bulk, args))
+
+    def fall_back(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """The call through redis-py: retries with backoff, loads a forgotten script."""
         try:
             return self._scripts[name](keys=keys, args=args)
         except redis.ResponseError as exc:
             raise translate(exc) from None
+
+    def read_in_flight(self, reply: Reply) -> None:
+        if self._in_flight is reply:
+            self._in_flight = None
+
+    def close(self) -> None:
+        if self._in_flight is not None:
+            self._in_flight.wait()
+        self.connection.disconnect()
+
+
+class Reply:
+    """A script call sent on `Scripts.connection`; `result()` reads its answer, once."""
+
+    def __init__(self, scripts: Scripts, name: str, keys: list[str], args: list[Any]) -> None:
+        self._scripts = scripts
+        self._call = (name, keys, args)
+        self._done = False
+        self._value: Any = None
+        self._error: Exception | None = None
+        try:
+            scripts.connection.send_packed_command([scripts.packed(name, keys, args)])
+            self.sent = True
+        except _FALL_BACK:
+            scripts.connection.disconnect()
+            self.sent = False
+
+    def wait(self) -> None:
+        """Read the answer off the connection and keep it (or the error it is)."""
+        if self._done:
+            return
+        self._scripts.read_in_flight(self)
+        try:
+            self._value = self._read() if self.sent else self._scripts.fall_back(*self._call)
+        except Exception as exc:
+            self._error = exc
+        self._done = True
+
+    def _read(self) -> Any:
+        connection = self._scripts.connection
+        try:
+            return connection.read_response()
+        except _FALL_BACK:
+            # Unknown whether the call ran: repeating it is safe, every script is idempotent.
+            connection.disconnect()
+            return self._scripts.fall_back(*self._call)
+        except redis.ResponseError as exc:
+            raise translate(exc) from None
+
+    def result(self) -> Any:
+        self.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def translate(exc: redis.ResponseError) -> Exception:

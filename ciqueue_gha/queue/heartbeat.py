@@ -9,7 +9,9 @@ cannot starve its heartbeats. The worker talks to it over a pipe, one JSON line 
 
 A finished test sends nothing (a message per test is a wake-up of this process, on the hot
 path): the next test's message replaces the leases, and a lease acknowledged in between
-fails its next heartbeat and is dropped.
+fails its next heartbeat and is dropped. Each heartbeat also keeps alive the worker's latest
+grant (heartbeat.lua), which covers the lease an acknowledge in flight reserved before the
+worker has read its reply, and so before it could tell this helper.
 
 The helper stops heartbeating after max-test-duration of one test, so a hung test (and
 what was reserved behind it) is reclaimed,
@@ -26,8 +28,7 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from typing import IO
 
@@ -66,12 +67,10 @@ class HeartbeatProcess:
         self.process.stdin.write(json.dumps(message) + "\n")
         self.process.stdin.flush()
 
-    @contextmanager
-    def holding(self, running: Lease, *reserved: Lease) -> Iterator[None]:
+    def hold(self, running: Lease, *reserved: Lease) -> None:
         """Keep `running` and the `reserved` leases behind it alive from now on; the next
         call replaces them (see the module's docstring)."""
         self._send({"leases": [[lease.test, lease.id] for lease in (running, *reserved)]})
-        yield
 
     def close(self) -> None:
         if self.process.stdin is not None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -28,7 +27,7 @@ import redis
 from .. import defaults
 from ..errors import UsageError
 from ..keys import BuildKeys
-from ..scripts import Scripts
+from ..scripts import Reply, Scripts
 from .record import AttemptRecord
 from .settings import QueueSettings
 
@@ -70,7 +69,8 @@ class Population:
 class Heartbeat(Protocol):
     """Keeps a running lease, and those reserved behind it, alive while the test runs."""
 
-    def holding(self, running: Lease, *reserved: Lease) -> AbstractContextManager[None]: ...
+    def hold(self, running: Lease, *reserved: Lease) -> None:
+        """From now on keep these leases alive (and no others)."""
 
 
 def digest(tests: Sequence[str]) -> str:
@@ -123,6 +123,10 @@ class QueueWorker:
     def _call(self, name: str, *args: Any) -> Any:
         return self.scripts.call(name, self._key_vector, list(args))
 
+    def close(self) -> None:
+        """Read any reply still in flight and close this worker's connection."""
+        self.scripts.close()
+
     def populate(self, tests: Sequence[str], *, allow_empty: bool = False) -> Population:
         """Push `tests` if this worker is the first to get here (the leader); else follow.
 
@@ -141,9 +145,12 @@ class QueueWorker:
         self.total = int(total)
         return Population(role == "leader", self.total, theirs == ours)
 
-    def _reservation(self, reply: Sequence[Any]) -> Reservation:
+    def _reservation(self, reply: Sequence[Any], *, read_at_once: bool = True) -> Reservation:
+        """The reservation in `reply`. Redis's clock is read off a reply read as it arrives;
+        one read later (while a test ran) may have waited any time since Redis sent it, and
+        one sent earlier may have waited on the way (a slow link) before Redis saw it."""
         reservation = parse_reservation(reply)
-        if isinstance(reservation, Lease):
+        if isinstance(reservation, Lease) and read_at_once:
             self.clock_offset = reservation.granted_at - time.time()
         if reservation == Done("stopped"):
             # Tell the supervisor, which cannot know --max-failures: it need not wait for the
@@ -180,7 +187,12 @@ class QueueWorker:
         Returns the disposition (``final`` or ``stale``) and, with `reserve_next`, the next
         reservation, in the same round trip.
         """
-        return self._finish("acknowledge", lease, record, reserve_next, [])
+        return self._finish("acknowledge", lease, record, reserve_next, []).result(at_once=True)
+
+    def acknowledge_later(self, lease: Lease, record: AttemptRecord) -> Finishing:
+        """`acknowledge` with the next reserve, sent now; the reply is read when asked for,
+        so the worker can run its next test meanwhile."""
+        return self._finish("acknowledge", lease, record, True, [])
 
     def requeue(
         self, lease: Lease, record: AttemptRecord, *, reserve_next: bool = True
@@ -191,15 +203,14 @@ class QueueWorker:
         """
         s = self.settings
         caps = [s.max_requeues, s.build_requeue_cap(self.total), defaults.REQUEUE_OFFSET]
-        return self._finish("requeue", lease, record, reserve_next, caps)
+        return self._finish("requeue", lease, record, reserve_next, caps).result(at_once=True)
 
     def _finish(
         self, script: str, lease: Lease, record: AttemptRecord, reserve_next: bool, extra: list[Any]
-    ) -> tuple[str, Reservation | None]:
+    ) -> Finishing:
         record.test, record.lease, record.worker = lease.test, lease.id, self.worker_id
         s = self.settings
-        reply = self._call(
-            script,
+        args = [
             self.worker_id,
             lease.test,
             lease.id,
@@ -210,8 +221,8 @@ class QueueWorker:
             s.script_max_failures(),
             self._next_seq() if reserve_next else 0,
             *extra,
-        )
-        return reply[0], self._reservation(reply[1:]) if reserve_next else None
+        ]
+        return Finishing(self, self.scripts.send(script, self._key_vector, args))
 
     def heartbeat(self, lease: Lease) -> bool:
         """Extend `lease`; False when it is no longer this worker's."""
@@ -226,8 +237,10 @@ class QueueWorker:
 
     def wait_for_lease(self, reservation: Reservation) -> Lease | None:
         """Turn `reservation` into a lease, waiting out `Wait`s; None once there are no more."""
+        pause = defaults.WAIT_POLL_FIRST
         while isinstance(reservation, Wait):
-            self._sleep(min(max(reservation.seconds, 0.01), defaults.WAIT_POLL_CAP))
+            self._sleep(min(max(reservation.seconds, defaults.WAIT_POLL_FIRST), pause))
+            pause = min(2 * pause, defaults.WAIT_POLL_CAP)
             reservation = self.reserve()
         return reservation if isinstance(reservation, Lease) else None
 
@@ -248,8 +261,9 @@ class QueueWorker:
         reservation: Reservation | None = self.reserve()
         try:
             while reservation is not None and (lease := self.wait_for_lease(reservation)):
-                with heartbeat.holding(lease) if heartbeat else nullcontext():
-                    record = execute(lease)
+                if heartbeat:
+                    heartbeat.hold(lease)
+                record = execute(lease)
                 executed += 1
                 finish = self.requeue if record.failed and self.may_requeue else self.acknowledge
                 _, reservation = finish(lease, record)
@@ -261,3 +275,23 @@ class QueueWorker:
     def may_requeue(self) -> bool:
         """Whether a failed test goes back to the queue rather than failing at once."""
         return self.settings.max_requeues > 0 and self.settings.build_requeue_cap(self.total) > 0
+
+
+class Finishing:
+    """An acknowledge or requeue on its way: `result()` is its disposition (``final``,
+    ``stale`` or ``requeued``) and the next reservation, if one was asked for."""
+
+    def __init__(self, worker: QueueWorker, reply: Reply) -> None:
+        self._worker = worker
+        self._reply = reply
+        self._result: tuple[str, Reservation | None] | None = None
+
+    def result(self, *, at_once: bool = False) -> tuple[str, Reservation | None]:
+        """The reply; `at_once` when asked for right after sending (see `_reservation`)."""
+        if self._result is None:
+            reply = self._reply.result()
+            reservation = (
+                self._worker._reservation(reply[1:], read_at_once=at_once) if reply[1:] else None
+            )
+            self._result = reply[0], reservation
+        return self._result

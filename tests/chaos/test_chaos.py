@@ -210,6 +210,20 @@ def attempt_end(started_at: float, duration: float) -> float:
     return started_at + duration
 
 
+def describe_attempts(result: RoundResult, test: str, written: float) -> str:
+    """One line per attempt at `test`: who ran it under which lease, when (relative to the
+    merged JUnit's writing), and how it was counted."""
+    lines = []
+    for attempt in result.record.attempts.get(test, []):
+        run = attempt.record
+        start = run.started_at - written
+        lines.append(
+            f"  lease {run.lease} by {run.worker}: {start:+.3f} s to "
+            f"{start + run.duration:+.3f} s, {run.outcome}, {attempt.disposition}"
+        )
+    return "\n".join(lines)
+
+
 def assert_summary_outlived_lease_holders(result: RoundResult) -> None:
     """The summary waited for every final attempt; only stale ones may end after it."""
     logs = result.logs()
@@ -217,7 +231,10 @@ def assert_summary_outlived_lease_holders(result: RoundResult) -> None:
     assert written <= result.summary_exit + SLACK, logs
     for test, final in result.record.results.items():
         end = attempt_end(final.started_at, final.duration)
-        assert end <= written + SLACK, f"{test} ended {end - written:.3f} s after\n{logs}"
+        assert end <= written + SLACK, (
+            f"{test} ended {end - written:.3f} s after the merged JUnit was written; its "
+            f"attempts:\n{describe_attempts(result, test, written)}\n{logs}"
+        )
     for test, attempts in result.record.attempts.items():
         for attempt in attempts:
             run = attempt.record

@@ -259,16 +259,16 @@ def test_a_live_worker_keeps_a_test_that_runs_longer_than_the_lease_timeout(
     helper = HeartbeatProcess(helper_config(redis_url, keys, "A"))
     try:
         lease = as_lease(a.reserve())
-        with helper.holding(lease):
-            wait_first_heartbeat(client, keys, lease)
-            held_until = time.monotonic() + 3 * LEASE_TIMEOUT
-            reserves = 0
-            while time.monotonic() < held_until:
-                assert isinstance(b.reserve(), Wait)
-                reserves += 1
-                assert (deadline(client, keys, "slow") or 0) > redis_now_ms(client)
-                time.sleep(0.05)
-            assert helper.process.poll() is None
+        helper.hold(lease)
+        wait_first_heartbeat(client, keys, lease)
+        held_until = time.monotonic() + 3 * LEASE_TIMEOUT
+        reserves = 0
+        while time.monotonic() < held_until:
+            assert isinstance(b.reserve(), Wait)
+            reserves += 1
+            assert (deadline(client, keys, "slow") or 0) > redis_now_ms(client)
+            time.sleep(0.05)
+        assert helper.process.poll() is None
         assert reserves > 10
         assert a.acknowledge(lease, attempt("passed")) == ("final", Done("exhausted"))
     finally:
@@ -287,12 +287,12 @@ def test_a_hung_test_stops_heartbeating_after_max_test_duration_and_is_taken_ove
     helper = HeartbeatProcess(config)
     try:
         lease = as_lease(a.reserve())
-        with helper.holding(lease):
-            held_at = time.monotonic()
-            wait_first_heartbeat(client, keys, lease)
-            taken = reserve_until_lease(b, timeout=max_test_duration + LEASE_TIMEOUT + 3)
-            taken_after = time.monotonic() - held_at
-            assert helper.process.poll() is None  # it stopped heartbeating, not running
+        helper.hold(lease)
+        held_at = time.monotonic()
+        wait_first_heartbeat(client, keys, lease)
+        taken = reserve_until_lease(b, timeout=max_test_duration + LEASE_TIMEOUT + 3)
+        taken_after = time.monotonic() - held_at
+        assert helper.process.poll() is None  # it stopped heartbeating, not running
         # Heartbeats kept the lease alive up to max-test-duration; then it ran out.
         assert taken_after > max_test_duration + LEASE_TIMEOUT - 2 * HEARTBEAT_INTERVAL
         assert taken_after < max_test_duration + LEASE_TIMEOUT + 2

@@ -178,10 +178,13 @@ class Model:
         self.finalize(test, lease.id, outcome)
         return "final"
 
-    def heartbeat(self, lease: Lease) -> bool:
+    def heartbeat(self, worker: str, lease: Lease) -> bool:
         if not self.holds(lease):
             return False
         self.running[lease.test].deadline = None
+        latest = self.reservations.get(worker)
+        if latest is not None and self.holds(Lease(latest[1], latest[2])):
+            self.running[latest[1]].deadline = None  # the worker's latest grant, kept alive too
         return True
 
     def release(self, worker: str) -> list[str]:
@@ -456,7 +459,7 @@ class QueueMachine(RuleBasedStateMachine):
     def heartbeat_current(self, pick: int) -> None:
         leases = self._leases(current=True)
         worker, lease = leases[pick % len(leases)]
-        assert self.model.heartbeat(lease)
+        assert self.model.heartbeat(worker, lease)
         assert self.workers[worker].heartbeat(lease) is True
         self.step = Step("heartbeat", worker, lease)
 
@@ -464,7 +467,7 @@ class QueueMachine(RuleBasedStateMachine):
     @rule(pick=PICK, unsettled=st.booleans())
     def heartbeat_stale(self, pick: int, unsettled: bool) -> None:
         worker, lease = self._stale(pick, unsettled)
-        assert not self.model.heartbeat(lease)
+        assert not self.model.heartbeat(worker, lease)
         assert self.workers[worker].heartbeat(lease) is False
         self.step = Step("heartbeat", worker, lease)
 

@@ -101,7 +101,9 @@ def measured() -> Iterator[Measured]:
         # Outside the count: loading the scripts, populating, and the connection's handshake.
         worker.scripts.load_all()
         worker.populate(tests)
-        worker_addr = str(client.client_info()["addr"])
+        # The scripts go out on a connection of the worker's own, not the client's pool.
+        worker.scripts.connection.send_command("CLIENT", "INFO")
+        worker_addr = str(worker.scripts.connection.read_response()).split("addr=")[1].split()[0]
         marker.ping()  # connected now, so its handshake is not counted below either
         admin.config_resetstat()
         with admin.monitor() as monitor:  # type: ignore[no-untyped-call]

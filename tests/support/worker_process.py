@@ -65,15 +65,15 @@ def main(argv: list[str]) -> int:
         lease = worker.wait_for_lease(worker.reserve())
         if lease is None:
             return 1
-        with helper.holding(lease):
-            line = {
-                "lease": [lease.test, lease.id],
-                "worker_pid": os.getpid(),
-                "helper_pid": helper.process.pid,
-            }
-            print(json.dumps(line), flush=True)
-            while True:  # the test "runs" until this process is killed
-                time.sleep(1)
+        helper.hold(lease)
+        line = {
+            "lease": [lease.test, lease.id],
+            "worker_pid": os.getpid(),
+            "helper_pid": helper.process.pid,
+        }
+        print(json.dumps(line), flush=True)
+        while True:  # the test "runs" until this process is killed
+            time.sleep(1)
     finally:
         helper.close()
 
