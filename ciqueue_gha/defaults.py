@@ -43,10 +43,14 @@ FIRST_CONNECT_RETRIES = 4
 #: Socket timeout, seconds; a script call never blocks on the server, so this is generous.
 SOCKET_TIMEOUT = 10.0
 
-#: How often the supervisor looks at the queue, seconds.
-SUPERVISOR_POLL_INTERVAL = 0.2
+#: How often the supervisor looks at the queue, seconds: a look is one script call of a few
+#: microseconds in Redis, and the summary starts its report within this of the last result.
+SUPERVISOR_POLL_INTERVAL = 0.05
 
-#: Longest a worker sleeps while the queue is empty but others still hold leases, seconds.
+#: While the queue is empty but others still hold leases, a worker asks again after this
+#: many seconds, doubling each time up to the cap: at the end of a build the last tests
+#: finish within moments of each other, and an idle worker should see that as soon.
+WAIT_POLL_FIRST = 0.01
 WAIT_POLL_CAP = 1.0
 
 #: Tests pushed per Redis command while populating (Lua's unpack limit is about 8,000).

@@ -244,3 +244,14 @@ def pytest_args(args: tuple[str, ...] | list[str]) -> list[str]:
         if args[: len(prefix)] == prefix:
             return args[len(prefix) :]
     return args
+
+
+merged_junit_option = click.option(
+    "--junit-xml",
+    envvar="CIQUEUE_JUNIT_XML",
+    show_envvar=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("ciqueue-junit.xml"),
+    show_default=True,
+    help="Where to write the merged JUnit file.",
+)

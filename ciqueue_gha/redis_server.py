@@ -14,8 +14,6 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-import redis
-
 from .errors import RedisServerNotFound
 
 START_TIMEOUT = 10.0
@@ -83,14 +81,18 @@ class PrivateRedis:
 
     def start(self) -> PrivateRedis:
         """Start the server as a child of this process and wait until it answers."""
+        self.launch()
+        self.wait_ready()
+        return self
+
+    def launch(self) -> None:
+        """Start the server as a child of this process; `wait_ready` waits until it answers."""
         self.process = subprocess.Popen(
             self._args(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        self._wait_ready()
-        return self
 
     def start_detached(self) -> PrivateRedis:
         """Start a server that outlives this process (`ciqueue-gha redis start`)."""
@@ -101,7 +103,7 @@ class PrivateRedis:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        self._wait_ready()
+        self.wait_ready()
         return self
 
     def _args(self) -> list[str]:
@@ -121,7 +123,9 @@ class PrivateRedis:
             args += ["--requirepass", self.password]
         return args
 
-    def _wait_ready(self) -> None:
+    def wait_ready(self) -> None:
+        import redis  # not before: `run` starts its workers while this module's caller waits
+
         client = redis.Redis(host="127.0.0.1", port=self.port, password=self.password)
         deadline = time.monotonic() + START_TIMEOUT
         while True:

@@ -13,15 +13,15 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import uuid
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
 import click
 
-from ..connection import check_server, connect
 from ..errors import EXIT_INCOMPLETE, QueueNeverPopulated
 from ..github.env import GitHubEnv
 from ..options import (
@@ -29,19 +29,19 @@ from ..options import (
     connection_options,
     durations_option,
     github_options,
+    merged_junit_option,
     queue_init_option,
     queue_options,
     supervisor_options,
 )
 from ..redis_server import PrivateRedis
-from .summary import merged_junit_option, summarize
 
 #: Seconds a worker gets to finish after SIGTERM before it is killed.
 STOP_GRACE = 5.0
 
 
 def _worker_argv(
-    index: int, queue: dict[str, Any], pytest_arguments: tuple[str, ...], log_dir: Path
+    index: int, queue: dict[str, Any], pytest_arguments: tuple[str, ...], log_dir: Path | None
 ) -> list[str]:
     argv = [sys.executable, "-m", "ciqueue_gha.cli", "worker", "--worker-id", f"worker-{index}"]
     for name, value in queue.items():
@@ -49,8 +49,9 @@ def _worker_argv(
             continue
         flag = "--" + name.replace("_", "-")
         argv += [flag] if value is True else [flag, str(value)]
-    argv += ["--junit-xml", str(log_dir / f"worker-{index}.xml"), "--", *pytest_arguments]
-    return argv
+    if log_dir is not None:  # kept: each worker's own JUnit is worth writing
+        argv += ["--junit-xml", str(log_dir / f"worker-{index}.xml")]
+    return [*argv, "--", *pytest_arguments]
 
 
 class WorkerProcesses:
@@ -80,6 +81,13 @@ class WorkerProcesses:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+    def wait(self, timeout: float) -> None:
+        """Give the workers up to `timeout` seconds to exit on their own."""
+        deadline = time.monotonic() + timeout
+        for process in self.processes:
+            with suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
 
     def exit_codes(self) -> list[int]:
         return [process.wait() for process in self.processes]
@@ -123,7 +131,8 @@ def interrupt_on_sigterm() -> None:
 @click.option(
     "--log-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Keep each worker's pytest output and JUnit here (default: a temporary folder).",
+    help="Keep each worker's pytest output and JUnit here (default: the output only, in a "
+    "temporary folder).",
 )
 @click.argument("pytest_arguments", nargs=-1, type=click.UNPROCESSED)
 def run_command(
@@ -149,12 +158,22 @@ def run_command(
     """
     interrupt_on_sigterm()
     with ExitStack() as stack:
+        # The workers start while the private Redis does, and the summary's libraries load
+        # while the workers start: each is start-up time the whole build waits for.
+        private = None
         if not redis_url:
-            redis_url = stack.enter_context(PrivateRedis()).url
+            private = PrivateRedis()
+            private.launch()
+            stack.callback(private.stop)
+            redis_url = private.url
         build_id = build_id or GitHubEnv.from_environ().run_id or f"local-{uuid.uuid4().hex[:12]}"
         target = Target.resolve(redis_url, insecure_tls, build_id, attempt)
+        from ..connection import check_server, connect
+
         client = connect(target.redis_url, verify_tls=target.verify_tls)
-        check_server(client, target.redis_url)
+        if private is None:
+            check_server(client, target.redis_url)  # before any worker starts on a wrong URL
+        kept = log_dir
         if log_dir is None:
             log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ciqueue-")))
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -167,10 +186,15 @@ def run_command(
         if durations_file:
             queue["durations_file"] = durations_file
         queue["insecure_tls"] = insecure_tls
-        argvs = [_worker_argv(i, queue, pytest_arguments, log_dir) for i in range(workers)]
+        argvs = [_worker_argv(i, queue, pytest_arguments, kept) for i in range(workers)]
         processes = WorkerProcesses(argvs, env, log_dir)
         stack.callback(processes.stop)
         click.echo(f"ciqueue-gha: build {build_id}: {workers} workers; logs in {log_dir}", err=True)
+        from .summary import summarize
+
+        if private is not None:
+            private.wait_ready()
+            check_server(client, target.redis_url)
         try:
             code = summarize(
                 client,
@@ -194,6 +218,9 @@ def run_command(
                 err=True,
             )
             raise SystemExit(max(codes) if max(codes) > 0 else EXIT_INCOMPLETE) from None
+        # The queue is done with them, their pytest sessions are not: let each end its own
+        # session (its output and JUnit complete) before the rest are stopped.
+        processes.wait(STOP_GRACE)
         if code != 0:
             click.echo(processes.log_tails(), err=True)
         raise SystemExit(code)

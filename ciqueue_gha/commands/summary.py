@@ -20,6 +20,7 @@ from ..options import (
     durations_namespace,
     durations_option,
     github_options,
+    merged_junit_option,
     queue_init_option,
     supervisor_options,
 )
@@ -28,16 +29,6 @@ from ..queue.supervisor import Supervisor, Verdict
 from ..report.junit import write_junit
 from ..report.outcome import BuildOutcome
 from ..report.text import render_text
-
-merged_junit_option = click.option(
-    "--junit-xml",
-    envvar="CIQUEUE_JUNIT_XML",
-    show_envvar=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("ciqueue-junit.xml"),
-    show_default=True,
-    help="Where to write the merged JUnit file.",
-)
 
 
 def summarize(

@@ -100,6 +100,7 @@ class WorkerSession:
         # Best effort: a worker that cannot reach Redis any more has nothing to release.
         with suppress(redis.RedisError, CiqueueError):
             self.plugin.worker.release()
+        self.plugin.worker.close()
 
 
 def start_session(
