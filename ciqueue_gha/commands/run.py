@@ -18,7 +18,7 @@ import uuid
 from contextlib import ExitStack, suppress
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -35,6 +35,9 @@ from ..options import (
     supervisor_options,
 )
 from ..redis_server import PrivateRedis
+
+if TYPE_CHECKING:
+    import redis
 
 #: Seconds a worker gets to finish after SIGTERM before it is killed.
 STOP_GRACE = 5.0
@@ -98,6 +101,15 @@ class WorkerProcesses:
             text = log.read_text(errors="replace").splitlines()[-lines:]
             tails.append(f"--- {log.name} ---\n" + "\n".join(text))
         return "\n".join(tails)
+
+
+def _connect(target: Target) -> redis.Redis:
+    """A checked client for the build's Redis (Redis's client library is loaded only now)."""
+    from ..connection import check_server, connect
+
+    client = connect(target.redis_url, verify_tls=target.verify_tls)
+    check_server(client, target.redis_url)
+    return client
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
@@ -168,11 +180,8 @@ def run_command(
             redis_url = private.url
         build_id = build_id or GitHubEnv.from_environ().run_id or f"local-{uuid.uuid4().hex[:12]}"
         target = Target.resolve(redis_url, insecure_tls, build_id, attempt)
-        from ..connection import check_server, connect
-
-        client = connect(target.redis_url, verify_tls=target.verify_tls)
-        if private is None:
-            check_server(client, target.redis_url)  # before any worker starts on a wrong URL
+        # A given Redis is checked before any worker starts on a wrong URL.
+        client = _connect(target) if private is None else None
         kept = log_dir
         if log_dir is None:
             log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ciqueue-")))
@@ -194,7 +203,7 @@ def run_command(
 
         if private is not None:
             private.wait_ready()
-            check_server(client, target.redis_url)
+        client = client if client is not None else _connect(target)
         try:
             code = summarize(
                 client,
