@@ -70,17 +70,26 @@ class Cost:
         return f"{count / self.tests:>8.2f}"
 
 
-class CountingClient:
-    """Counts the commands a client sends: each is one round trip (no pipelines here)."""
+class CountingWorker:
+    """Counts the commands a worker sends, each one round trip (no pipelines here): on the
+    connection its scripts go out on, and through its client (anything else, and the
+    fallback of a script call)."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, worker: QueueWorker) -> None:
         self.sent: Counter[str] = Counter()
-        self._send = client.execute_command
-        client.execute_command = self._count  # type: ignore[method-assign]
+        client, connection = worker.client, worker.scripts.connection
+        self._execute, self._send_packed = client.execute_command, connection.send_packed_command
+        client.execute_command = self._count_command  # type: ignore[method-assign]
+        connection.send_packed_command = self._count_packed
 
-    def _count(self, *args: Any, **options: Any) -> Any:
+    def _count_command(self, *args: Any, **options: Any) -> Any:
         self.sent[str(args[0]).lower()] += 1
-        return self._send(*args, **options)
+        return self._execute(*args, **options)
+
+    def _count_packed(self, command: list[bytes], *args: Any) -> None:
+        for packed in command:  # *<count>, $<length>, <command name>, ...
+            self.sent[packed.split(b"\r\n", 3)[2].decode().lower()] += 1
+        self._send_packed(command, *args)
 
 
 def commandstats(admin: redis.Redis) -> Counter[str]:
@@ -102,7 +111,7 @@ def hot_path(url: str, tests: int) -> tuple[Cost, Counter[str]]:
         worker = QueueWorker(client, BuildKeys("redis-cost"), "worker-0")
         worker.scripts.load_all()
         worker.populate(node_ids(tests))
-        counter = CountingClient(client)
+        counter = CountingWorker(worker)
         admin.config_resetstat()
         executed = worker.run(lambda lease: small_record(lease.test))
         calls = commandstats(admin)

@@ -138,7 +138,9 @@ class QueueWorker:
         if len(set(tests)) != len(tests):
             raise UsageError("the test list names a test twice")
         ours = digest(tests)
-        self.scripts.load("populate")
+        # Every script now: a call whose reply is read later would learn of a script the server
+        # does not know only then, and populate's request is too large to send twice.
+        self.scripts.load_all()
         role, theirs, total = self._call(
             "populate", self.worker_id, self.settings.key_ttl, ours, defaults.POPULATE_CHUNK, *tests
         )

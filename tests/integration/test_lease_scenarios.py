@@ -401,6 +401,33 @@ def test_a_killed_worker_loses_its_test_within_the_lease_timeout(
     assert record.results["t"].worker == "B"
 
 
+def test_the_lease_an_unread_acknowledge_reserved_is_kept_alive_by_the_helper(
+    client: redis.Redis, keys: BuildKeys, redis_url: str
+) -> None:
+    """A worker sends its acknowledge and runs the next test before reading the reply: the
+    lease that acknowledge reserved is one its helper was never told about. The heartbeat of
+    the running lease keeps the worker's latest grant alive too, past the lease timeout."""
+    settings = QueueSettings(lease_timeout=LEASE_TIMEOUT, heartbeat_interval=HEARTBEAT_INTERVAL)
+    a, b = two_workers(client, keys, ["done", "running", "unread"], settings)
+    helper = HeartbeatProcess(helper_config(redis_url, keys, "A"))
+    try:
+        done, running = as_lease(a.reserve()), as_lease(a.reserve())
+        helper.hold(running)
+        finishing = a.acknowledge_later(done, attempt("passed"))  # reserves "unread"
+        wait_first_heartbeat(client, keys, running)
+        held_until = time.monotonic() + 3 * LEASE_TIMEOUT
+        while time.monotonic() < held_until:
+            assert isinstance(b.reserve(), Wait)  # nothing expired for B to take over
+            time.sleep(0.05)
+        assert finishing.result() == ("final", Lease("unread", running.id + 1))
+    finally:
+        helper.close()
+    assert BuildRecord.load(client, keys).takeovers == {}
+    # Without a heartbeat the unread lease runs out like any other, and B takes it over.
+    assert a.acknowledge(running, attempt("passed"), reserve_next=False)[0] == "final"
+    assert reserve_until_lease(b, timeout=LEASE_TIMEOUT + 2).test == "unread"
+
+
 # --- 7: an expired lease on a test that already has a completed attempt --------------------
 
 
