@@ -6,9 +6,7 @@ Every failure is one line on stderr and an exit code from DESIGN.md §1: `main` 
 
 from __future__ import annotations
 
-import atexit
 import importlib
-import os
 import sys
 from contextlib import suppress
 from typing import NoReturn
@@ -17,6 +15,7 @@ import click
 
 from . import __version__
 from .errors import EXIT_INFRASTRUCTURE, EXIT_USAGE, CiqueueError, RedisUnreachable
+from .fastexit import exit_now
 from .redis_server import PrivateRedis
 
 redis_url_option = click.option(
@@ -129,20 +128,6 @@ def main(argv: list[str] | None = None) -> None:
         if argv is not None:
             raise
         exit_now(exit_.code)
-
-
-def exit_now(code: int | str | None) -> NoReturn:
-    """Exit as `sys.exit(code)` would, once atexit handlers ran and output is flushed, but
-    skipping the interpreter's teardown: freeing a worker's collected tests object by object
-    takes a quarter of a second per 2,000 tests, and a build waits for every worker to exit."""
-    if isinstance(code, str):
-        print(code, file=sys.stderr)
-        code = 1
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        with suppress(OSError):  # a reader that went away: nothing left to tell it
-            stream.flush()
-    os._exit(code or 0)
 
 
 def _main(argv: list[str] | None) -> None:

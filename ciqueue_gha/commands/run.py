@@ -8,6 +8,7 @@ through their environment, never their command line.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -89,8 +90,7 @@ class WorkerProcesses:
         """Give the workers up to `timeout` seconds to exit on their own."""
         deadline = time.monotonic() + timeout
         for process in self.processes:
-            with suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            wait_exit(process, max(0.0, deadline - time.monotonic()))
 
     def exit_codes(self) -> list[int]:
         return [process.wait() for process in self.processes]
@@ -101,6 +101,22 @@ class WorkerProcesses:
             text = log.read_text(errors="replace").splitlines()[-lines:]
             tails.append(f"--- {log.name} ---\n" + "\n".join(text))
         return "\n".join(tails)
+
+
+def wait_exit(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Wait up to `timeout` seconds for `process` to exit, and notice at once when it does
+    (`Popen.wait` with a timeout polls, up to 50 ms late)."""
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except (AttributeError, OSError):  # not Linux, or already reaped
+        with suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=timeout)
+        return
+    try:
+        select.select([pidfd], [], [], timeout)
+    finally:
+        os.close(pidfd)
+    process.poll()
 
 
 def _connect(target: Target) -> redis.Redis:

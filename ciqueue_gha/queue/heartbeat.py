@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 from typing import IO
 
 from ..connection import connect
+from ..fastexit import exit_now
 from ..keys import BuildKeys
 from .settings import QueueSettings
 from .worker import Lease, QueueWorker
@@ -55,17 +56,15 @@ class HeartbeatProcess:
 
     def __init__(self, config: HelperConfig) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ciqueue_gha.queue.heartbeat"],
-            stdin=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
+            [sys.executable, "-m", "ciqueue_gha.queue.heartbeat"], stdin=subprocess.PIPE
         )
+        assert self.process.stdin is not None
+        self._pipe = self.process.stdin.fileno()
         self._send({"connect": asdict(config)})
 
     def _send(self, message: dict[str, object]) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(message) + "\n")
-        self.process.stdin.flush()
+        # One write of the whole line, unbuffered: a message a test, on the hot path.
+        os.write(self._pipe, (json.dumps(message) + "\n").encode())
 
     def hold(self, running: Lease, *reserved: Lease) -> None:
         """Keep `running` and the `reserved` leases behind it alive from now on; the next
@@ -145,6 +144,7 @@ def main() -> None:
     # Ctrl-C reaches the whole process group; the worker decides what happens next.
     with suppress(KeyboardInterrupt), open(sys.stdin.fileno(), "rb", buffering=0) as stdin:
         serve(stdin)
+    exit_now(0)  # the worker waits for this process to end
 
 
 if __name__ == "__main__":

@@ -20,6 +20,9 @@ from ..keys import BuildKeys
 
 OUTCOMES = ("passed", "failed", "error", "skipped")
 
+#: Made once: `json.dumps` with any option builds a new encoder each call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
+
 
 @contextmanager
 def cyclic_gc_paused() -> Iterator[None]:
@@ -84,7 +87,7 @@ class AttemptRecord:
         # Not dataclasses.asdict: it deep-copies every field, a tenth of a millisecond a
         # test on the worker's hot path; both classes hold plain JSON values only.
         fields = {**vars(self), "cases": [vars(case) for case in self.cases]}
-        return json.dumps(fields, ensure_ascii=False)
+        return _ENCODER.encode(fields)
 
     @classmethod
     def from_json(cls, text: str) -> AttemptRecord:
