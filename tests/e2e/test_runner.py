@@ -298,6 +298,36 @@ def run_demo_as_matrix(
     return code, worker_codes
 
 
+def run_demo_from_pytest(
+    commands: Commands, env: dict[str, str], junit: Path, redis_url: str
+) -> tuple[int, list[int]]:
+    """Three `pytest --ciqueue` sessions configured by CIQUEUE_* alone, and a summary."""
+    build_id = new_build_id("pytest-ciqueue")
+    summary_argv = [*cli(), "summary", "--redis-url", redis_url, "--build-id", build_id]
+    summary_argv += ["--junit-xml", str(junit), "--inactive-workers-timeout", "30"]
+    summary = commands.start("summary", summary_argv, cwd=ROOT, env=env)
+    queue_env = dict(
+        env,
+        CIQUEUE_REDIS_URL=redis_url,
+        CIQUEUE_BUILD_ID=build_id,
+        CIQUEUE_MAX_REQUEUES=REQUEUE[1],
+        CIQUEUE_REQUEUE_TOLERANCE=REQUEUE[3],
+    )
+    workers = [
+        commands.start(
+            f"pytest-{index}",
+            [*plain_pytest(), "--ciqueue", DEMO],
+            cwd=ROOT,
+            env=dict(queue_env, CIQUEUE_WORKER_ID=f"pytest-{index}"),
+        )
+        for index in range(3)
+    ]
+    worker_codes = [worker.wait() for worker in workers]
+    code = summary.wait()
+    assert "Traceback" not in summary.output(), summary.output()
+    return code, worker_codes
+
+
 def demo_assert_line() -> int:
     """The 1-based line of the assert that fails under DEMO_FAIL=1."""
     source = (ROOT / DEMO / "test_flaky_and_env.py").read_text().splitlines()
@@ -308,7 +338,7 @@ def demo_assert_line() -> int:
 
 
 @pytest.mark.parametrize("demo_fail", [False, True], ids=["passing", "DEMO_FAIL=1"])
-@pytest.mark.parametrize("shape", ["run", "matrix"])
+@pytest.mark.parametrize("shape", ["run", "matrix", "pytest --ciqueue"])
 def test_demo_over_three_workers_matches_plain_pytest(
     shape: str,
     demo_fail: bool,
@@ -321,10 +351,15 @@ def test_demo_over_three_workers_matches_plain_pytest(
     merged = tmp_path / "merged.xml"
     if shape == "run":
         code = run_demo_locally(commands, tmp_path, env, merged)
-    else:
+    elif shape == "matrix":
         code, worker_codes = run_demo_as_matrix(commands, tmp_path, env, merged, redis_server.url)
         # Only the worker that finalized the failure fails; the one that requeued it does not.
         assert sorted(worker_codes) == ([0, 0, 1] if demo_fail else [0, 0, 0])
+    else:
+        code, worker_codes = run_demo_from_pytest(commands, env, merged, redis_server.url)
+        # pytest's own exit codes: a session that saw a test fail exits 1, even when the
+        # failure was requeued; the flaky test's first run always fails.
+        assert 1 in worker_codes and set(worker_codes) <= {0, 1}, worker_codes
     output = "\n".join(c.output() for c in commands.started)
 
     assert code == (EXIT_FAILED if demo_fail else EXIT_PASSED), output
@@ -504,7 +539,7 @@ def fails(nodeid: str) -> bool:
 MATRIX_INACTIVE_TIMEOUT = 120.0
 
 
-@pytest.mark.parametrize("shape", ["run", "matrix"])
+@pytest.mark.parametrize("shape", ["run", "matrix", "pytest --ciqueue"])
 def test_max_failures_stops_the_worker_and_the_rest_is_reported_not_run(
     shape: str, commands: Commands, tmp_path: Path, redis_server: PrivateRedis, client: redis.Redis
 ) -> None:
