@@ -14,6 +14,7 @@ script is safe to repeat (DESIGN.md §2: a retried call changes nothing).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -127,16 +128,20 @@ class Reply:
             scripts.connection.send_packed_command([scripts.packed(name, keys, args)])
             self.sent = True
         except _FALL_BACK:
+            # Not sent: made now through redis-py's retries, not when the reply is asked for.
             scripts.connection.disconnect()
             self.sent = False
+            self._settle(lambda: scripts.fall_back(name, keys, args))
 
     def wait(self) -> None:
         """Read the answer off the connection and keep it (or the error it is)."""
-        if self._done:
-            return
-        self._scripts.read_in_flight(self)
+        if not self._done:
+            self._scripts.read_in_flight(self)
+            self._settle(self._read)
+
+    def _settle(self, answer: Callable[[], Any]) -> None:
         try:
-            self._value = self._read() if self.sent else self._scripts.fall_back(*self._call)
+            self._value = answer()
         except Exception as exc:
             self._error = exc
         self._done = True

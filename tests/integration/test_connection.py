@@ -85,6 +85,27 @@ def test_a_connection_dropped_between_calls_is_retried(
     assert lease_of(following).test == "t2"
 
 
+def test_an_acknowledge_that_cannot_be_sent_is_made_at_once_not_when_its_reply_is_read(
+    durable_redis: PrivateRedis, build: BuildKeys
+) -> None:
+    """A worker sends its acknowledge and runs its next test before reading the reply: if the
+    send fails, the call goes through redis-py's retries right away, so the test's lease is not
+    left unacknowledged while the next test runs."""
+    client = connect(durable_redis.url)
+    worker = QueueWorker(client, build, "w1")
+    worker.populate(TESTS)
+    first, second = lease_of(worker.reserve()), lease_of(worker.reserve())
+    socket = worker.scripts.connection._sock
+    assert socket is not None
+    socket.close()  # the send fails at once (EBADF)
+
+    finishing = worker.acknowledge_later(first, AttemptRecord(first.test, "passed"))
+    # Done before anyone asks for the reply: finalized, and the last test reserved.
+    assert client.hget(build.key("results"), "t1") == str(first.id)
+    assert client.llen(build.key("queue")) == 0
+    assert finishing.result() == ("final", Lease("t3", second.id + 1))
+
+
 def test_a_call_rides_out_a_server_that_is_down_for_seconds(
     durable_redis: PrivateRedis, build: BuildKeys
 ) -> None:
