@@ -57,6 +57,10 @@ ROUND_TRIP_SMOOTHING = 0.2
 
 UNITS = ("test", "file")
 
+#: What a worker knows of the unit after the one it runs: its reservation, or how to get it
+#: when pytest's teardown asks (read the reply in flight, or reserve late).
+Upcoming = Reservation | Callable[[], Reservation]
+
 
 def unit_of(nodeid: str, unit: str) -> str:
     """The queued unit a test belongs to: itself, or its file."""
@@ -185,61 +189,70 @@ class QueuePlugin:
         self._guard_exit()
         self._expected = expected(list(units), self.durations)
         pending = self.worker.wait_for_lease(self._reserve())
-        if pending is None:
-            return
         upcoming = self._reserve_behind(pending)
-        while True:
-            # A reservation in hand, or one to read (the reply to the acknowledge in flight) or
-            # to make (a unit run long) only when pytest's teardown asks which item is next.
-            late = LateNextItem(upcoming, units) if callable(upcoming) else None
-            ahead = upcoming if isinstance(upcoming, Lease) else None
-            nextitem = late if late is not None else self._item_of(ahead, units)
-            if self.heartbeat:
-                self.heartbeat.hold(pending, *([ahead] if ahead else []))
-            self._regranted = None
-            record = self._execute(session, pending, units.get(pending.test), nextitem)
-            if late is not None:
-                late.resolve()
-                late.raise_error()
-                assert late.reservation is not None  # else raise_error raised
-                upcoming = late.reservation
-                ahead = upcoming if isinstance(upcoming, Lease) else None
-            if self._regranted is not None:
-                pending = self._regranted  # see _read_finishing
-            if isinstance(upcoming, Done) and upcoming.reason == "stopped":
-                self._finish(pending, record, reserve_next=False)
-                self._stop()
-                return
-            # The acknowledge goes out, with the reserve of the unit after `ahead`, and `ahead`
-            # runs while Redis answers; a failure waits for its answer, which may say stop.
-            # `ahead` run long: its teardown reserves; nothing ahead: the reserve is needed now.
-            reserve_next = ahead is None or not self._runs_long(ahead.test)
-            stopping = session.shouldstop or session.shouldfail
-            if ahead is not None and reserve_next and not record.failed and not stopping:
-                finishing = self.worker.acknowledge_later(pending, record)
-                pending, upcoming = ahead, partial(self._read_finishing, finishing, ahead)
-                continue
-            reservation = self._finish(pending, record, reserve_next=reserve_next)
-            stopped = isinstance(reservation, Done) and reservation.reason == "stopped"
-            if stopped or session.shouldstop or session.shouldfail:
-                self._stop()
-                return
-            if ahead is not None:
-                if isinstance(reservation, Lease) and reservation.test == ahead.test:
-                    # This worker stalled past the lease it reserved ahead, and got the test
-                    # back under a new lease: run it once, under that one (running the item
-                    # twice in a row would break pytest's setup state).
-                    ahead, upcoming = reservation, self._reserve_behind(reservation)
-                else:
-                    # Not asked for when `ahead` runs long: its teardown reserves.
-                    upcoming = reservation if reservation is not None else self._reserve
-                pending = ahead
-            else:
-                assert reservation is not None  # asked for with the acknowledge
-                next_lease = self.worker.wait_for_lease(reservation)
-                if next_lease is None:
-                    return
-                pending, upcoming = next_lease, self._reserve_behind(next_lease)
+        while pending is not None:
+            pending, upcoming = self._run_unit(session, units, pending, upcoming)
+
+    def _run_unit(
+        self,
+        session: pytest.Session,
+        units: Mapping[str, list[pytest.Item]],
+        pending: Lease,
+        upcoming: Upcoming,
+    ) -> tuple[Lease | None, Upcoming]:
+        """Run `pending`'s unit and finish it: the lease to run next (None: no more) and what
+        is known of the unit after that one."""
+        # A reservation in hand, or one to read (the reply to the acknowledge in flight) or to
+        # make (a unit run long) only when pytest's teardown asks which item is next.
+        late = LateNextItem(upcoming, units) if callable(upcoming) else None
+        ahead = upcoming if isinstance(upcoming, Lease) else None
+        nextitem = late if late is not None else self._item_of(ahead, units)
+        if self.heartbeat:
+            self.heartbeat.hold(pending, *([ahead] if ahead else []))
+        self._regranted = None
+        record = self._execute(session, pending, units.get(pending.test), nextitem)
+        if late is not None:
+            late.resolve()
+            late.raise_error()
+            assert late.reservation is not None  # else raise_error raised
+            upcoming = late.reservation
+        assert not callable(upcoming)
+        # Counted under the lease it got back, if it did (see _read_finishing).
+        return self._finish_unit(session, self._regranted or pending, record, upcoming)
+
+    def _finish_unit(
+        self, session: pytest.Session, pending: Lease, record: AttemptRecord, next_: Reservation
+    ) -> tuple[Lease | None, Upcoming]:
+        """Acknowledge (or requeue) `pending`, `next_` the unit after it: the lease to run next
+        (None: no more) and what is known of the unit after that one."""
+        ahead = next_ if isinstance(next_, Lease) else None
+        stopping = session.shouldstop or session.shouldfail
+        if next_ == Done("stopped"):
+            self._finish(pending, record, reserve_next=False)
+            self._stop()
+            return None, next_
+        # The acknowledge goes out, with the reserve of the unit after `ahead`, and `ahead` runs
+        # while Redis answers; a failure waits for its answer, which may say stop. `ahead` run
+        # long: its teardown reserves; nothing ahead: the reserve is needed now.
+        reserve_next = ahead is None or not self._runs_long(ahead.test)
+        if ahead is not None and reserve_next and not record.failed and not stopping:
+            finishing = self.worker.acknowledge_later(pending, record)
+            return ahead, partial(self._read_finishing, finishing, ahead)
+        reservation = self._finish(pending, record, reserve_next=reserve_next)
+        if stopping or reservation == Done("stopped"):
+            self._stop()
+            return None, Done("stopped")
+        if ahead is None:
+            assert reservation is not None  # asked for with the acknowledge
+            following = self.worker.wait_for_lease(reservation)
+            return following, self._reserve_behind(following)
+        if isinstance(reservation, Lease) and reservation.test == ahead.test:
+            # This worker stalled past the lease it reserved ahead, and got the test back under
+            # a new lease: run it once, under that one (running the item twice in a row would
+            # break pytest's setup state).
+            return reservation, self._reserve_behind(reservation)
+        # Not asked for when `ahead` runs long: its teardown reserves.
+        return ahead, reservation if reservation is not None else self._reserve
 
     def _stop(self) -> None:
         """The build stopped (--max-failures) or pytest was told to (-x, --maxfail): whatever
@@ -275,9 +288,11 @@ class QueuePlugin:
             return False
         return seconds >= LATE_RESERVE_ROUND_TRIPS * self._round_trip
 
-    def _reserve_behind(self, lease: Lease) -> Reservation | Callable[[], Reservation]:
+    def _reserve_behind(self, lease: Lease | None) -> Upcoming:
         """The reservation of the unit to run after `lease`'s: made now, or later (as the
-        teardown of `lease`'s unit starts) when that unit runs long."""
+        teardown of `lease`'s unit starts) when that unit runs long; none without a lease."""
+        if lease is None:
+            return Done("exhausted")
         return self._reserve if self._runs_long(lease.test) else self._reserve()
 
     def _reserve(self) -> Reservation:

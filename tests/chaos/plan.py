@@ -23,7 +23,7 @@ the number of rounds (from two rounds up), so a bounded run covers them all.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 #: Seconds of a lease: short, so a stopped or killed worker is taken over within the round.
 LEASE_TIMEOUT = 1.5
@@ -107,8 +107,19 @@ def draw_plans(seed: int, rounds: int) -> list[RoundPlan]:
         if ordinary and not any(
             event.variant == variant for plan in plans for event in plan.events
         ):
-            _add(rng, rng.choice(ordinary), "proxy", variant)
+            # One proxy window a round: two would overlap, and the second would go unseen.
+            free = [plan for plan in ordinary if "proxy" not in plan.kinds]
+            if free:
+                _add(rng, rng.choice(free), "proxy", variant)
+            else:  # every round has its window, all of the other variant: turn one around
+                _turn_proxy(rng.choice(ordinary), variant)
     return plans
+
+
+def _turn_proxy(plan: RoundPlan, variant: str) -> None:
+    plan.events = [
+        replace(event, variant=variant) if event.variant else event for event in plan.events
+    ]
 
 
 def _draw_round(rng: random.Random, index: int, *, lose_all: bool) -> RoundPlan:
