@@ -16,8 +16,9 @@ measured from the moment the queue was populated:
 - ``kill_all``: in one round, every worker is killed once a few tests are done, and none is
   replaced: the summary must give up and name the tests that did not run (exit 3).
 
-Every fault kind, and both ways of the proxy, is planned at least once whatever the seed and
-the number of rounds (from two rounds up), so a bounded run covers them all.
+Every fault kind is planned at least once whatever the seed and the number of rounds (from
+two rounds up), and both ways of the proxy from three rounds up (one window a round, and one
+round is the one that loses every worker), so a bounded run covers them all.
 """
 
 from __future__ import annotations
