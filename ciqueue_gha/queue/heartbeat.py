@@ -63,8 +63,10 @@ class HeartbeatProcess:
         self._send({"connect": asdict(config)})
 
     def _send(self, message: dict[str, object]) -> None:
-        # One write of the whole line, unbuffered: a message a test, on the hot path.
-        os.write(self._pipe, (json.dumps(message) + "\n").encode())
+        # Unbuffered writes of the whole line (one, short of a huge test id): a message a test.
+        data = (json.dumps(message) + "\n").encode()
+        while data:
+            data = data[os.write(self._pipe, data) :]
 
     def hold(self, running: Lease, *reserved: Lease) -> None:
         """Keep `running` and the `reserved` leases behind it alive from now on; the next
