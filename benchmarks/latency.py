@@ -33,7 +33,7 @@ from benchmarks.redis_cost import small_record
 from ciqueue_gha import defaults
 from ciqueue_gha.connection import connect
 from ciqueue_gha.keys import BuildKeys
-from ciqueue_gha.queue import Lease, QueueWorker
+from ciqueue_gha.queue import Lease, QueueWorker, Reservation
 from ciqueue_gha.redis_server import PrivateRedis
 
 TESTS = 500
@@ -67,7 +67,7 @@ def one_round(url: str, build: str, tests: list[str], junit: Path, rng: random.R
         alone = len(client.client_list())
         summary = summary_process(url, build, junit)
         worker.populate(tests)
-        lease = worker.reserve()
+        lease: Reservation | None = worker.reserve()
         last = len(tests)
         while isinstance(lease, Lease):
             last -= 1

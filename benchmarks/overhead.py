@@ -80,7 +80,7 @@ def commands(out: Path) -> list[Command]:
     python = sys.executable
     ours = [python, "-m", "ciqueue_gha.cli", "run"]
     pytest = [python, "-m", "pytest", *PYTEST_FLAGS]
-    made = []
+    made: list[Command] = []
     for name, argv in (
         ("plain pytest", [*pytest, "--junitxml={junit}", "."]),
         ("ciqueue-gha, 1 worker", [*ours, "--workers", "1", "--junit-xml", "{junit}"]),

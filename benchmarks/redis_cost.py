@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +79,8 @@ class CountingWorker:
     def __init__(self, worker: QueueWorker) -> None:
         self.sent: Counter[str] = Counter()
         client, connection = worker.client, worker.scripts.connection
-        self._execute, self._send_packed = client.execute_command, connection.send_packed_command
+        self._execute: Callable[..., Any] = client.execute_command
+        self._send_packed: Callable[..., None] = connection.send_packed_command
         client.execute_command = self._count_command  # type: ignore[method-assign]
         connection.send_packed_command = self._count_packed
 
