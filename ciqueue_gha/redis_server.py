@@ -85,24 +85,20 @@ class PrivateRedis:
         self.wait_ready()
         return self
 
-    def launch(self) -> None:
-        """Start the server as a child of this process; `wait_ready` waits until it answers."""
+    def launch(self, *, detached: bool = False) -> None:
+        """Start the server, a child of this process (`detached`: in a session of its own, to
+        outlive it); `wait_ready` waits until it answers."""
         self.process = subprocess.Popen(
             self._args(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=detached,
         )
 
     def start_detached(self) -> PrivateRedis:
         """Start a server that outlives this process (`ciqueue-gha redis start`)."""
-        self.process = subprocess.Popen(
-            self._args(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        self.launch(detached=True)
         self.wait_ready()
         return self
 
