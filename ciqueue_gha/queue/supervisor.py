@@ -4,6 +4,11 @@ It returns when the queue is exhausted (populated, nothing queued, nothing runni
 as many tests finalized as populated), when the report timeout passes, or when no live
 worker has been seen for the inactive-workers timeout. It never calls a build done while
 a lease is alive.
+
+Every look also checks that the state is whole (DESIGN.md §2, state integrity): the
+structural keys present, tests listed = total = queued + running + finalized, a lease for
+every running test. Anything else is `QueueStateLost`, at once: a key evicted or expired
+mid-build must not turn into a smaller, greener build or a wait for a timeout.
 """
 
 from __future__ import annotations
@@ -18,7 +23,10 @@ import redis
 from .. import defaults
 from ..errors import QueueNeverPopulated, QueueStateLost
 from ..keys import BuildKeys
-from ..scripts import Scripts
+from ..scripts import source, translate
+from .record import STRUCTURAL_KEYS
+
+STRUCTURAL_KEYS_SET = frozenset(STRUCTURAL_KEYS)
 
 
 @dataclass(frozen=True)
@@ -33,12 +41,36 @@ class QueueStatus:
     since_seen_ms: int  # since any worker reserved or heartbeat; -1: none seen
     now_ms: int
     stopped: bool = False  # a worker hit --max-failures: nothing more will be handed out
+    listed: int = 0  # length of the tests list
+    leases: int = 0  # entries of the leases hash: one per running test
+    present: frozenset[str] = STRUCTURAL_KEYS_SET  # those of STRUCTURAL_KEYS that exist
 
     @property
     def exhausted(self) -> bool:
         return (
             self.ready and self.queued == 0 and self.running == 0 and self.finalized == self.total
         )
+
+    def lost(self) -> str | None:
+        """Why the state seen is not whole, or None. Not populated yet is whole when nothing
+        of a populated queue is there either (populate writes every structural key at once)."""
+        if not self.ready:
+            there = sorted(self.present)
+            return f"its ready marker is gone, its {', '.join(there)} remain" if there else None
+        gone = [name for name in STRUCTURAL_KEYS if name not in self.present]
+        if gone:
+            return f"its {', '.join(gone)} key is gone"
+        if self.listed != self.total:
+            return f"its tests list holds {self.listed} of {self.total} tests"
+        accounted = self.queued + self.running + self.finalized
+        if accounted != self.total:
+            return (
+                f"{self.total - accounted} of its {self.total} tests are neither queued, "
+                "running nor finalized"
+            )
+        if self.leases != self.running:
+            return f"{self.running} tests are running but {self.leases} leases are held"
+        return None
 
 
 class Verdict(Enum):
@@ -71,7 +103,7 @@ class Supervisor:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.keys = keys
-        self.scripts = Scripts(client)
+        self._status_script = client.register_script(source("status"))
         self.report_timeout = report_timeout
         self.inactive_workers_timeout = inactive_workers_timeout
         self.queue_init_timeout = queue_init_timeout
@@ -85,16 +117,50 @@ class Supervisor:
         self._client = client
 
     def status(self) -> QueueStatus:
-        reply = self.scripts.call("status", self._key_vector, [])
+        """What the queue holds now, read in one transaction (the counts agree)."""
+        key = self.keys.key
+        pipe = self._client.pipeline(transaction=True)
+        self._status_script(keys=self._key_vector, args=[], client=pipe)
+        pipe.exists(key("stopped"))
+        pipe.llen(key("tests"))
+        pipe.hlen(key("leases"))
+        for name in STRUCTURAL_KEYS:
+            pipe.exists(key(name))
+        try:
+            reply, stopped, listed, leases, *present = pipe.execute()
+        except redis.ResponseError as exc:
+            raise translate(exc) from None
         ready, total, queued, running, finalized, failed, alive, since, now = map(int, reply)
-        stopped = bool(self._client.exists(self.keys.key("stopped")))
         return QueueStatus(
-            bool(ready), total, queued, running, finalized, failed, alive, since, now, stopped
+            bool(ready),
+            total,
+            queued,
+            running,
+            finalized,
+            failed,
+            alive,
+            since,
+            now,
+            bool(stopped),
+            listed,
+            leases,
+            frozenset(name for name, there in zip(STRUCTURAL_KEYS, present, strict=True) if there),
         )
+
+    def checked_status(self) -> QueueStatus:
+        """`status`, or `QueueStateLost` when the state it shows is not whole."""
+        status = self.status()
+        why = status.lost()
+        if why is not None:
+            raise QueueStateLost(
+                f"build {self.keys.build_id} attempt {self.keys.attempt}: {why} "
+                "(evicted, expired or flushed): queue state lost"
+            )
+        return status
 
     def wait_until_populated(self) -> QueueStatus:
         deadline = self._clock() + self.queue_init_timeout
-        while not (status := self.status()).ready:
+        while not (status := self.checked_status()).ready:
             if self._clock() >= deadline or self._workers_gone():
                 raise QueueNeverPopulated(
                     f"no worker populated the queue of build {self.keys.build_id} "
@@ -128,9 +194,9 @@ class Supervisor:
             if idle >= self.inactive_workers_timeout or (idle > 0 and self._workers_gone()):
                 return Outcome(Verdict.INACTIVE_WORKERS, status)
             self._sleep(self.poll_interval)
-            status = self.status()
+            status = self.checked_status()
             if not status.ready:
                 raise QueueStateLost(
-                    f"the queue of build {self.keys.build_id} vanished from Redis "
-                    "(restarted empty, flushed or evicted): queue state lost"
+                    f"the queue of build {self.keys.build_id} attempt {self.keys.attempt} "
+                    "vanished from Redis (restarted empty, flushed or evicted): queue state lost"
                 )

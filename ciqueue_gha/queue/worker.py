@@ -127,11 +127,13 @@ class QueueWorker:
         """Read any reply still in flight and close this worker's connection."""
         self.scripts.close()
 
-    def populate(self, tests: Sequence[str], *, allow_empty: bool = False) -> Population:
+    def populate(
+        self, tests: Sequence[str], *, allow_empty: bool = False, basis: int = 0
+    ) -> Population:
         """Push `tests` if this worker is the first to get here (the leader); else follow.
 
         An empty list is an error, except for a retry whose earlier attempt left nothing to
-        run again (`allow_empty`).
+        run again (`allow_empty`). `basis`: the attempt a retry queued from (queue/retry.py).
         """
         if not tests and not allow_empty:
             raise UsageError("no tests collected: there is nothing to queue")
@@ -141,8 +143,10 @@ class QueueWorker:
         # Every script now: a call whose reply is read later would learn of a script the server
         # does not know only then, and populate's request is too large to send twice.
         self.scripts.load_all()
-        role, theirs, total = self._call(
-            "populate", self.worker_id, self.settings.key_ttl, ours, defaults.POPULATE_CHUNK, *tests
+        role, theirs, total = self.scripts.call(
+            "populate",
+            [*self._key_vector, self.keys.key("basis")],
+            [self.worker_id, self.settings.key_ttl, ours, defaults.POPULATE_CHUNK, *tests, basis],
         )
         self.total = int(total)
         return Population(role == "leader", self.total, theirs == ours)
