@@ -43,6 +43,7 @@ class QueueStatus:
     stopped: bool = False  # a worker hit --max-failures: nothing more will be handed out
     listed: int = 0  # length of the tests list
     leases: int = 0  # entries of the leases hash: one per running test
+    attempts: int = 0  # entries of the attempts hash: at least one per finalized test
     present: frozenset[str] = STRUCTURAL_KEYS_SET  # those of STRUCTURAL_KEYS that exist
 
     @property
@@ -70,6 +71,8 @@ class QueueStatus:
             )
         if self.leases != self.running:
             return f"{self.running} tests are running but {self.leases} leases are held"
+        if self.attempts < self.finalized:
+            return f"{self.finalized} tests are finalized but {self.attempts} attempts recorded"
         return None
 
 
@@ -124,10 +127,11 @@ class Supervisor:
         pipe.exists(key("stopped"))
         pipe.llen(key("tests"))
         pipe.hlen(key("leases"))
+        pipe.hlen(key("attempts"))
         for name in STRUCTURAL_KEYS:
             pipe.exists(key(name))
         try:
-            reply, stopped, listed, leases, *present = pipe.execute()
+            reply, stopped, listed, leases, attempts, *present = pipe.execute()
         except redis.ResponseError as exc:
             raise translate(exc) from None
         ready, total, queued, running, finalized, failed, alive, since, now = map(int, reply)
@@ -144,6 +148,7 @@ class Supervisor:
             bool(stopped),
             listed,
             leases,
+            attempts,
             frozenset(name for name, there in zip(STRUCTURAL_KEYS, present, strict=True) if there),
         )
 
