@@ -36,7 +36,7 @@ from ciqueue_gha.queue.worker import QueueWorker
 from ciqueue_gha.redis_server import PrivateRedis
 from ciqueue_gha.scripts import Scripts
 
-from .test_runner import clean_env, cli
+from .test_runner import SUITES, clean_env, cli
 
 TESTS = 20_000
 SEEDS = range(1, 11)
@@ -45,16 +45,11 @@ FAILING = 0.01
 BATCH = 1000  # calls per pipeline: a fleet's worth of workers at once
 LEASE_MS = 60_000
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def evicting() -> Iterator[PrivateRedis]:
     with PrivateRedis() as server:
-        client = connect(server.url)
-        client.config_set("maxmemory-policy", "allkeys-lru")
         yield server
-        client.close()
 
 
 def drive(client: redis.Redis, keys: BuildKeys, rng: random.Random) -> str:
@@ -117,10 +112,12 @@ def reported_tests(stdout: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
+@pytest.mark.slow
 def test_eviction_never_gives_a_green_build_with_fewer_tests(
     evicting: PrivateRedis, tmp_path: Path
 ) -> None:
     client = connect(evicting.url)
+    client.config_set("maxmemory-policy", "allkeys-lru")
     ends: Counter[tuple[str, int]] = Counter()
     evicted_runs = 0
     for seed in SEEDS:
@@ -144,3 +141,41 @@ def test_eviction_never_gives_a_green_build_with_fewer_tests(
         ends[(ended.split(":")[0], done.returncode)] += 1
     print(f"eviction runs (driver end, summary exit): {dict(ends)}; {evicted_runs} evicted")
     assert evicted_runs >= 3, f"too few runs evicted anything to test: {dict(ends)}"
+
+
+# --- the warning at first contact -------------------------------------------------------------
+
+
+def first_contact(url: str, tmp: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*cli(), *argv, "--redis-url", url],
+        capture_output=True,
+        text=True,
+        env=clean_env(tmp),
+        cwd=SUITES / "empty",
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("policy", ["allkeys-lru", "volatile-ttl", "allkeys-random"])
+def test_redis_check_warns_of_a_policy_that_can_evict_the_queue(
+    policy: str, evicting: PrivateRedis, tmp_path: Path
+) -> None:
+    """Every key of a build has a TTL: volatile-* evict them as readily as allkeys-*."""
+    connect(evicting.url).config_set("maxmemory-policy", policy)
+    done = first_contact(evicting.url, tmp_path, "redis", "check")
+    assert done.returncode == 0, done.stderr
+    warning = f"ciqueue-gha: WARNING: Redis at {evicting.url} has maxmemory-policy {policy}: "
+    assert done.stderr.startswith(warning) and done.stderr.count("\n") == 1, done.stderr
+    assert "use maxmemory-policy noeviction" in done.stderr
+
+
+def test_a_worker_warns_at_first_contact(evicting: PrivateRedis, tmp_path: Path) -> None:
+    connect(evicting.url).config_set("maxmemory-policy", "allkeys-lru")
+    done = first_contact(evicting.url, tmp_path, "worker", "--build-id", "warned")
+    assert "has maxmemory-policy allkeys-lru" in done.stderr, done.stderr
+
+
+def test_noeviction_is_not_warned_about(redis_url: str, tmp_path: Path) -> None:
+    done = first_contact(redis_url, tmp_path, "redis", "check")
+    assert done.returncode == 0 and "WARNING" not in done.stderr, done.stderr
