@@ -26,8 +26,6 @@ from ..keys import BuildKeys
 from ..scripts import source, translate
 from .record import STRUCTURAL_KEYS
 
-STRUCTURAL_KEYS_SET = frozenset(STRUCTURAL_KEYS)
-
 
 @dataclass(frozen=True)
 class QueueStatus:
@@ -44,7 +42,7 @@ class QueueStatus:
     listed: int = 0  # length of the tests list
     leases: int = 0  # entries of the leases hash: one per running test
     attempts: int = 0  # entries of the attempts hash: at least one per finalized test
-    present: frozenset[str] = STRUCTURAL_KEYS_SET  # those of STRUCTURAL_KEYS that exist
+    present: tuple[str, ...] = STRUCTURAL_KEYS  # those of STRUCTURAL_KEYS that exist
 
     @property
     def exhausted(self) -> bool:
@@ -56,8 +54,8 @@ class QueueStatus:
         """Why the state seen is not whole, or None. Not populated yet is whole when nothing
         of a populated queue is there either (populate writes every structural key at once)."""
         if not self.ready:
-            there = sorted(self.present)
-            return f"its ready marker is gone, its {', '.join(there)} remain" if there else None
+            there = ", ".join(self.present)
+            return f"its ready marker is gone, its {there} remain" if there else None
         gone = [name for name in STRUCTURAL_KEYS if name not in self.present]
         if gone:
             return f"its {', '.join(gone)} key is gone"
@@ -149,7 +147,7 @@ class Supervisor:
             listed,
             leases,
             attempts,
-            frozenset(name for name, there in zip(STRUCTURAL_KEYS, present, strict=True) if there),
+            tuple(name for name, there in zip(STRUCTURAL_KEYS, present, strict=True) if there),
         )
 
     def checked_status(self) -> QueueStatus:
