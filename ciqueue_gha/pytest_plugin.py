@@ -163,6 +163,7 @@ class QueuePlugin:
         self._supervisor: Supervisor | None = None
         self._collect_reports: list[pytest.CollectReport] = []
         self.collection_interrupted = False  # collection errors stopped the build, as pytest's
+        self.collection_failed = False  # a file failed to import (a build failure, as pytest's)
 
     def pytest_configure(self, config: pytest.Config) -> None:
         self.worker.settings = take_over_maxfail(config.option, self.worker.settings)
@@ -205,6 +206,7 @@ class QueuePlugin:
             case_from_collect_report(report, self._paths, self.scrub)
             for report in self._collect_reports
         ]
+        self.collection_failed = any(case.failed for case in cases)
         if cases or interrupted:
             worker = self.worker
             record_collection(
@@ -272,8 +274,10 @@ class QueuePlugin:
             return None, next_
         # The acknowledge goes out, with the reserve of the unit after `ahead`, and `ahead` runs
         # while Redis answers; a failure waits for its answer, which may say stop. `ahead` run
-        # long: its teardown reserves; nothing ahead: the reserve is needed now.
-        reserve_next = ahead is None or not self._runs_long(ahead.test)
+        # long: its teardown reserves; nothing ahead: the reserve is needed now. Under a failure
+        # cap a failure always reserves: that reply is how this worker learns the build stopped.
+        capped_failure = record.failed and self.worker.settings.max_failures is not None
+        reserve_next = ahead is None or not self._runs_long(ahead.test) or capped_failure
         if ahead is not None and reserve_next and not record.failed and not stopping:
             finishing = self.worker.acknowledge_later(pending, record)
             return ahead, partial(self._read_finishing, finishing, ahead)

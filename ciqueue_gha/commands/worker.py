@@ -164,6 +164,6 @@ def exit_code(plugin: QueuePlugin, pytest_code: int | pytest.ExitCode) -> int:
         return EXIT_INTERRUPTED
     if pytest_code in _PYTEST_EXIT:
         return _PYTEST_EXIT[pytest.ExitCode(pytest_code)]
-    if plugin.tally.final_failures or plugin.tally.stopped:
+    if plugin.tally.final_failures or plugin.tally.stopped or plugin.collection_failed:
         return EXIT_FAILED
     return EXIT_PASSED
