@@ -140,6 +140,14 @@ class BuildOutcome:
         return EXIT_INTERRUPTED if self.interrupted else EXIT_INCOMPLETE
 
 
+def interrupted_line(errors: int) -> str:
+    """What the reports say of a build that collection errors stopped, as pytest says it."""
+    return (
+        f"Interrupted: {errors} error{'' if errors == 1 else 's'} during collection, so no "
+        "test was queued (as plain pytest; --continue-on-collection-errors runs the rest)"
+    )
+
+
 def _histories(unit: str, final: AttemptRecord, earlier: list[AttemptRecord]) -> list[CaseHistory]:
     histories = []
     for case in final.cases:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..keys import BuildKeys
 from ..queue.supervisor import Verdict
 from ..truncate import cut
-from .outcome import BuildOutcome
+from .outcome import BuildOutcome, interrupted_line
 
 #: Characters of one failure's traceback printed in the log.
 TRACEBACK_LIMIT = 4000
@@ -38,12 +38,7 @@ def render_text(outcome: BuildOutcome, keys: BuildKeys, verdict: Verdict) -> str
         for unit, count in sorted(outcome.taken_over.items())
     )
     if outcome.interrupted or verdict is Verdict.INTERRUPTED:
-        errors = outcome.collection_errors
-        lines.append(
-            f"ciqueue-gha: Interrupted: {errors} error{'s' if errors != 1 else ''} during "
-            "collection, so no test was queued (as plain pytest; "
-            "--continue-on-collection-errors runs the rest)"
-        )
+        lines.append(f"ciqueue-gha: {interrupted_line(outcome.collection_errors)}")
     elif verdict is Verdict.STOPPED:
         after = "; these tests did not run:" if outcome.missing else ""
         lines.append(
