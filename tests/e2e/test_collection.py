@@ -38,8 +38,6 @@ from tests.e2e.test_runner import (
 )
 from tests.e2e.test_runner import commands as commands  # the fixture
 
-pytestmark = pytest.mark.slow
-
 #: The pytest command line of each case, and what plain pytest exits with on it.
 CASES = {
     "collection error": ([], EXIT_INTERRUPTED),
@@ -252,6 +250,7 @@ FAILING = "check_exitfirst.py::test_step[3]"
 STARTED_AFTER_FAILURE = 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", SHAPES)
 def test_exitfirst_stops_every_worker_of_the_build(
     shape: str, commands: Commands, tmp_path: Path, redis_server: PrivateRedis, client: redis.Redis
