@@ -207,16 +207,15 @@ class QueuePlugin:
             for report in self._collect_reports
         ]
         self.collection_failed = any(case.failed for case in cases)
-        if cases or interrupted:
-            worker = self.worker
-            record_collection(
-                worker.client,
-                worker.keys,
-                worker.worker_id,
-                cases,
-                interrupted=interrupted,
-                ttl=worker.settings.key_ttl,
-            )
+        worker = self.worker
+        record_collection(
+            worker.client,
+            worker.keys,
+            worker.worker_id,
+            cases,
+            interrupted=interrupted,
+            ttl=worker.settings.key_ttl,
+        )
 
     def _run(self, session: pytest.Session) -> None:
         units = group_units(session.items, self.unit)

@@ -59,7 +59,9 @@ def summarize(
     )
     verdict = supervisor.wait().verdict
     records = BuildRecord.load_attempts(client, target.keys)
-    outcome = BuildOutcome.from_records(records, CollectionRecord.load(client, target.keys))
+    collection = CollectionRecord.load(client, target.keys)
+    collection.check_whole(target.keys, populated=records[-1].populated)
+    outcome = BuildOutcome.from_records(records, collection)
     write_junit(outcome, junit_xml)
     save_durations(client, outcome, durations_file)
     click.echo(render_text(outcome, target.keys, verdict))

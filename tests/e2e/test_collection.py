@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from ciqueue_gha.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_PASSED
+from ciqueue_gha.errors import EXIT_FAILED, EXIT_INFRASTRUCTURE, EXIT_INTERRUPTED, EXIT_PASSED
 from ciqueue_gha.keys import BuildKeys
 from ciqueue_gha.redis_server import PrivateRedis
 from ciqueue_gha.report.junit import junit_names
@@ -311,3 +311,44 @@ def test_exitfirst_stops_every_worker_of_the_build(
     assert f"{len(not_run)} NOT RUN" in stdout
     assert "stopped by --max-failures (or -x / --maxfail" in stdout
     assert "Traceback (most recent call last)" not in output
+
+
+# --- a lost collection record is never a green build ---------------------------------------------
+
+
+@pytest.mark.parametrize("lost", [["collection", "collected"], ["collected"], ["collection"]])
+def test_lost_collection_record_is_queue_state_lost(
+    lost: list[str],
+    commands: Commands,
+    tmp_path: Path,
+    redis_server: PrivateRedis,
+    client: redis.Redis,
+) -> None:
+    """The build ran (with a collection error, so its only failure is in the collection
+    record); the record is then evicted: the summary says queue state lost, exit 4."""
+    suite = copy_suite("collection", tmp_path)
+    build_id = new_build_id("collection-lost")
+    build = ["--redis-url", redis_server.url, "--build-id", build_id]
+    env = clean_env(tmp_path)
+    args = ["--", "--continue-on-collection-errors"]
+    worker = commands.run(
+        "worker", [*cli(), "worker", *build, "--worker-id", "w", *args], cwd=suite, env=env
+    )
+    assert worker.process.returncode == EXIT_FAILED, worker.output()
+    keys = BuildKeys(build_id)
+    client.delete(*(keys.key(name) for name in lost))
+    summary = commands.run(
+        "summary",
+        [*cli(), "summary", *build, "--junit-xml", str(tmp_path / "m.xml")],
+        cwd=suite,
+        env=env,
+    )
+    assert summary.process.returncode == EXIT_INFRASTRUCTURE, summary.output()
+    errors = [
+        line for line in summary.output().splitlines() if line.startswith("ciqueue-gha: error:")
+    ]
+    assert errors == [
+        f"ciqueue-gha: error: the collection record of build {build_id} attempt 1 is gone "
+        "from Redis (evicted or expired): queue state lost"
+    ], summary.output()
+    assert "Traceback" not in summary.output()
