@@ -17,6 +17,10 @@ unit expected to run long (recorded durations, `LATE_RESERVE_ROUND_TRIPS`) is ru
 unit held behind it, and its successor is reserved only when pytest asks for the next item,
 as the unit's teardown starts: one more round trip for that unit, and no unit held behind it.
 
+What collection reported besides tests (files that failed to import, files skipped whole)
+is recorded for the build's report before anything is queued (queue/collection.py), and
+pytest's ``-x`` / ``--maxfail N`` become the build's ``--max-failures`` (maxfail.py).
+
 Registered under the ``pytest11`` entry point and inactive unless ``ciqueue-gha worker``
 (or ``pytest --ciqueue`` with ``CIQUEUE_*`` in the environment) asks for it.
 """
