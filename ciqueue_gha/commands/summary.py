@@ -10,7 +10,6 @@ import redis
 
 from .. import durations
 from ..connection import check_server, connect
-from ..errors import EXIT_INCOMPLETE
 from ..github.env import GitHubEnv
 from ..github.publish import FinishedBuild, publish
 from ..github.workflow import WorkflowCommands
@@ -25,6 +24,7 @@ from ..options import (
     queue_init_option,
     supervisor_options,
 )
+from ..queue.collection import CollectionRecord
 from ..queue.retry import BuildHistory, has_trace, latest_with_state, load_history
 from ..queue.supervisor import Supervisor, Verdict
 from ..queue.verdict import AttemptVerdict
@@ -66,9 +66,13 @@ def summarize(
         workers_gone=workers_gone,
     )
     verdict = supervisor.wait().verdict
-    history = load_history(client, keys)
+    # A build its collection errors stopped queued nothing: nothing of a queue to check.
+    history = load_history(client, keys, populated=verdict is not Verdict.INTERRUPTED)
     records = history.records
-    outcome = BuildOutcome.from_records(records)
+    populated = records[-1].populated
+    collection = CollectionRecord.load(client, keys)
+    collection.check_whole(keys, populated=populated)
+    outcome = BuildOutcome.from_records(records, collection)
     write_junit(outcome, junit_xml)
     if keys == target.keys:  # a report of an earlier attempt again: its durations are in
         save_durations(client, outcome, durations_file)
@@ -76,9 +80,9 @@ def summarize(
     for line in history_notes(history, keys):
         click.echo(f"ciqueue-gha: {line}")
     click.echo(f"ciqueue-gha: merged JUnit: {junit_xml}")
-    code = outcome.exit_code if verdict is Verdict.EXHAUSTED else EXIT_INCOMPLETE
-    # What a retry of this attempt needs, kept after the build's keys expire.
-    AttemptVerdict.of(keys.attempt, code, records, history.carried).save(client, keys.build_id)
+    code = outcome.exit_code_after(verdict)
+    if populated:  # what a retry of this attempt needs, kept after the build's keys expire
+        AttemptVerdict.of(keys.attempt, code, records, history.carried).save(client, keys.build_id)
     finished = FinishedBuild(
         outcome,
         records,

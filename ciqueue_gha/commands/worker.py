@@ -14,7 +14,14 @@ import redis
 
 from .. import durations
 from ..connection import check_server, connect
-from ..errors import EXIT_FAILED, EXIT_INCOMPLETE, EXIT_PASSED, EXIT_USAGE, CiqueueError
+from ..errors import (
+    EXIT_FAILED,
+    EXIT_INCOMPLETE,
+    EXIT_INTERRUPTED,
+    EXIT_PASSED,
+    EXIT_USAGE,
+    CiqueueError,
+)
 from ..options import (
     Target,
     connection_options,
@@ -153,8 +160,10 @@ def exit_code(plugin: QueuePlugin, pytest_code: int | pytest.ExitCode) -> int:
     """The worker's exit code (DESIGN.md §1) from what its tests did and what pytest said."""
     if plugin.error is not None:
         raise plugin.error
+    if plugin.collection_interrupted:  # as plain pytest: collection errors, no test run
+        return EXIT_INTERRUPTED
     if pytest_code in _PYTEST_EXIT:
         return _PYTEST_EXIT[pytest.ExitCode(pytest_code)]
-    if plugin.tally.final_failures or plugin.tally.stopped:
+    if plugin.tally.final_failures or plugin.tally.stopped or plugin.collection_failed:
         return EXIT_FAILED
     return EXIT_PASSED

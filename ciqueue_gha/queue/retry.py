@@ -74,10 +74,13 @@ def plan_retry(client: redis.Redis, keys: BuildKeys) -> RetryPlan:
     )
 
 
-def load_history(client: redis.Redis, keys: BuildKeys) -> BuildHistory:
+def load_history(client: redis.Redis, keys: BuildKeys, *, populated: bool = True) -> BuildHistory:
     """The records the summary of `keys.attempt` merges; `QueueStateLost` when the attempt,
-    or an attempt it was based on, is not whole and left no verdict."""
+    or an attempt it was based on, is not whole and left no verdict. With `populated` False
+    (its collection errors stopped the build) an attempt nothing was queued for is whole."""
     record = BuildRecord.load(client, keys)
+    if not populated and not has_trace(client, keys):
+        return BuildHistory([record])
     why = record.lost()
     if why is not None:
         raise _lost(keys, why)

@@ -39,6 +39,7 @@ class QueueStatus:
     since_seen_ms: int  # since any worker reserved or heartbeat; -1: none seen
     now_ms: int
     stopped: bool = False  # a worker hit --max-failures: nothing more will be handed out
+    interrupted: bool = False  # a worker's collection errors stopped the build (as pytest's)
     listed: int = 0  # length of the tests list
     leases: int = 0  # entries of the leases hash: one per running test
     attempts: int = 0  # entries of the attempts hash: at least one per finalized test
@@ -79,6 +80,7 @@ class Verdict(Enum):
     REPORT_TIMEOUT = "report timeout"
     INACTIVE_WORKERS = "no live worker"
     STOPPED = "stopped by --max-failures"
+    INTERRUPTED = "interrupted: errors during collection"
 
 
 @dataclass(frozen=True)
@@ -123,13 +125,14 @@ class Supervisor:
         pipe = self._client.pipeline(transaction=True)
         self._status_script(keys=self._key_vector, args=[], client=pipe)
         pipe.exists(key("stopped"))
+        pipe.exists(key("interrupted"))
         pipe.llen(key("tests"))
         pipe.hlen(key("leases"))
         pipe.hlen(key("attempts"))
         for name in STRUCTURAL_KEYS:
             pipe.exists(key(name))
         try:
-            reply, stopped, listed, leases, attempts, *present = pipe.execute()
+            reply, stopped, interrupted, listed, leases, attempts, *present = pipe.execute()
         except redis.ResponseError as exc:
             raise translate(exc) from None
         ready, total, queued, running, finalized, failed, alive, since, now = map(int, reply)
@@ -143,11 +146,14 @@ class Supervisor:
             alive,
             since,
             now,
-            bool(stopped),
-            listed,
-            leases,
-            attempts,
-            tuple(name for name, there in zip(STRUCTURAL_KEYS, present, strict=True) if there),
+            stopped=bool(stopped),
+            interrupted=bool(interrupted),
+            listed=listed,
+            leases=leases,
+            attempts=attempts,
+            present=tuple(
+                name for name, there in zip(STRUCTURAL_KEYS, present, strict=True) if there
+            ),
         )
 
     def checked_status(self) -> QueueStatus:
@@ -163,14 +169,17 @@ class Supervisor:
 
     def wait_until_populated(self) -> QueueStatus:
         deadline = self._clock() + self.queue_init_timeout
-        while not (status := self.checked_status()).ready:
-            if self._clock() >= deadline or self._workers_gone():
+        while True:
+            gone = self._workers_gone()  # asked first: what a worker wrote before it exited counts
+            status = self.checked_status()
+            if status.ready or status.interrupted:
+                return status
+            if self._clock() >= deadline or gone:
                 raise QueueNeverPopulated(
                     f"no worker populated the queue of build {self.keys.build_id} "
                     f"within {self.queue_init_timeout:g} s"
                 )
             self._sleep(self.poll_interval)
-        return status
 
     @staticmethod
     def _idle_for(status: QueueStatus, waited: float) -> float:
@@ -184,6 +193,8 @@ class Supervisor:
     def wait(self) -> Outcome:
         """Wait for the build to be exhausted or for a timeout; raises `QueueStateLost`."""
         status = self.wait_until_populated()
+        if not status.ready:  # interrupted: nothing was, or will be, queued
+            return Outcome(Verdict.INTERRUPTED, status)
         start = self._clock()
         while True:
             if status.exhausted:
