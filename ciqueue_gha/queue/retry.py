@@ -70,7 +70,7 @@ def plan_retry(client: redis.Redis, keys: BuildKeys) -> RetryPlan:
         None,
         0,
         f"no state or verdict of an attempt before {keys.attempt} is left in Redis "
-        f"(expired or evicted): attempt {keys.attempt} queues the whole suite",
+        f"(expired, evicted, or none queued): attempt {keys.attempt} queues the whole suite",
     )
 
 
@@ -111,7 +111,9 @@ def latest_with_state(client: redis.Redis, keys: BuildKeys) -> int | None:
     """The latest attempt before `keys.attempt` that left state or a verdict, if any."""
     for attempt in range(keys.attempt - 1, 0, -1):
         earlier = BuildKeys(keys.build_id, attempt)
-        if client.exists(earlier.key("verdict")) or has_trace(client, earlier):
+        # An attempt its collection errors stopped left no queue, but is reported (exit 2).
+        left = client.exists(earlier.key("verdict"), earlier.key("interrupted"))
+        if left or has_trace(client, earlier):
             return attempt
     return None
 

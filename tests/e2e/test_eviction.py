@@ -31,6 +31,7 @@ from ciqueue_gha.errors import (
     CiqueueError,
 )
 from ciqueue_gha.keys import BuildKeys
+from ciqueue_gha.queue.collection import record_collection
 from ciqueue_gha.queue.record import AttemptRecord, CaseRecord
 from ciqueue_gha.queue.worker import QueueWorker
 from ciqueue_gha.redis_server import PrivateRedis
@@ -57,6 +58,7 @@ def drive(client: redis.Redis, keys: BuildKeys, rng: random.Random) -> str:
     memory); returns how it ended."""
     tests = [f"tests/test_mod{n // 100}.py::test_case[{n}]" for n in range(TESTS)]
     try:
+        record_collection(client, keys, "populator", [], interrupted=False)  # as a worker does
         QueueWorker(client, keys, "populator").populate(tests)
     except (redis.RedisError, CiqueueError) as exc:  # out of memory, state lost: a worker ends
         return f"populate: {type(exc).__name__}"

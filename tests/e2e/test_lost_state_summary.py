@@ -180,7 +180,7 @@ def populated(client: redis.Redis, build: Build) -> QueueWorker:
 
 #: Keys every populated build has once its tests ran; any one lost must read as state lost.
 AFTER_THE_BUILD = ["tests", "total", "results", "attempts", "dispositions", "ready"]
-AFTER_THE_BUILD += ["leader", "digest", "basis"]
+AFTER_THE_BUILD += ["leader", "digest", "basis", "collected"]
 
 
 @pytest.mark.parametrize("lost", AFTER_THE_BUILD)

@@ -148,8 +148,8 @@ def test_nothing_left_of_any_earlier_attempt_runs_the_whole_suite(
     plan = plan_retry(client, BuildKeys(keys.build_id, 2))
     assert plan.units is None and plan.basis == 0
     assert plan.notice == (
-        "no state or verdict of an attempt before 2 is left in Redis (expired or evicted): "
-        "attempt 2 queues the whole suite"
+        "no state or verdict of an attempt before 2 is left in Redis (expired, evicted, or "
+        "none queued): attempt 2 queues the whole suite"
     )
 
 
