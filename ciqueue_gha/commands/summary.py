@@ -25,7 +25,13 @@ from ..options import (
     supervisor_options,
 )
 from ..queue.collection import CollectionRecord
-from ..queue.retry import BuildHistory, has_trace, latest_with_state, load_history
+from ..queue.retry import (
+    BuildHistory,
+    has_trace,
+    latest_with_state,
+    left_state,
+    load_history,
+)
 from ..queue.supervisor import Supervisor, Verdict
 from ..queue.verdict import AttemptVerdict
 from ..report.junit import write_junit
@@ -104,7 +110,7 @@ def summarize(
 def reported_attempt(client: redis.Redis, keys: BuildKeys) -> BuildKeys:
     """The attempt a `summary` reports: its own, unless nothing was queued for it (GitHub
     re-ran the summary job alone) and an earlier attempt left state or a verdict."""
-    if keys.attempt == 1 or has_trace(client, keys):
+    if keys.attempt == 1 or left_state(client, keys):  # its workers came (or are coming)
         return keys
     earlier = latest_with_state(client, keys)
     if earlier is None:

@@ -49,6 +49,14 @@ def has_trace(client: redis.Redis, keys: BuildKeys) -> bool:
     return bool(client.exists(*(keys.key(name) for name in _TRACE_KEYS)))
 
 
+def left_state(client: redis.Redis, keys: BuildKeys) -> bool:
+    """Whether attempt `keys.attempt` left anything to report: a queue, a verdict, or the
+    collection record its workers write before they populate (an attempt its collection
+    errors stopped queues nothing, and is reported: exit 2)."""
+    others = (keys.key(name) for name in ("verdict", "interrupted", "collected"))
+    return has_trace(client, keys) or bool(client.exists(*others))
+
+
 def plan_retry(client: redis.Redis, keys: BuildKeys) -> RetryPlan:
     """What attempt `keys.attempt` queues (see the module's docstring)."""
     if keys.attempt == 1:
@@ -111,9 +119,7 @@ def latest_with_state(client: redis.Redis, keys: BuildKeys) -> int | None:
     """The latest attempt before `keys.attempt` that left state or a verdict, if any."""
     for attempt in range(keys.attempt - 1, 0, -1):
         earlier = BuildKeys(keys.build_id, attempt)
-        # An attempt its collection errors stopped left no queue, but is reported (exit 2).
-        left = client.exists(earlier.key("verdict"), earlier.key("interrupted"))
-        if left or has_trace(client, earlier):
+        if left_state(client, earlier):
             return attempt
     return None
 

@@ -8,14 +8,17 @@ processes and the summary.
 
 from __future__ import annotations
 
+import shutil
 import time
+from pathlib import Path
 
 import pytest
 import redis
 
-from ciqueue_gha.errors import EXIT_FAILED, EXIT_PASSED
+from ciqueue_gha.errors import EXIT_FAILED, EXIT_PASSED, EXIT_USAGE
 
 from .test_lost_state_summary import (
+    SUITES,
     Build,
     attempt_one_keys,
     build,
@@ -47,7 +50,8 @@ def summary_alone(build: Build, attempt: int) -> tuple[int, str, float]:
     at = argv.index("--queue-init-timeout")
     del argv[at : at + 2]  # the default, 300 s: the summary must not wait it out
     done = build.run(argv)
-    assert "Traceback" not in done.stdout + done.stderr, output(done)
+    # A Python traceback of ours (a collection error's report holds pytest's "Traceback:").
+    assert "Traceback (most recent call last)" not in done.stdout + done.stderr, output(done)
     return done.returncode, done.stdout, time.monotonic() - started
 
 
@@ -110,3 +114,19 @@ def test_summary_alone_after_the_records_expired_reports_the_verdict(
         "4 tests done (4 passed), 1 units failed or did not finish" in stdout
     )
     assert "FAILED OR NOT RUN check_retry.py::test_step[2]" in stdout
+
+
+def test_summary_alone_after_collection_errors_stopped_attempt_one(build: Build) -> None:
+    """Attempt 1 queued nothing (a file failed to import, as plain pytest stops there, exit
+    2): a re-run of the summary alone reports that, at once, not a wait for a queue."""
+    build.suite = Path(shutil.copytree(SUITES / "collection", build.tmp / "collection"))
+    workers = build.workers(1)
+    assert all(code == EXIT_USAGE for code, _ in workers), workers
+    first = build.summary(1)
+    assert first.returncode == EXIT_USAGE, output(first)
+
+    code, stdout, took = summary_alone(build, 2)
+    assert code == EXIT_USAGE, stdout
+    assert took < AT_ONCE
+    assert "reporting attempt 1, the latest attempt with state" in stdout
+    assert "check_broken_import.py" in stdout
