@@ -34,6 +34,7 @@ from ..options import (
     queue_init_option,
     queue_options,
     supervisor_options,
+    whole,
 )
 from ..redis_server import PrivateRedis
 
@@ -143,7 +144,7 @@ def interrupt_on_sigterm() -> None:
     "--workers",
     envvar="CIQUEUE_WORKERS",
     show_envvar=True,
-    type=click.IntRange(1, 256),
+    type=whole(1, 256),
     default=os.cpu_count() or 1,
     show_default="number of CPUs",
     help="Worker processes to start.",
