@@ -53,16 +53,18 @@ class Number(click.ParamType):  # type: ignore[type-arg]
         self, low: float, high: float, *, whole: bool = False, above: bool = False, unit: str = ""
     ) -> None:
         self.low, self.high, self.whole, self.above, self.unit = low, high, whole, above, unit
-        self.name = "integer" if whole else "number"
+        self.name = "integer" if whole else unit or "number"
+
+    @property
+    def range(self) -> str:
+        low, high = _plain(self.low), _plain(self.high)
+        return f"above {low}, at most {high}" if self.above else f"from {low} to {high}"
 
     @property
     def allowed(self) -> str:
         kind = "a whole number" if self.whole else "a number"
         unit = f" of {self.unit}" if self.unit else ""
-        low, high = _plain(self.low), _plain(self.high)
-        return f"{kind}{unit} " + (
-            f"above {low}, at most {high}" if self.above else f"from {low} to {high}"
-        )
+        return f"{kind}{unit} {self.range}"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         number = self._parse(value)
@@ -138,17 +140,16 @@ class WorkerIdType(click.ParamType):  # type: ignore[type-arg]
         return text
 
 
-worker_id_option = click.option(
-    "--worker-id",
-    envvar="CIQUEUE_WORKER_ID",
-    show_envvar=True,
-    type=WorkerIdType(),
-    help="Unique per worker within a build (a second live process given one already in use "
-    "runs as <id>~2, and the summary says so). Default: host name and pid.",
-)
+def worker_id_option(help: str) -> Callable[[F], F]:
+    return click.option(
+        "--worker-id", envvar="CIQUEUE_WORKER_ID", show_envvar=True, type=WorkerIdType(), help=help
+    )
 
 
 def _option(*names: str, env: str, **kwargs: Any) -> Callable[[F], F]:
+    kind = kwargs.get("type")
+    if isinstance(kind, Number):
+        kwargs["help"] = f"{kwargs['help']} Range: {kind.range}."
     return click.option(*names, envvar=f"CIQUEUE_{env}", show_envvar=True, **kwargs)
 
 

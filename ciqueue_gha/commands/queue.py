@@ -35,7 +35,9 @@ def queue_command() -> None:
     required=True,
     help="The tests to queue, one test id per line; '-' reads stdin.",
 )
-@worker_id_option
+@worker_id_option(
+    "Who populates; a retry under the same id is recognised. Default: host name and pid."
+)
 def populate_command(
     redis_url: str | None,
     insecure_tls: bool,

@@ -145,7 +145,7 @@ def interrupt_on_sigterm() -> None:
     envvar="CIQUEUE_WORKERS",
     show_envvar=True,
     type=whole(1, 256),
-    default=os.cpu_count() or 1,
+    default=min(os.cpu_count() or 1, 256),
     show_default="number of CPUs",
     help="Worker processes to start.",
 )

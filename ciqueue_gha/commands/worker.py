@@ -53,7 +53,10 @@ _PYTEST_EXIT = {
 @queue_options
 @queue_init_option
 @durations_option
-@worker_id_option
+@worker_id_option(
+    "Unique per worker within a build; a second live process given an id in use runs as "
+    "<id>~2, and the summary says so. Default: host name and pid."
+)
 @click.option(
     "--junit-xml",
     envvar="CIQUEUE_JUNIT_XML",
