@@ -17,10 +17,10 @@ def cut(text: str, limit: int = TEXT_LIMIT) -> str:
     return f"{text[:half]}\n... [{len(text) - 2 * half} characters cut] ...\n{text[-half:]}"
 
 
-def shown(value: object, limit: int = VALUE_LIMIT) -> str:
-    """`value` quoted for a one-line message: its first `limit` characters, escaped (a newline
-    in it cannot break the line), and how long it was when cut."""
+def shown(value: object, limit: int = VALUE_LIMIT, *, quote: bool = True) -> str:
+    """`value` for a one-line message: its first `limit` characters, quoted and escaped (a
+    newline in it cannot break the line) unless not `quote`, and how long it was when cut."""
     text = value if isinstance(value, str) else str(value)
-    if len(text) <= limit:
-        return repr(text)
-    return f"{text[:limit]!r}... ({len(text)} characters)"
+    head = text[:limit]
+    head = repr(head) if quote else head
+    return head if len(text) <= limit else f"{head}... ({len(text)} characters)"

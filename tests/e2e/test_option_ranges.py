@@ -171,3 +171,20 @@ def test_a_flag_from_its_variable_is_echoed_cut(tmp_path: Path) -> None:
     code, stdout, stderr = run_cli(tmp_path, "worker", CIQUEUE_INSECURE_TLS="t" * 10_000)
     line = assert_one_line_usage_error(code, stdout, stderr, "'--insecure-tls'")
     assert "is not a boolean" in line
+
+
+@pytest.mark.parametrize("host", ["h" * 300, "a..b"])
+def test_a_url_with_a_bad_host_is_one_line_echoed_cut(host: str, tmp_path: Path) -> None:
+    """Was a UnicodeError traceback from the resolver; a 10 KB URL was echoed whole."""
+    argv = [*cli(), "worker", "--build-id", "b", "--redis-url", f"redis://:pw@{host}"]
+    done = subprocess.run(
+        argv, cwd=tmp_path, env=clean_env(tmp_path), capture_output=True, text=True, timeout=LIMIT
+    )
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.returncode == EXIT_USAGE, done.stderr[:2000]
+    assert done.stderr.splitlines() == [
+        line for line in done.stderr.splitlines() if line.startswith("ciqueue-gha: error:")
+    ]
+    assert len(done.stderr.splitlines()) == 1 and len(done.stderr) < 300, done.stderr[:2000]
+    assert "the host is not a valid host name" in done.stderr
+    assert "pw" not in done.stderr
