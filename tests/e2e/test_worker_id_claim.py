@@ -6,6 +6,7 @@ none is dropped, and the summary reports the collision in one line.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -28,7 +29,19 @@ TESTS = {f"test_once[{n}]" for n in range(20)}
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.parametrize(
+    ("late", "lease_timeout"),
+    [
+        (0.0, None),
+        # The second starts well after the claim's own timeout (the lease timeout): only the
+        # first worker's heartbeat helper keeping the claim alive tells it the id is in use.
+        (7.0, "3"),
+    ],
+    ids=["together", "later-than-the-claim-timeout"],
+)
 def test_two_workers_under_one_id_run_every_test_once(
+    late: float,
+    lease_timeout: str | None,
     commands: Commands,  # noqa: F811
     tmp_path: Path,
     redis_server: PrivateRedis,
@@ -40,10 +53,11 @@ def test_two_workers_under_one_id_run_every_test_once(
         tmp_path, CIQUEUE_WORKER_ID="shared", SUITE_LOG=str(log), COMPANY_DIR=str(company)
     )
     build = ["--redis-url", redis_server.url, "--build-id", new_build_id("same-id")]
-    workers = [
-        commands.start(f"worker-{n}", [*cli(), "worker", *build, "--", "-q"], cwd=suite, env=env)
-        for n in (1, 2)
-    ]
+    timing = ["--lease-timeout", lease_timeout] if lease_timeout else []
+    worker = [*cli(), "worker", *build, *timing, "--", "-q"]
+    workers = [commands.start("worker-1", worker, cwd=suite, env=env)]
+    time.sleep(late)
+    workers.append(commands.start("worker-2", worker, cwd=suite, env=env))
     merged = tmp_path / "merged.xml"
     summary = commands.run(
         "summary", [*cli(), "summary", *build, "--junit-xml", str(merged)], cwd=suite, env=env
