@@ -33,6 +33,7 @@ from ..options import (
     merged_junit_option,
     queue_init_option,
     queue_options,
+    queue_settings,
     supervisor_options,
     whole,
 )
@@ -185,6 +186,7 @@ def run_command(
     Everything after -- is the pytest command line (a leading `pytest` may be left out).
     """
     interrupt_on_sigterm()
+    queue_settings(**queue)  # options that disagree: one line now, not one per worker
     with ExitStack() as stack:
         # The workers start while the private Redis does, and the summary's libraries load
         # while the workers start: each is start-up time the whole build waits for.

@@ -188,3 +188,17 @@ def test_a_url_with_a_bad_host_is_one_line_echoed_cut(host: str, tmp_path: Path)
     assert len(done.stderr.splitlines()) == 1 and len(done.stderr) < 300, done.stderr[:2000]
     assert "the host is not a valid host name" in done.stderr
     assert "pw" not in done.stderr
+
+
+@pytest.mark.parametrize("command", ["worker", "run"])
+def test_options_that_disagree_are_one_line(command: str, tmp_path: Path) -> None:
+    """A heartbeat interval beyond the lease timeout: `run` says so once, before it starts
+    anything (it said so once per worker, inside their logs)."""
+    code, stdout, stderr = run_cli(
+        tmp_path, command, "--lease-timeout", "30", "--heartbeat-interval", "40"
+    )
+    assert "Traceback" not in stdout + stderr
+    assert code == EXIT_USAGE, stderr[:2000]
+    assert stderr.splitlines() == [
+        "ciqueue-gha: error: --heartbeat-interval must be positive and below --lease-timeout"
+    ]
