@@ -1,6 +1,6 @@
 """The action leaves the job's environment alone (issue 10, #13): its install step, run as
 action.yml writes it against a copy of this repository, in a venv where the job pinned older
-pytest and redis, changes neither, and `ciqueue-gha run` works on the demo there.
+pytest, redis and hiredis, changes none of them, and `ciqueue-gha run` works on the demo there.
 
 Slow, and the one test that needs the package index: the venv's pins and the action's build
 requirements come from it, as on a runner.
@@ -22,8 +22,9 @@ from tests.e2e.test_action import DEMO_TESTS, NOT_IN_CHECKOUT, ROOT
 
 pytestmark = pytest.mark.slow
 
-#: What the job pinned before using the action: the floors pyproject.toml declares.
-PINS = {"pytest": "7.4.4", "redis": "4.6.0"}
+#: What the job pinned before using the action: pytest and redis at the floors pyproject.toml
+#: declares, and an older hiredis than the one pip would pick.
+PINS = {"pytest": "7.4.4", "redis": "4.6.0", "hiredis": "2.3.2"}
 
 #: Longest the network steps may take on a slow day.
 INSTALL_LIMIT = 600
@@ -53,13 +54,12 @@ def job_env(tmp: Path, **extra: str) -> dict[str, str]:
 
 
 def versions(python: Path) -> dict[str, str]:
-    code = "import importlib.metadata as m; print(m.version('pytest'), m.version('redis'))"
+    code = f"import importlib.metadata as m; print(*(m.version(n) for n in {list(PINS)}))"
     done = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
-    pytest_version, redis_version = done.stdout.split()
-    return {"pytest": pytest_version, "redis": redis_version}
+    return dict(zip(PINS, done.stdout.split(), strict=True))
 
 
-def test_installing_the_action_keeps_pinned_pytest_and_redis(tmp_path: Path) -> None:
+def test_installing_the_action_keeps_the_jobs_pinned_packages(tmp_path: Path) -> None:
     (tmp_path / "tmp").mkdir()
     env = job_env(tmp_path / "tmp")
     checkout = Path(shutil.copytree(ROOT, tmp_path / "action", ignore=NOT_IN_CHECKOUT))
