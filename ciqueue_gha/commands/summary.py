@@ -23,6 +23,7 @@ from ..options import (
     queue_init_option,
     supervisor_options,
 )
+from ..queue.claim import collision_lines
 from ..queue.collection import CollectionRecord
 from ..queue.record import BuildRecord
 from ..queue.supervisor import Supervisor, Verdict
@@ -65,6 +66,8 @@ def summarize(
     write_junit(outcome, junit_xml)
     save_durations(client, outcome, durations_file)
     click.echo(render_text(outcome, target.keys, verdict))
+    for line in collision_lines(client, target.keys):
+        click.echo(line)
     click.echo(f"ciqueue-gha: merged JUnit: {junit_xml}")
     code = outcome.exit_code_after(verdict)
     finished = FinishedBuild(
