@@ -24,6 +24,7 @@ from ..options import (
     queue_init_option,
     supervisor_options,
 )
+from ..queue.claim import collision_lines
 from ..queue.collection import CollectionRecord
 from ..queue.retry import (
     BuildHistory,
@@ -83,6 +84,8 @@ def summarize(
     if keys == target.keys:  # a report of an earlier attempt again: its durations are in
         save_durations(client, outcome, durations_file)
     click.echo(render_text(outcome, keys, verdict))
+    for line in collision_lines(client, keys):
+        click.echo(line)
     for line in history_notes(history, keys):
         click.echo(f"ciqueue-gha: {line}")
     click.echo(f"ciqueue-gha: merged JUnit: {junit_xml}")
