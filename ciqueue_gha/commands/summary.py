@@ -91,7 +91,8 @@ def summarize(
     click.echo(f"ciqueue-gha: merged JUnit: {junit_xml}")
     code = outcome.exit_code_after(verdict)
     if populated:  # what a retry of this attempt needs, kept after the build's keys expire
-        AttemptVerdict.of(keys.attempt, code, records, history.carried).save(client, keys.build_id)
+        attempt_verdict = AttemptVerdict.of(keys.attempt, code, records, history.carried)
+        keep_verdict(client, keys.build_id, attempt_verdict)
     finished = FinishedBuild(
         outcome,
         records,
@@ -108,6 +109,20 @@ def summarize(
         check_name=check_name,
     )
     return code
+
+
+def keep_verdict(client: redis.Redis, build_id: str, verdict: AttemptVerdict) -> None:
+    """Save `verdict`; a Redis that refuses (out of memory) costs a later re-run only its
+    shortcut (it runs the whole suite), never this build its result: one line, no failure."""
+    try:
+        verdict.save(client, build_id)
+    except redis.RedisError as exc:
+        click.echo(
+            f"ciqueue-gha: WARNING: attempt {verdict.attempt}'s verdict was not kept "
+            f"({' '.join(str(exc).split())[:120]}): a re-run after the build's keys expire "
+            "runs the whole suite",
+            err=True,
+        )
 
 
 def reported_attempt(client: redis.Redis, keys: BuildKeys) -> BuildKeys:

@@ -23,37 +23,28 @@ import redis
 from .. import defaults
 from ..errors import QueueNeverPopulated, QueueStateLost
 from ..keys import BuildKeys
-from ..scripts import source, translate
+from ..scripts import Scripts
 from .record import STRUCTURAL_KEYS
 
 
 @dataclass(frozen=True)
-class QueueStatus:
+class StateCounts:
+    """What must agree in a populated build, read in one transaction of plain reads (a
+    script in a transaction is refused when Redis is out of memory; reads never are)."""
+
     ready: bool
     total: int
     queued: int
     running: int
     finalized: int
-    failed: int
-    alive_leases: int  # running tests whose deadline has not passed
-    since_seen_ms: int  # since any worker reserved or heartbeat; -1: none seen
-    now_ms: int
-    stopped: bool = False  # a worker hit --max-failures: nothing more will be handed out
-    interrupted: bool = False  # a worker's collection errors stopped the build (as pytest's)
-    listed: int = 0  # length of the tests list
-    leases: int = 0  # entries of the leases hash: one per running test
-    attempts: int = 0  # entries of the attempts hash: at least one per finalized test
-    present: tuple[str, ...] = STRUCTURAL_KEYS  # those of STRUCTURAL_KEYS that exist
+    listed: int  # length of the tests list
+    leases: int  # entries of the leases hash: one per running test
+    attempts: int  # entries of the attempts hash: at least one per finalized test
+    present: tuple[str, ...]  # those of STRUCTURAL_KEYS that exist
 
-    @property
-    def exhausted(self) -> bool:
-        return (
-            self.ready and self.queued == 0 and self.running == 0 and self.finalized == self.total
-        )
-
-    def lost(self) -> str | None:
-        """Why the state seen is not whole, or None. Not populated yet is whole when nothing
-        of a populated queue is there either (populate writes every structural key at once)."""
+    def damage(self) -> str | None:
+        """Why the state is not whole, or None. Not populated yet is whole when nothing of a
+        populated queue is there either (populate writes every structural key at once)."""
         if not self.ready:
             there = ", ".join(self.present)
             return f"its ready marker is gone, its {there} remain" if there else None
@@ -73,6 +64,28 @@ class QueueStatus:
         if self.attempts < self.finalized:
             return f"{self.finalized} tests are finalized but {self.attempts} attempts recorded"
         return None
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    ready: bool
+    total: int
+    queued: int
+    running: int
+    finalized: int
+    failed: int
+    alive_leases: int  # running tests whose deadline has not passed
+    since_seen_ms: int  # since any worker reserved or heartbeat; -1: none seen
+    now_ms: int
+    stopped: bool = False  # a worker hit --max-failures: nothing more will be handed out
+    interrupted: bool = False  # a worker's collection errors stopped the build (as pytest's)
+    damage: str | None = None  # why the state is not whole (StateCounts.damage), if it is not
+
+    @property
+    def exhausted(self) -> bool:
+        return (
+            self.ready and self.queued == 0 and self.running == 0 and self.finalized == self.total
+        )
 
 
 class Verdict(Enum):
@@ -106,7 +119,7 @@ class Supervisor:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.keys = keys
-        self._status_script = client.register_script(source("status"))
+        self.scripts = Scripts(client)
         self.report_timeout = report_timeout
         self.inactive_workers_timeout = inactive_workers_timeout
         self.queue_init_timeout = queue_init_timeout
@@ -120,22 +133,10 @@ class Supervisor:
         self._client = client
 
     def status(self) -> QueueStatus:
-        """What the queue holds now, read in one transaction (the counts agree)."""
-        key = self.keys.key
-        pipe = self._client.pipeline(transaction=True)
-        self._status_script(keys=self._key_vector, args=[], client=pipe)
-        pipe.exists(key("stopped"))
-        pipe.exists(key("interrupted"))
-        pipe.llen(key("tests"))
-        pipe.hlen(key("leases"))
-        pipe.hlen(key("attempts"))
-        for name in STRUCTURAL_KEYS:
-            pipe.exists(key(name))
-        try:
-            reply, stopped, interrupted, listed, leases, attempts, *present = pipe.execute()
-        except redis.ResponseError as exc:
-            raise translate(exc) from None
+        """What the queue holds now, and whether it is whole."""
+        reply = self.scripts.call("status", self._key_vector, [])
         ready, total, queued, running, finalized, failed, alive, since, now = map(int, reply)
+        stopped, interrupted, counts = self._state_counts()
         return QueueStatus(
             bool(ready),
             total,
@@ -146,20 +147,48 @@ class Supervisor:
             alive,
             since,
             now,
-            stopped=bool(stopped),
-            interrupted=bool(interrupted),
-            listed=listed,
-            leases=leases,
-            attempts=attempts,
-            present=tuple(
-                name for name, there in zip(STRUCTURAL_KEYS, present, strict=True) if there
-            ),
+            stopped=stopped,
+            interrupted=interrupted,
+            damage=counts.damage(),
         )
+
+    def _state_counts(self) -> tuple[bool, bool, StateCounts]:
+        """The stopped and interrupted flags, and the counts that must agree, at one moment."""
+        key = self.keys.key
+        pipe = self._client.pipeline(transaction=True)
+        for name in ("stopped", "interrupted", "ready"):
+            pipe.exists(key(name))
+        pipe.get(key("total"))
+        pipe.llen(key("queue"))
+        pipe.zcard(key("running"))
+        pipe.hlen(key("results"))
+        pipe.llen(key("tests"))
+        pipe.hlen(key("leases"))
+        pipe.hlen(key("attempts"))
+        for name in STRUCTURAL_KEYS:
+            pipe.exists(key(name))
+        stopped, interrupted, ready, total, *counts = pipe.execute()
+        queued, running, finalized, listed, leases, attempts = map(int, counts[:6])
+        there = tuple(
+            name for name, found in zip(STRUCTURAL_KEYS, counts[6:], strict=True) if found
+        )
+        state = StateCounts(
+            bool(ready),
+            int(total or 0),
+            queued,
+            running,
+            finalized,
+            listed,
+            leases,
+            attempts,
+            there,
+        )
+        return bool(stopped), bool(interrupted), state
 
     def checked_status(self) -> QueueStatus:
         """`status`, or `QueueStateLost` when the state it shows is not whole."""
         status = self.status()
-        why = status.lost()
+        why = status.damage
         if why is not None:
             raise QueueStateLost(
                 f"build {self.keys.build_id} attempt {self.keys.attempt}: {why} "
