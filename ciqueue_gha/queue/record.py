@@ -171,7 +171,10 @@ class BuildRecord:
 
     @classmethod
     def load(cls, client: redis.Redis, keys: BuildKeys) -> BuildRecord:
-        pipe = client.pipeline(transaction=True)  # one moment's state: checked as a whole
+        # Not a transaction (refused when Redis is out of memory): read in this order, a result
+        # is read before the attempt and disposition its script wrote with it, so a result
+        # finalized meanwhile never looks like one whose attempt is gone.
+        pipe = client.pipeline(transaction=False)
         pipe.exists(keys.key("ready"))
         pipe.lrange(keys.key("tests"), 0, -1)
         pipe.hgetall(keys.key("results"))

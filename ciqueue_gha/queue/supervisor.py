@@ -153,7 +153,8 @@ class Supervisor:
         )
 
     def _state_counts(self) -> tuple[bool, bool, StateCounts]:
-        """The stopped and interrupted flags, and the counts that must agree, at one moment."""
+        """The stopped and interrupted flags, and the counts that must agree, at one moment
+        (an empty, not-populated look when Redis refuses transactions, out of memory)."""
         key = self.keys.key
         pipe = self._client.pipeline(transaction=True)
         for name in ("stopped", "interrupted", "ready"):
@@ -167,7 +168,14 @@ class Supervisor:
         pipe.hlen(key("attempts"))
         for name in STRUCTURAL_KEYS:
             pipe.exists(key(name))
-        stopped, interrupted, ready, total, *counts = pipe.execute()
+        try:
+            stopped, interrupted, ready, total, *counts = pipe.execute()
+        except redis.ResponseError as exc:
+            if "maxmemory" not in str(exc):  # OOM: "... when used memory > 'maxmemory'"
+                raise
+            # Out of memory, Redis refuses every command inside MULTI. It evicts nothing then
+            # (noeviction) or has little left (evicting): the status script's look stands.
+            return self._flags_only()
         queued, running, finalized, listed, leases, attempts = map(int, counts[:6])
         there = tuple(
             name for name, found in zip(STRUCTURAL_KEYS, counts[6:], strict=True) if found
@@ -184,6 +192,12 @@ class Supervisor:
             there,
         )
         return bool(stopped), bool(interrupted), state
+
+    def _flags_only(self) -> tuple[bool, bool, StateCounts]:
+        stopped, interrupted = self._client.mget(
+            self.keys.key("stopped"), self.keys.key("interrupted")
+        )
+        return bool(stopped), bool(interrupted), StateCounts(False, 0, 0, 0, 0, 0, 0, 0, ())
 
     def checked_status(self) -> QueueStatus:
         """`status`, or `QueueStateLost` when the state it shows is not whole."""
