@@ -37,11 +37,12 @@ import pytest
 import redis
 
 from .durations import expected
-from .errors import EXIT_INCOMPLETE, CiqueueError, RedisUnreachable
+from .errors import EXIT_INCOMPLETE, CiqueueError
 from .keys import BuildKeys
 from .queue.record import AttemptRecord, BuildRecord, CaseRecord
 from .queue.supervisor import Supervisor
 from .queue.worker import Done, Finishing, Heartbeat, Lease, QueueWorker, Reservation
+from .scripts import redis_failure
 from .truncate import cut
 
 #: How often a worker prints its progress line, seconds.
@@ -173,8 +174,8 @@ class QueuePlugin:
             self._run(session)
         except CiqueueError as exc:
             self.error = exc
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            self.error = RedisUnreachable(f"lost Redis: {str(exc).splitlines()[0]}")
+        except redis.RedisError as exc:  # lost, out of memory, no permission, ...
+            self.error = redis_failure(exc)
         return True
 
     def _run(self, session: pytest.Session) -> None:
