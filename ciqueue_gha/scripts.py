@@ -43,7 +43,7 @@ ERROR_CODES: dict[str, type[CiqueueError]] = {
 #: Redis's own error codes (an error reply's first word), said in words.
 REDIS_ERRORS = {
     "OOM": "out of memory: maxmemory reached under a policy that evicts nothing",
-    "NOPERM": "no permission: the Redis user may not run a command the queue needs (ACL)",
+    "NOPERM": "the Redis user lacks a permission the queue needs: see its ACL",
     "NOSCRIPT": "the server keeps forgetting the queue's scripts",
     "READONLY": "a read-only replica: point the URL at the primary",
     "MISCONF": "writes stopped: the server's last save to disk failed",
@@ -230,8 +230,8 @@ def redis_failure(exc: redis.RedisError) -> CiqueueError:
     code = error_code(exc)
     # Redis's words, without the script location it appends (a hash, a line of our Lua).
     said = message.removeprefix(code + " ").split(" script: ", 1)[0]
-    kind = f"{code}: {REDIS_ERRORS[code]}" if code in REDIS_ERRORS else code
-    return RedisRefused(f"Redis refused the call ({kind}): {_short(said)}")
+    kind = f"{code} ({REDIS_ERRORS[code]})" if code in REDIS_ERRORS else code
+    return RedisRefused(f"Redis refused the call, {kind}: {_short(said)}")
 
 
 def error_code(exc: redis.RedisError) -> str:

@@ -49,7 +49,7 @@ def test_a_refusal_is_one_line_naming_its_kind(error: redis.RedisError, code: st
     assert failure.exit_code == EXIT_INFRASTRUCTURE
     assert error_code(error) == code
     message = str(failure)
-    assert message.startswith(f"Redis refused the call ({code}")
+    assert message.startswith(f"Redis refused the call, {code}")
     assert "\n" not in message
     assert " script: " not in message  # the script's hash and line are noise to a user
 
