@@ -1,6 +1,9 @@
 -- Shared by every script: scripts.py prepends this file to each one before loading it.
 -- KEYS: the key vector of keys.QUEUE_KEYS, in that order.
 -- Every script's own ARGV starts after the prelude's, which takes none.
+-- Every script that reads or writes a build first calls assert_populated() (or check_state(),
+-- if it may run before populate): a build whose state is not whole is refused with the error
+-- reply CIQ_STATE_LOST, which scripts.py turns into QueueStateLost (exit 4).
 
 -- Redis < 7 needs this before writes that follow TIME; 7+ replicates effects always.
 if redis.replicate_commands then redis.replicate_commands() end
@@ -29,7 +32,7 @@ end
 -- build all of these hold, so one that fails means Redis lost part of the build (evicted,
 -- expired, flushed, a failover to a replica that lagged) and nothing it says can be trusted.
 -- Populated (the markers leader, ready, total and digest: set together, never one alone):
---   the tests list holds `total` tests, each queued, running or finalized, in one place only;
+--   the tests list holds `total` tests, and as many are queued, running or finalized;
 --   each running test has a lease and a holder;
 --   each attempt has a disposition and the reverse; each result is one of the attempts;
 --   the lease counter is at least the number of distinct lease ids in sight (the attempts'
