@@ -36,6 +36,7 @@ from ..connection import connect
 from ..errors import QueueStateLost
 from ..fastexit import exit_now
 from ..keys import BuildKeys
+from . import claim
 from .settings import QueueSettings
 from .worker import Lease, QueueWorker
 
@@ -50,6 +51,8 @@ class HelperConfig:
     lease_timeout: float
     heartbeat_interval: float
     max_test_duration: float
+    #: The token of the worker's claim on its id (claim.py), kept alive here too.
+    claim_token: str = ""
 
 
 class HeartbeatProcess:
@@ -109,6 +112,15 @@ def serve(stream: IO[bytes]) -> None:
     worker = QueueWorker(
         client, BuildKeys(config.build_id, config.attempt), config.worker_id, settings
     )
+    if config.claim_token:
+        claim.keep_alive(
+            client,
+            worker.keys,
+            config.worker_id,
+            config.claim_token,
+            config.lease_timeout,
+            settings.heartbeat_every,
+        )
     parent = os.getppid()
     leases: list[Lease] = []
     # When each lease was last given a deadline: by this helper's beat, else (a lease new to
