@@ -14,7 +14,7 @@ from typing import NoReturn
 import click
 
 from . import __version__
-from .errors import EXIT_INFRASTRUCTURE, EXIT_USAGE, CiqueueError, RedisUnreachable
+from .errors import EXIT_USAGE, CiqueueError
 from .fastexit import exit_now
 from .options import whole
 from .redis_server import PrivateRedis
@@ -84,11 +84,15 @@ def redis_start(port: int | None) -> None:
 def redis_check(redis_url: str, insecure_tls: bool) -> None:
     """Check that Redis is reachable, new enough, and runs the queue's scripts."""
     from .connection import check_server, connect, redact
+    from .keys import BuildKeys
     from .scripts import SCRIPT_NAMES, Scripts
 
     client = connect(redis_url, verify_tls=not insecure_tls)
     version = check_server(client, redis_url)
-    Scripts(client).load_all()
+    scripts = Scripts(client)
+    scripts.load_all()
+    # Loading is not running (an ACL may allow one, not the other): run a read-only one.
+    scripts.call("status", BuildKeys("ciqueue-gha-check").queue_keys(), [])
     shown = ".".join(map(str, version))
     click.echo(f"ok: Redis {shown} at {redact(redis_url)}, {len(SCRIPT_NAMES)} scripts loaded")
 
@@ -153,14 +157,15 @@ def _main(argv: list[str] | None) -> None:
 
 
 def _fail_on_redis_error(exc: Exception) -> None:
-    """Fail with one line if `exc` is Redis's (imported only now: most runs never need to)."""
+    """Fail with one line if `exc` is Redis's (imported only now: most runs never need to):
+    retries exhausted mid-work, out of memory, no permission, ..., never a crash."""
     import redis
 
-    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
-        # Retries exhausted in the middle of work: an infrastructure failure, not a crash.
-        _fail(f"error: {RedisUnreachable(str(exc).splitlines()[0])}", EXIT_INFRASTRUCTURE)
-    if isinstance(exc, redis.RedisError):  # out of memory, a read-only replica, ...
-        _fail(f"error: Redis answered: {exc}", EXIT_INFRASTRUCTURE)
+    from .scripts import redis_failure
+
+    if isinstance(exc, redis.RedisError):
+        failure = redis_failure(exc)
+        _fail(f"error: {failure}", failure.exit_code)
 
 
 if __name__ == "__main__":

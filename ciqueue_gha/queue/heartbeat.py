@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 from typing import IO
 
 from ..connection import connect
+from ..errors import QueueStateLost
 from ..fastexit import exit_now
 from ..keys import BuildKeys
 from . import claim
@@ -149,8 +150,12 @@ def serve(stream: IO[bytes]) -> None:
         if time.monotonic() - started > settings.heartbeat_for:
             leases = []  # hung: let the leases run out so other workers reclaim the tests
             continue
-        # A lease taken over is no longer ours to keep alive.
-        leases = [lease for lease in leases if worker.heartbeat(lease)]
+        # A lease taken over is no longer ours to keep alive; none is, once the build's state
+        # is lost (the worker learns so at its own next call, and says it in one line).
+        try:
+            leases = [lease for lease in leases if worker.heartbeat(lease)]
+        except QueueStateLost:
+            leases = []
         refreshed = dict.fromkeys(leases, time.monotonic())
 
 
