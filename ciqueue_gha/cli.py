@@ -101,8 +101,8 @@ def redis_stop(redis_url: str, insecure_tls: bool) -> None:
 
     from .connection import check_server, connect, redact
 
-    client = connect(redis_url, verify_tls=not insecure_tls, retries=0)
-    check_server(client, redis_url, retries=0)
+    client = connect(redis_url, verify_tls=not insecure_tls, retry_budget=0)
+    check_server(client, redis_url, retry_budget=0)
     # The server closes the connection as it goes: that is success.
     with suppress(redis.ConnectionError):
         client.shutdown(nosave=True)
@@ -157,7 +157,8 @@ def _fail_on_redis_error(exc: Exception) -> None:
 
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
         # Retries exhausted in the middle of work: an infrastructure failure, not a crash.
-        _fail(f"error: {RedisUnreachable(str(exc).splitlines()[0])}", EXIT_INFRASTRUCTURE)
+        lost = RedisUnreachable(f"lost Redis: {str(exc).splitlines()[0]}")
+        _fail(f"error: {lost}", EXIT_INFRASTRUCTURE)
     if isinstance(exc, redis.RedisError):  # out of memory, a read-only replica, ...
         _fail(f"error: Redis answered: {exc}", EXIT_INFRASTRUCTURE)
 

@@ -6,7 +6,7 @@ import os
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
 import pytest
@@ -14,7 +14,14 @@ import redis
 
 from .. import durations
 from ..connection import check_server, connect
-from ..errors import EXIT_FAILED, EXIT_INCOMPLETE, EXIT_PASSED, EXIT_USAGE, CiqueueError
+from ..errors import (
+    EXIT_FAILED,
+    EXIT_INCOMPLETE,
+    EXIT_PASSED,
+    EXIT_USAGE,
+    CiqueueError,
+    InfrastructureError,
+)
 from ..options import (
     Target,
     connection_options,
@@ -27,6 +34,7 @@ from ..options import (
     queue_settings,
 )
 from ..pytest_plugin import QueuePlugin
+from ..queue import hang
 from ..queue.heartbeat import HeartbeatProcess, HelperConfig
 from ..queue.worker import QueueWorker
 from ..secrets import Scrubber, take_secrets, url_secrets
@@ -94,13 +102,19 @@ class WorkerSession:
 
     plugin: QueuePlugin
     heartbeat: HeartbeatProcess
+    stack_file: IO[bytes]
 
     def close(self) -> None:
-        self.heartbeat.close()
-        # Best effort: a worker that cannot reach Redis any more has nothing to release.
-        with suppress(redis.RedisError, CiqueueError):
-            self.plugin.worker.release()
-        self.plugin.worker.close()
+        # A worker that lost Redis has nothing to release, and must not wait for it again.
+        lost = isinstance(self.plugin.error, InfrastructureError)
+        self.heartbeat.close(at_once=lost)
+        if not lost:
+            with suppress(redis.RedisError, CiqueueError):  # best effort
+                self.plugin.worker.release()
+        self.plugin.worker.close(read_in_flight=not lost)
+        self.stack_file.close()
+        with suppress(OSError):
+            os.unlink(self.stack_file.name)
 
 
 def start_session(
@@ -123,6 +137,7 @@ def start_session(
     known = durations.load_redis(client, durations_namespace())
     if durations_file:
         known.update(durations.load_file(durations_file))
+    stack_file = hang.arm()
     heartbeat = HeartbeatProcess(
         HelperConfig(
             redis_url=target.redis_url,
@@ -133,6 +148,7 @@ def start_session(
             lease_timeout=settings.lease_timeout,
             heartbeat_interval=settings.heartbeat_every,
             max_test_duration=settings.heartbeat_for,
+            stack_file=stack_file.name,
         )
     )
     plugin = QueuePlugin(
@@ -146,7 +162,7 @@ def start_session(
     # assertion introspection would print os.environ into the report.
     os.environ.update(CIQUEUE_WORKER_ID=worker_id, CIQUEUE_BUILD_ID=target.keys.build_id)
     plugin.scrub = Scrubber([*url_secrets(target.redis_url), *take_secrets()])
-    return WorkerSession(plugin, heartbeat)
+    return WorkerSession(plugin, heartbeat, stack_file)
 
 
 def exit_code(plugin: QueuePlugin, pytest_code: int | pytest.ExitCode) -> int:

@@ -123,9 +123,10 @@ class QueueWorker:
     def _call(self, name: str, *args: Any) -> Any:
         return self.scripts.call(name, self._key_vector, list(args))
 
-    def close(self) -> None:
-        """Read any reply still in flight and close this worker's connection."""
-        self.scripts.close()
+    def close(self, *, read_in_flight: bool = True) -> None:
+        """Read any reply still in flight (unless Redis is known lost) and close this
+        worker's connection."""
+        self.scripts.close(read_in_flight=read_in_flight)
 
     def populate(self, tests: Sequence[str], *, allow_empty: bool = False) -> Population:
         """Push `tests` if this worker is the first to get here (the leader); else follow.
