@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from typing import IO
 
 from .. import defaults
-from ..connection import connect, redact
+from ..connection import connect
 from ..errors import QueueStateLost
 from ..fastexit import exit_now
 from ..keys import BuildKeys
@@ -57,7 +57,8 @@ class HelperConfig:
     lease_timeout: float
     heartbeat_interval: float
     max_test_duration: float
-    #: Where the worker writes its stacks when asked (hang.arm); '' when it does not.
+    #: Where the worker writes its stacks when asked, set when it armed hang.arm: only then
+    #: does the helper signal it (for its stack, and to stop it once a unit hung).
     stack_file: str = ""
 
 
@@ -200,7 +201,9 @@ class Helper:
         failing_for = time.monotonic() - self.last_ok
         if not self.warned and failing_for >= self.settings.lease_timeout:
             self.warned = True
-            reason = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            # redis-py's messages name host and port, never the URL (its password).
+            first_line = str(exc).splitlines()[0] if str(exc) else ""
+            reason = f"{type(exc).__name__}: {first_line}"
             _say(
                 f"WARNING: heartbeats have failed for {failing_for:.1f} s ({reason}): this "
                 "worker's leases may have expired, and another worker may take its test over"
@@ -227,9 +230,11 @@ class Helper:
             return
         _say(
             f"{running.test} ran longer than --max-test-duration ({limit:g} s): recorded as an "
-            "error (timeout); this worker stops, and the tests it held go back to the queue"
+            "error (timeout); the tests this worker held go back to the queue"
+            + ("; this worker stops" if self.config.stack_file else "")
         )
-        hang.stop_worker(self.parent)
+        if self.config.stack_file:
+            hang.stop_worker(self.parent)
 
 
 def serve(stream: IO[bytes]) -> None:
@@ -248,13 +253,14 @@ def serve(stream: IO[bytes]) -> None:
         heartbeat_interval=config.heartbeat_interval,
         max_test_duration=config.max_test_duration,
     )
-    # No retries inside a call: this loop retries, and keeps reading the pipe meanwhile. A
-    # reply may take a part of the lease, so a retry still comes in time.
+    # No retries inside a call: this loop retries, and reads the pipe in between. A reply may
+    # take half the lease (a slow one on a loaded machine is not a dead one), so a second try
+    # still comes within the lease.
     client = connect(
         config.redis_url,
         verify_tls=config.verify_tls,
         retry_budget=0,
-        socket_timeout=min(defaults.SOCKET_TIMEOUT, config.lease_timeout / 4),
+        socket_timeout=min(defaults.SOCKET_TIMEOUT, config.lease_timeout / 2),
     )
     worker = QueueWorker(
         client, BuildKeys(config.build_id, config.attempt), config.worker_id, settings
