@@ -14,7 +14,7 @@ from typing import NoReturn
 import click
 
 from . import __version__
-from .errors import EXIT_INFRASTRUCTURE, EXIT_USAGE, CiqueueError, RedisUnreachable
+from .errors import EXIT_USAGE, CiqueueError
 from .fastexit import exit_now
 from .redis_server import PrivateRedis
 
@@ -155,12 +155,11 @@ def _fail_on_redis_error(exc: Exception) -> None:
     """Fail with one line if `exc` is Redis's (imported only now: most runs never need to)."""
     import redis
 
-    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
-        # Retries exhausted in the middle of work: an infrastructure failure, not a crash.
-        lost = RedisUnreachable(f"lost Redis: {str(exc).splitlines()[0]}")
-        _fail(f"error: {lost}", EXIT_INFRASTRUCTURE)
-    if isinstance(exc, redis.RedisError):  # out of memory, a read-only replica, ...
-        _fail(f"error: Redis answered: {exc}", EXIT_INFRASTRUCTURE)
+    if isinstance(exc, redis.RedisError):  # lost, out of memory, a read-only replica, ...
+        from .connection import redis_failure
+
+        failure = redis_failure(exc)
+        _fail(f"error: {failure}", failure.exit_code)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,13 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from . import defaults
-from .errors import RedisAuthFailed, RedisTooOld, RedisUnreachable, UsageError
+from .errors import (
+    InfrastructureError,
+    RedisAuthFailed,
+    RedisTooOld,
+    RedisUnreachable,
+    UsageError,
+)
 
 SCHEMES = ("redis", "rediss", "unix")
 
@@ -233,6 +239,15 @@ def connect(
         )
     except ValueError as exc:
         raise UsageError(f"malformed Redis URL {redact(url)}: {exc}") from None
+
+
+def redis_failure(exc: redis.RedisError) -> InfrastructureError:
+    """The one-line failure (exit 4) a Redis error in the middle of work is: Redis lost (no
+    answer within the retries) or an error reply (out of memory, no permission, read-only)."""
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        return RedisUnreachable(f"lost Redis: {first or type(exc).__name__}")
+    return InfrastructureError(f"Redis answered with an error ({type(exc).__name__}): {first}")
 
 
 def min_redis_version(env: Mapping[str, str] = os.environ) -> tuple[int, int]:

@@ -36,8 +36,9 @@ from typing import Any, NoReturn
 import pytest
 import redis
 
+from .connection import redis_failure
 from .durations import expected
-from .errors import EXIT_INCOMPLETE, CiqueueError, RedisUnreachable
+from .errors import EXIT_INCOMPLETE, CiqueueError
 from .keys import BuildKeys
 from .queue.record import AttemptRecord, BuildRecord, CaseRecord
 from .queue.supervisor import Supervisor
@@ -173,8 +174,8 @@ class QueuePlugin:
             self._run(session)
         except CiqueueError as exc:
             self.error = exc
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            self.error = RedisUnreachable(f"lost Redis: {str(exc).splitlines()[0]}")
+        except redis.RedisError as exc:  # lost, or an error reply: one line, exit 4
+            self.error = redis_failure(exc)
         return True
 
     def _run(self, session: pytest.Session) -> None:

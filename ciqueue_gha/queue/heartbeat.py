@@ -156,6 +156,7 @@ class Helper:
     last_ok: float = field(default_factory=time.monotonic)
     failures: int = 0
     warned: bool = False
+    state_lost: bool = False
 
     def wait(self) -> float:
         """Seconds until the next beat (or the next retry of a failed one)."""
@@ -175,7 +176,7 @@ class Helper:
 
     def due(self) -> None:
         """Beat, or deal with a unit hung past max-test-duration."""
-        if not self.leases:
+        if not self.leases or self.state_lost:
             return
         if time.monotonic() - self.started > self.settings.heartbeat_for:
             self.finish_hung()
@@ -184,7 +185,10 @@ class Helper:
             # A lease taken over is no longer ours to keep alive.
             kept = [lease for lease in self.leases if self.worker.heartbeat(lease)]
         except QueueStateLost as exc:
+            # Nothing left to keep alive, now or for any unit after: the worker learns it too
+            # at its next call, and exits 4.
             _say(f"heartbeats stopped: {exc}")
+            self.state_lost = True
             self.leases = []
             return
         except Exception as exc:  # Redis down, out of memory, ...: keep trying, never die

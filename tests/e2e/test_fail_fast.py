@@ -231,3 +231,61 @@ def test_redis_stopped_mid_build_ends_workers_and_summary_with_exit_4(
         assert "INTERNALERROR" not in process.output(), process.output()
         errors = [line for line in process.stderr().splitlines() if "error:" in line]
         assert len(errors) == 1 and "Redis" in errors[0], process.stderr()
+
+
+# --- Redis answers, with an error ---------------------------------------------------------
+
+
+@pytest.fixture
+def own_redis() -> Iterator[PrivateRedis]:
+    with PrivateRedis() as server:
+        yield server
+
+
+def run_once(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*cli(), *argv], cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=120
+    )
+
+
+def assert_one_error_line(done: subprocess.CompletedProcess[str], *mentions: str) -> None:
+    output = done.stdout + done.stderr
+    assert done.returncode == EXIT_INFRASTRUCTURE, output
+    assert "Traceback" not in output and "INTERNALERROR" not in output, output
+    errors = [line for line in done.stderr.splitlines() if line.startswith("ciqueue-gha: error:")]
+    assert len(errors) == 1, done.stderr
+    for mention in mentions:
+        assert mention in errors[0], errors[0]
+
+
+def test_redis_out_of_memory_is_one_line_and_exit_4_in_a_worker(
+    own_redis: PrivateRedis, tmp_path: Path
+) -> None:
+    client = connect(own_redis.url)
+    client.config_set("maxmemory-policy", "noeviction")
+    client.config_set("maxmemory", 1)
+    client.close()
+    (tmp_path / "test_one.py").write_text("def test_one():\n    pass\n")
+    argv = ["worker", "--redis-url", own_redis.url, "--build-id", "oom", "--", "-q", "test_one.py"]
+    assert_one_error_line(run_once(argv, tmp_path), "OutOfMemoryError", "maxmemory")
+
+
+@pytest.mark.parametrize("command", ["worker", "summary", "redis check"])
+def test_a_user_without_script_permission_is_one_line_and_exit_4(
+    command: str, own_redis: PrivateRedis, tmp_path: Path
+) -> None:
+    client = connect(own_redis.url)
+    client.acl_setuser("noscript", enabled=True, passwords=["+pw-noscript"], keys=["*"],
+                       commands=["+@all", "-@scripting"])  # fmt: skip
+    client.close()
+    url = own_redis.url.replace("redis://", "redis://noscript:pw-noscript@", 1)
+    (tmp_path / "test_one.py").write_text("def test_one():\n    pass\n")
+    build = ["--redis-url", url, "--build-id", "acl", "--queue-init-timeout", "5"]
+    argv = {
+        "worker": ["worker", *build, "--", "-q", "test_one.py"],
+        "summary": ["summary", *build],
+        "redis check": ["redis", "check", "--redis-url", url],
+    }[command]
+    done = run_once(argv, tmp_path)
+    assert_one_error_line(done, "NoPermissionError")
+    assert "pw-noscript" not in done.stdout + done.stderr
