@@ -241,6 +241,14 @@ def connect(
         raise UsageError(f"malformed Redis URL {redact(url)}: {exc}") from None
 
 
+def patient(client: redis.Redis, socket_timeout: float) -> redis.Redis:
+    """A client like `client` (same server, credentials, TLS, retries) whose replies may take
+    `socket_timeout` seconds: for the one call whose work grows with its request (populate)."""
+    pool = client.connection_pool
+    kwargs = {**pool.connection_kwargs, "socket_timeout": socket_timeout}
+    return redis.Redis(connection_pool=type(pool)(connection_class=pool.connection_class, **kwargs))
+
+
 def redis_failure(exc: redis.RedisError) -> InfrastructureError:
     """The one-line failure (exit 4) a Redis error in the middle of work is: Redis lost (no
     answer within the retries) or an error reply (out of memory, no permission, read-only)."""

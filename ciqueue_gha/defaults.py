@@ -51,6 +51,11 @@ CONNECT_TIMEOUT = 2.0
 #: right after the slow call ends), so only a server silent for RETRY_BUDGET fails a call.
 SOCKET_TIMEOUT = 2.0
 
+#: Seconds populate's reply may take per test, on top of SOCKET_TIMEOUT (its work grows with
+#: the suite). Measured: 7 µs a test on a loaded 2-core machine (100,000 tests in 0.73 s, while
+#: the slowest acknowledge of 8 busy workers took 60 ms); this is seven times that.
+POPULATE_REPLY_PER_TEST = 50e-6
+
 #: How often the supervisor looks at the queue, seconds: a look is one script call of a few
 #: microseconds in Redis, and the summary starts its report within this of the last result.
 SUPERVISOR_POLL_INTERVAL = 0.05

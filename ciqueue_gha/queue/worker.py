@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import redis
 
 from .. import defaults
+from ..connection import patient
 from ..errors import UsageError
 from ..keys import BuildKeys
 from ..scripts import Reply, Scripts
@@ -142,9 +143,17 @@ class QueueWorker:
         # Every script now: a call whose reply is read later would learn of a script the server
         # does not know only then, and populate's request is too large to send twice.
         self.scripts.load_all()
-        role, theirs, total = self._call(
-            "populate", self.worker_id, self.settings.key_ttl, ours, defaults.POPULATE_CHUNK, *tests
-        )
+        # On a client of its own that waits longer for the reply: pushing a large suite takes
+        # seconds, and a slow reply is not a dead server.
+        timeout = defaults.SOCKET_TIMEOUT + len(tests) * defaults.POPULATE_REPLY_PER_TEST
+        client = patient(self.client, timeout)
+        scripts = Scripts(client)
+        args = [self.worker_id, self.settings.key_ttl, ours, defaults.POPULATE_CHUNK, *tests]
+        try:
+            role, theirs, total = scripts.call("populate", self._key_vector, args)
+        finally:
+            scripts.close()
+            client.close()
         self.total = int(total)
         return Population(role == "leader", self.total, theirs == ours)
 
