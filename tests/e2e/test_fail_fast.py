@@ -16,12 +16,14 @@ import subprocess
 import sys
 import threading
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from ciqueue_gha import defaults
 from ciqueue_gha.connection import connect
 from ciqueue_gha.errors import EXIT_INFRASTRUCTURE
 from ciqueue_gha.keys import BuildKeys
@@ -177,51 +179,58 @@ def stopped_redis() -> Iterator[PrivateRedis]:
                 server.process.send_signal(signal.SIGCONT)
 
 
-@pytest.mark.slow
-def test_redis_stopped_mid_build_ends_workers_and_summary_with_exit_4(
-    stopped_redis: PrivateRedis, tmp_path: Path
-) -> None:
-    (tmp_path / "test_slow.py").write_text(SLOW_SUITE)
-    build = ["--build-id", "stopped", "--queue-init-timeout", "30"]
+def start_build(server: PrivateRedis, folder: Path, build_id: str) -> list[Process]:
+    """Two workers and the summary on the slow suite; returns once ten tests are done."""
+    (folder / "test_slow.py").write_text(SLOW_SUITE)
+    build = ["--build-id", build_id, "--queue-init-timeout", "30"]
     processes = [
         start(
             f"worker-{n}",
             ["worker", *build, "--worker-id", f"w{n}", "--lease-timeout", "5", "--", "-q"],
-            tmp_path,
-            stopped_redis.url,
+            folder,
+            server.url,
         )
         for n in range(2)
     ]
-    processes.append(
-        start(
-            "summary", ["summary", *build, "--junit-xml", "merged.xml"], tmp_path, stopped_redis.url
-        )
-    )
-    client = connect(stopped_redis.url)
+    summary = ["summary", *build, "--junit-xml", "merged.xml"]
+    processes.append(start("summary", summary, folder, server.url))
+    client = connect(server.url)
     try:
-        supervisor = Supervisor(client, BuildKeys("stopped"))
+        supervisor = Supervisor(client, BuildKeys(build_id))
         limit = time.monotonic() + WAIT_LIMIT
         while not (supervisor.status().ready and supervisor.status().finalized >= 10):
             assert time.monotonic() < limit, "the build never got going"
             time.sleep(0.05)
     finally:
         client.close()
+    return processes
 
-    assert stopped_redis.process is not None
-    stopped_redis.process.send_signal(signal.SIGSTOP)
-    stopped = time.monotonic()
+
+def wait_all(processes: list[Process], since: float) -> dict[str, float]:
+    """Wait for every process (killing those left after WAIT_LIMIT): seconds each took."""
     took: dict[str, float] = {}
     try:
-        while len(took) < len(processes) and time.monotonic() < stopped + WAIT_LIMIT:
+        while len(took) < len(processes) and time.monotonic() < since + WAIT_LIMIT:
             for process in processes:
                 if process.name not in took and process.popen.poll() is not None:
-                    took[process.name] = time.monotonic() - stopped
+                    took[process.name] = time.monotonic() - since
             time.sleep(0.05)
     finally:
         for process in processes:
             if process.popen.returncode is None:
                 os.killpg(process.popen.pid, signal.SIGKILL)
                 process.popen.wait()
+    return took
+
+
+@pytest.mark.slow
+def test_redis_stopped_mid_build_ends_workers_and_summary_with_exit_4(
+    stopped_redis: PrivateRedis, tmp_path: Path
+) -> None:
+    processes = start_build(stopped_redis, tmp_path, "stopped")
+    assert stopped_redis.process is not None
+    stopped_redis.process.send_signal(signal.SIGSTOP)
+    took = wait_all(processes, time.monotonic())
     print(f"exit after Redis stopped: {took}")
     for process in processes:
         assert process.popen.returncode == EXIT_INFRASTRUCTURE, (process.name, process.output())
@@ -230,7 +239,26 @@ def test_redis_stopped_mid_build_ends_workers_and_summary_with_exit_4(
         assert "Traceback" not in process.output(), process.output()
         assert "INTERNALERROR" not in process.output(), process.output()
         errors = [line for line in process.stderr().splitlines() if "error:" in line]
-        assert len(errors) == 1 and "Redis" in errors[0], process.stderr()
+        assert len(errors) == 1 and "lost Redis" in errors[0], process.stderr()
+
+
+@pytest.mark.slow
+def test_redis_silent_for_longer_than_a_socket_timeout_is_ridden_out(
+    stopped_redis: PrivateRedis, tmp_path: Path
+) -> None:
+    """A Redis that stalls (a fork, a loaded host) for 3 s, beyond one socket timeout and
+    within the retry budget, is not a lost one: the build completes."""
+    processes = start_build(stopped_redis, tmp_path, "stalled")
+    assert stopped_redis.process is not None
+    stopped_redis.process.send_signal(signal.SIGSTOP)
+    time.sleep(defaults.SOCKET_TIMEOUT + 1)
+    stopped_redis.process.send_signal(signal.SIGCONT)
+    wait_all(processes, time.monotonic())
+    for process in processes:
+        assert process.popen.returncode == 0, (process.name, process.output())
+        assert "Traceback" not in process.output(), process.output()
+    cases = ET.parse(tmp_path / "merged.xml").getroot().iter("testcase")
+    assert len(list(cases)) == 400
 
 
 # --- Redis answers, with an error ---------------------------------------------------------
