@@ -82,10 +82,22 @@ def read_stack(pid: int, path: str) -> str:
         return stack.read().decode(errors="replace")
 
 
+#: Frames of the machinery that runs a test, left out of its stack: the test's own remain.
+_RUNNER_FRAMES = re.compile(
+    r'File "([^"]*/(_pytest|pluggy|click|ciqueue_gha)/[^"]*|<frozen runpy>)"'
+)
+
+
+def _without_runner_frames(stack: str) -> str:
+    return "\n".join(line for line in stack.splitlines() if not _RUNNER_FRAMES.search(line))
+
+
 def timeout_record(
     unit: str, limit: float, started_at: float, ran_for: float, stack: str
 ) -> AttemptRecord:
-    """The attempt of `unit`, hung past `limit` seconds: an error (timeout) with its stack."""
+    """The attempt of `unit`, hung past `limit` seconds: an error (timeout) with its stack
+    (faulthandler's, less the frames of the machinery that runs the test)."""
+    stack = _without_runner_frames(stack)
     message = f"timeout: ran longer than --max-test-duration ({limit:g} s); the worker was stopped"
     longrepr = message + (f"\n\nStack of the worker when it was stopped:\n{stack}" if stack else "")
     path = unit.split("::", 1)[0]
