@@ -124,3 +124,70 @@ def test_a_hung_test_is_one_timeout_error_and_every_other_test_runs_once(tmp_pat
     hung_worker = next(worker for name, worker, _ in lines if name == "hangs")
     worker_log = (tmp_path / "logs" / f"{hung_worker}.log").read_text(errors="replace")
     assert "ran longer than --max-test-duration" in worker_log, worker_log
+
+
+def start(argv: list[str], cwd: Path, env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
+    with (cwd / f"{name}.out").open("wb") as out, (cwd / f"{name}.err").open("wb") as err:
+        return subprocess.Popen(
+            [*cli(), *argv], cwd=cwd, env=env, stdout=out, stderr=err, start_new_session=True
+        )
+
+
+MATRIX_SUITE = """\
+import signal
+import time
+
+import pytest
+
+
+@pytest.mark.parametrize("n", range(10))
+def test_fast(n):
+    time.sleep(0.02)
+
+
+def test_hangs():
+    if DEAF:
+        # Deaf to every signal a worker may be sent but SIGKILL: no stack, no clean exit.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM})
+    time.sleep(600)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("deaf", [False, True], ids=["hung", "hung-deaf-to-signals"])
+def test_the_worker_stuck_in_a_hung_test_ends(tmp_path: Path, redis_url: str, deaf: bool) -> None:
+    """Two `worker` processes and a `summary` (a matrix build): the worker stuck in the hung
+    test ends with exit 1 (its unit failed), the other runs the rest; a test that blocks the
+    signals still costs one worker, once: no stack, and its worker is killed."""
+    (tmp_path / "test_matrix_suite.py").write_text(f"DEAF = {deaf}\n" + MATRIX_SUITE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CIQUEUE_", "GITHUB_"))}
+    env.update(CIQUEUE_REDIS_URL=redis_url, CIQUEUE_BUILD_ID=f"matrix-{os.getpid()}-{deaf}")
+    timing = ["--max-test-duration", "3", "--lease-timeout", "2"]
+    pytest_args = ["--", "-q", "-p", "no:cacheprovider", "test_matrix_suite.py"]
+    started = time.monotonic()
+    workers = [
+        start(["worker", "--worker-id", f"w{n}", *timing, *pytest_args], tmp_path, env, f"w{n}")
+        for n in range(2)
+    ]
+    summary = start(["summary", "--junit-xml", "merged.xml"], tmp_path, env, "summary")
+    try:
+        assert summary.wait(timeout=BUILD_LIMIT) == EXIT_FAILED
+        codes = sorted(worker.wait(timeout=BUILD_LIMIT) for worker in workers)
+    finally:
+        for process in (*workers, summary):
+            if process.poll() is None:
+                os.killpg(process.pid, 9)
+                process.wait()
+    took = time.monotonic() - started
+    errs = "".join((tmp_path / f"{name}.err").read_text() for name in ("w0", "w1", "summary"))
+    # The stuck worker exits 1, or is killed (-9) when deaf; the other ran the rest and passed.
+    assert codes == ([-9, 0] if deaf else [0, EXIT_FAILED]), errs
+    assert took < BUILD_LIMIT, took
+    assert "Traceback" not in errs, errs
+    cases = {case.get("name"): case for case in ET.parse(tmp_path / "merged.xml").iter("testcase")}
+    assert len(cases) == 11
+    error = cases["test_hangs"].find("error")
+    assert error is not None and "timeout" in (error.get("message") or "")
+    # A stack only from a worker that could be asked for one.
+    assert ("in test_hangs" in (error.text or "")) is not deaf, error.text
+    assert sum(case.find("error") is not None for case in cases.values()) == 1
