@@ -219,11 +219,14 @@ class Helper:
         running, self.leases = self.leases[0], []
         ran_for = time.monotonic() - self.started
         limit = self.settings.heartbeat_for
-        stack = hang.read_stack(self.parent, self.config.stack_file)
-        record = hang.timeout_record(
-            running.test, limit, self.worker.now() - ran_for, ran_for, stack
-        )
         try:
+            # Not ours any more (finished meanwhile, or taken over while this worker was
+            # stopped): nothing to record, and a timeout must not become another's attempt.
+            if not self.worker.heartbeat(running):
+                return
+            stack = hang.read_stack(self.parent, self.config.stack_file)
+            started_at = self.worker.now() - ran_for
+            record = hang.timeout_record(running.test, limit, started_at, ran_for, stack)
             disposition, _ = self.worker.acknowledge(running, record, reserve_next=False)
             if disposition != "final":  # the worker finished it after all, or lost it
                 return

@@ -219,3 +219,30 @@ def test_a_unit_past_max_test_duration_is_a_timeout_error_and_its_lease_ahead_go
     assert again.results["hung"].outcome == "error"
     assert len(again.attempts["hung"]) == 1
     assert "hung ran longer than --max-test-duration (1.5 s)" in capfd.readouterr().err
+
+
+def test_a_unit_taken_over_before_max_test_duration_is_not_recorded_as_hung(
+    server: PrivateRedis, client: redis.Redis
+) -> None:
+    """A worker stopped past its lease (the helper with it) is taken over; when both resume
+    and the unit is past max-test-duration, the helper's lease is not current any more: the
+    new holder's run is left alone, with no timeout attempt beside it."""
+    max_test_duration = 1.5
+    _, stalled = first_lease(client, ["t"])
+    other = QueueWorker(client, KEYS, "B", SETTINGS)
+    helper = start_helper(server.url, max_test_duration=max_test_duration)
+    try:
+        helper.hold(stalled)
+        wait_heartbeats(client, stalled)
+        helper.process.send_signal(signal.SIGSTOP)
+        client.zadd(KEYS.key("running"), {"t": 0}, xx=True)  # A's lease runs out
+        taken = as_lease(other.reserve())
+        time.sleep(max_test_duration + 0.5)
+        helper.process.send_signal(signal.SIGCONT)  # past max-test-duration: its first look
+        time.sleep(1.0)
+        assert client.hget(KEYS.key("leases"), "t") == str(taken.id)
+        assert helper.process.poll() is None
+    finally:
+        helper.close()
+    record = BuildRecord.load(client, KEYS)
+    assert record.attempts.get("t", []) == [] and "t" not in record.results
