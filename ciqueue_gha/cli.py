@@ -16,6 +16,7 @@ import click
 from . import __version__
 from .errors import EXIT_USAGE, CiqueueError
 from .fastexit import exit_now
+from .options import whole
 from .redis_server import PrivateRedis
 
 redis_url_option = click.option(
@@ -69,7 +70,7 @@ def redis_group() -> None:
 
 
 @redis_group.command("start")
-@click.option("--port", type=click.IntRange(1, 65535), help="Port on 127.0.0.1 (default: free).")
+@click.option("--port", type=whole(1, 65535), help="Port on 127.0.0.1 (default: free).")
 def redis_start(port: int | None) -> None:
     """Start a private redis-server on loopback in the background and print its URL."""
     server = PrivateRedis(port=port)

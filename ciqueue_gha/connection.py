@@ -26,6 +26,7 @@ from .errors import (
     RedisUnreachable,
     UsageError,
 )
+from .truncate import shown as cut_value
 
 SCHEMES = ("redis", "rediss", "unix")
 
@@ -70,7 +71,7 @@ def validate_url(url: str) -> str:
 
     Messages name the problem but never echo a part of the URL that could be a password.
     """
-    shown = redact(url)
+    shown = cut_value(redact(url), quote=False)
 
     def malformed(why: str) -> UsageError:
         return UsageError(f"malformed Redis URL {shown}: {why}")
@@ -95,6 +96,10 @@ def validate_url(url: str) -> str:
     else:
         if not parts.hostname:
             raise malformed("no host")
+        try:  # what the resolver would choke on, with a traceback
+            parts.hostname.encode("idna")
+        except UnicodeError:
+            raise malformed("the host is not a valid host name") from None
         db = parts.path.lstrip("/")
         if db and not db.isdigit():
             raise malformed("the database (the path) must be a number")

@@ -10,6 +10,8 @@ from __future__ import annotations
 EXIT_PASSED = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+#: As plain pytest: collection errors (without --continue-on-collection-errors), no test run.
+EXIT_INTERRUPTED = 2
 EXIT_INCOMPLETE = 3
 EXIT_INFRASTRUCTURE = 4
 

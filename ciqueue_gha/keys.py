@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import UsageError
+from .truncate import shown
 
 # Letters, digits and ._- only: braces would break the hash tag, spaces and colons the key layout.
 _BUILD_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -40,10 +41,24 @@ QUEUE_KEYS = (
 )
 
 
+#: Worker ids in use, kept apart from `QUEUE_KEYS`: no queue script reads them, and claim.lua
+#: gets these alone (its KEYS, in this order).
+CLAIM_KEYS = (
+    "claims",  # hash: worker id -> "<token> <deadline ms>" of the live process using it
+    "collisions",  # hash: worker id taken as "<id>~<n>" -> the id asked for (already in use)
+)
+
+#: The highest attempt number taken: far above GitHub's own limit on re-runs; a summary
+#: reads attempts 1 to N, so 10**12 would never finish.
+MAX_ATTEMPT = 1000
+
 #: Keys of a build attempt that only Python writes (no script needs them).
 RECORD_KEYS = (
     "strays",  # hash: worker -> JSON list of tests it collected that the queue does not hold
     "stopped",  # string: set once a worker was told to stop (--max-failures reached)
+    "collection",  # hash: collector node id -> JSON of its error or skip, first worker's (HSETNX)
+    "interrupted",  # string: worker id whose collection errors stopped the build (as pytest's)
+    "collected",  # string: how many collection reports a worker recorded (set even when none)
 )
 
 
@@ -51,7 +66,7 @@ def validate_build_id(build_id: str) -> str:
     """Return `build_id` unchanged, or raise `UsageError` naming what is wrong with it."""
     if not _BUILD_ID.fullmatch(build_id):
         raise UsageError(
-            f"invalid build id {build_id!r}: use 1 to 128 letters, digits, '.', '_' or '-'"
+            f"invalid build id {shown(build_id)}: use 1 to 128 letters, digits, '.', '_' or '-'"
         )
     return build_id
 
@@ -65,21 +80,27 @@ class BuildKeys:
 
     def __post_init__(self) -> None:
         validate_build_id(self.build_id)
-        if self.attempt < 1:
-            raise UsageError(f"invalid attempt {self.attempt}: attempts count from 1")
+        if not 1 <= self.attempt <= MAX_ATTEMPT:
+            raise UsageError(
+                f"invalid attempt {shown(self.attempt)}: attempts count from 1 to {MAX_ATTEMPT}"
+            )
 
     @property
     def prefix(self) -> str:
         return f"ciq:{{{self.build_id}}}:{self.attempt}:"
 
     def key(self, name: str) -> str:
-        if name not in QUEUE_KEYS and name not in RECORD_KEYS:
+        if name not in QUEUE_KEYS and name not in RECORD_KEYS and name not in CLAIM_KEYS:
             raise KeyError(name)
         return self.prefix + name
 
     def queue_keys(self) -> list[str]:
         """The key vector every script receives as KEYS."""
         return [self.prefix + name for name in QUEUE_KEYS]
+
+    def claim_keys(self) -> list[str]:
+        """The key vector claim.lua receives as KEYS."""
+        return [self.prefix + name for name in CLAIM_KEYS]
 
 
 def durations_key(namespace: str) -> str:

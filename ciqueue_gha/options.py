@@ -6,6 +6,7 @@ attempt from GITHUB_RUN_ATTEMPT.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 from collections.abc import Callable
@@ -18,13 +19,137 @@ import click
 from . import defaults
 from .errors import UsageError
 from .github.env import GitHubEnv
-from .keys import BuildKeys
+from .keys import MAX_ATTEMPT, BuildKeys
 from .queue.settings import QueueSettings
+from .truncate import shown
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+#: The longest any time option may be: a week, beyond any GitHub job (a self-hosted runner's
+#: job ends after 5 days). Past it a value is a mistake (``1e12``), not a wish.
+MAX_SECONDS = 7 * 24 * 3600.0
+
+#: A lease timeout outside this range is a mistake: below it heartbeats cannot keep up with
+#: a round trip to Redis, above it a dead worker holds its test for more than a day.
+LEASE_TIMEOUT_RANGE = (0.1, 24 * 3600.0)
+
+#: Most times one failed test may be requeued, and the largest failure cap taken.
+MAX_REQUEUES = 1000
+MAX_FAILURES = 10**9
+
+#: Longest worker id: a host name (253) and a pid fit; a 10 KB one is a mistake.
+MAX_WORKER_ID = 256
+
+
+class Number(click.ParamType):  # type: ignore[type-arg]
+    """A finite number from `low` to `high` (above `low` when `above`), whole when `whole`.
+
+    Anything else (``nan``, ``inf``, ``1e12``, ``-1``, a word, 10 KB of text) is a usage error
+    naming the option and the range, the value echoed cut (`truncate.shown`).
+    """
+
+    def __init__(
+        self, low: float, high: float, *, whole: bool = False, above: bool = False, unit: str = ""
+    ) -> None:
+        self.low, self.high, self.whole, self.above, self.unit = low, high, whole, above, unit
+        self.name = "integer" if whole else unit or "number"
+
+    @property
+    def range(self) -> str:
+        low, high = _plain(self.low), _plain(self.high)
+        return f"above {low}, at most {high}" if self.above else f"from {low} to {high}"
+
+    @property
+    def allowed(self) -> str:
+        kind = "a whole number" if self.whole else "a number"
+        unit = f" of {self.unit}" if self.unit else ""
+        return f"{kind}{unit} {self.range}"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = self._parse(value)
+        if number is None or not self._within(number):
+            self.fail(f"{shown(value)} is not {self.allowed}", param, ctx)
+        return number
+
+    def _parse(self, value: Any) -> float | int | None:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value
+        try:
+            return int(str(value).strip()) if self.whole else float(str(value).strip())
+        except ValueError:
+            return None
+
+    def _within(self, number: float) -> bool:
+        if not math.isfinite(number):  # nan compares false with everything: check it first
+            return False
+        above_low = number > self.low if self.above else number >= self.low
+        return above_low and number <= self.high
+
+
+def _plain(number: float) -> str:
+    """`number` as people write it: 604800, 0.1 (not 6.048e+05)."""
+    return str(int(number)) if float(number).is_integer() else f"{number:g}"
+
+
+def seconds(low: float = 0.0, high: float = MAX_SECONDS, *, above: bool = True) -> Number:
+    """A duration option's type: by default above 0 and at most `MAX_SECONDS`."""
+    return Number(low, high, above=above, unit="seconds")
+
+
+def whole(low: int, high: int) -> Number:
+    return Number(low, high, whole=True)
+
+
+class ShortChoice(click.Choice):  # type: ignore[type-arg]
+    """`click.Choice` whose message echoes a bad value cut (`truncate.shown`)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            choices = ", ".join(map(str, self.choices))
+            self.fail(f"{shown(value)} is not one of {choices}", param, ctx)
+
+
+class ShortBool(click.types.BoolParamType):
+    """click's boolean (a flag's value from its environment variable), echoing a bad value
+    cut (`truncate.shown`)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            self.fail(f"{shown(value)} is not a boolean: use true or false", param, ctx)
+
+
+class WorkerIdType(click.ParamType):  # type: ignore[type-arg]
+    """A worker id: 1 to `MAX_WORKER_ID` characters, no control characters (it is a key field
+    and a word of one-line messages)."""
+
+    name = "text"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = str(value)
+        if not 0 < len(text) <= MAX_WORKER_ID or any(ord(c) < 32 or ord(c) == 127 for c in text):
+            self.fail(
+                f"{shown(text)} is not a worker id: use 1 to {MAX_WORKER_ID} printable characters",
+                param,
+                ctx,
+            )
+        return text
+
+
+def worker_id_option(help: str) -> Callable[[F], F]:
+    return click.option(
+        "--worker-id", envvar="CIQUEUE_WORKER_ID", show_envvar=True, type=WorkerIdType(), help=help
+    )
+
+
 def _option(*names: str, env: str, **kwargs: Any) -> Callable[[F], F]:
+    kind = kwargs.get("type")
+    if isinstance(kind, Number):
+        kwargs["help"] = f"{kwargs['help']} Range: {kind.range}."
     return click.option(*names, envvar=f"CIQUEUE_{env}", show_envvar=True, **kwargs)
 
 
@@ -45,6 +170,7 @@ connection_options = _stack(
         "--insecure-tls",
         env="INSECURE_TLS",
         is_flag=True,
+        type=ShortBool(),
         help="Do not verify a rediss:// server's certificate (says so loudly).",
     ),
     _option(
@@ -56,7 +182,7 @@ connection_options = _stack(
     _option(
         "--attempt",
         env="ATTEMPT",
-        type=click.IntRange(min=1),
+        type=whole(1, MAX_ATTEMPT),
         help="Attempt of the build (GitHub re-run). Default: GITHUB_RUN_ATTEMPT, else 1.",
     ),
 )
@@ -67,7 +193,7 @@ queue_options = _stack(
     _option(
         "--lease-timeout",
         env="LEASE_TIMEOUT",
-        type=float,
+        type=seconds(*LEASE_TIMEOUT_RANGE, above=False),
         default=defaults.LEASE_TIMEOUT,
         show_default=True,
         help="Seconds without a heartbeat after which another worker takes a test over.",
@@ -75,20 +201,20 @@ queue_options = _stack(
     _option(
         "--heartbeat-interval",
         env="HEARTBEAT_INTERVAL",
-        type=float,
+        type=seconds(high=LEASE_TIMEOUT_RANGE[1]),
         help="Seconds between heartbeats. Default: lease timeout / 5.",
     ),
     _option(
         "--max-test-duration",
         env="MAX_TEST_DURATION",
-        type=float,
+        type=seconds(),
         help="After this long a test stops heartbeating, so a hung test is reclaimed. "
         "Default: 10 x lease timeout.",
     ),
     _option(
         "--max-requeues",
         env="MAX_REQUEUES",
-        type=click.IntRange(min=0),
+        type=whole(0, MAX_REQUEUES),
         default=0,
         show_default=True,
         help="Times one failed test may be put back in the queue and run again.",
@@ -96,7 +222,7 @@ queue_options = _stack(
     _option(
         "--requeue-tolerance",
         env="REQUEUE_TOLERANCE",
-        type=click.FloatRange(0, 1),
+        type=Number(0, 1),
         default=0.0,
         show_default=True,
         help="Fraction of the suite that may be requeued in all.",
@@ -104,13 +230,13 @@ queue_options = _stack(
     _option(
         "--max-failures",
         env="MAX_FAILURES",
-        type=click.IntRange(min=1),
+        type=whole(1, MAX_FAILURES),
         help="Stop handing out tests once this many have failed.",
     ),
     _option(
         "--unit",
         env="UNIT",
-        type=click.Choice(["test", "file"]),
+        type=ShortChoice(["test", "file"]),
         default="test",
         show_default=True,
         help="Queue single tests, or whole files (keeps module fixtures on one worker).",
@@ -121,7 +247,7 @@ queue_options = _stack(
 queue_init_option = _option(
     "--queue-init-timeout",
     env="QUEUE_INIT_TIMEOUT",
-    type=float,
+    type=seconds(),
     default=defaults.QUEUE_INIT_TIMEOUT,
     show_default=True,
     help="Seconds to wait for the queue to be populated.",
@@ -140,7 +266,7 @@ supervisor_options = _stack(
     _option(
         "--report-timeout",
         env="REPORT_TIMEOUT",
-        type=float,
+        type=seconds(),
         default=defaults.REPORT_TIMEOUT,
         show_default=True,
         help="Seconds the summary waits for every test before giving up.",
@@ -148,7 +274,7 @@ supervisor_options = _stack(
     _option(
         "--inactive-workers-timeout",
         env="INACTIVE_WORKERS_TIMEOUT",
-        type=float,
+        type=seconds(),
         default=defaults.INACTIVE_WORKERS_TIMEOUT,
         show_default=True,
         help="Seconds the summary waits with no live worker before giving up.",

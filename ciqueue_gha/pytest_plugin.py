@@ -17,6 +17,10 @@ unit expected to run long (recorded durations, `LATE_RESERVE_ROUND_TRIPS`) is ru
 unit held behind it, and its successor is reserved only when pytest asks for the next item,
 as the unit's teardown starts: one more round trip for that unit, and no unit held behind it.
 
+What collection reported besides tests (files that failed to import, files skipped whole)
+is recorded for the build's report before anything is queued (queue/collection.py), and
+pytest's ``-x`` / ``--maxfail N`` become the build's ``--max-failures`` (maxfail.py).
+
 Registered under the ``pytest11`` entry point and inactive unless ``ciqueue-gha worker``
 (or ``pytest --ciqueue`` with ``CIQUEUE_*`` in the environment) asks for it.
 """
@@ -24,6 +28,7 @@ Registered under the ``pytest11`` entry point and inactive unless ``ciqueue-gha 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -40,6 +45,8 @@ from .connection import redis_failure
 from .durations import expected
 from .errors import EXIT_INCOMPLETE, CiqueueError
 from .keys import BuildKeys
+from .maxfail import take_over_maxfail
+from .queue.collection import record_collection
 from .queue.record import AttemptRecord, BuildRecord, CaseRecord
 from .queue.supervisor import Supervisor
 from .queue.worker import Done, Finishing, Heartbeat, Lease, QueueWorker, Reservation
@@ -159,24 +166,61 @@ class QueuePlugin:
         self._round_trip: float | None = None  # moving average, seconds
         self._regranted: Lease | None = None  # see _read_finishing
         self._supervisor: Supervisor | None = None
+        self._collect_reports: list[pytest.CollectReport] = []
+        self.collection_interrupted = False  # collection errors stopped the build, as pytest's
+        self.collection_failed = False  # a file failed to import (a build failure, as pytest's)
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        self.worker.settings = take_over_maxfail(config.option, self.worker.settings)
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed or report.skipped:
+            self._collect_reports.append(report)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self._reports.append(report)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> bool:
-        if session.testsfailed and not session.config.option.continue_on_collection_errors:
-            raise session.Interrupted(f"{session.testsfailed} error(s) during collection")
-        if session.config.option.collectonly:
-            return True
+        option = session.config.option
         self._paths = SourcePaths.of(session.config)
+        interrupted = bool(session.testsfailed) and not option.continue_on_collection_errors
+        if not option.collectonly:
+            self._guarded(self._record_collection, interrupted)
+        if interrupted:
+            self.collection_interrupted = True
+            raise session.Interrupted(f"{session.testsfailed} error(s) during collection")
+        if option.collectonly or self.error is not None:
+            return True
+        self._guarded(self._run, session)
+        return True
+
+    def _guarded(self, step: Callable[..., None], *args: Any) -> None:
+        """Run `step`; what stops it on the queue's side is kept in `error`."""
         try:
-            self._run(session)
+            step(*args)
         except CiqueueError as exc:
             self.error = exc
         except redis.RedisError as exc:  # lost, or an error reply: one line, exit 4
             self.error = redis_failure(exc)
-        return True
+
+    def _record_collection(self, interrupted: bool) -> None:
+        """Record this worker's collection errors and skips for the build's report (the first
+        worker to see one keeps it), before anything is queued."""
+        cases = [
+            case_from_collect_report(report, self._paths, self.scrub)
+            for report in self._collect_reports
+        ]
+        self.collection_failed = any(case.failed for case in cases)
+        worker = self.worker
+        record_collection(
+            worker.client,
+            worker.keys,
+            worker.worker_id,
+            cases,
+            interrupted=interrupted,
+            ttl=worker.settings.key_ttl,
+        )
 
     def _run(self, session: pytest.Session) -> None:
         units = group_units(session.items, self.unit)
@@ -234,8 +278,10 @@ class QueuePlugin:
             return None, next_
         # The acknowledge goes out, with the reserve of the unit after `ahead`, and `ahead` runs
         # while Redis answers; a failure waits for its answer, which may say stop. `ahead` run
-        # long: its teardown reserves; nothing ahead: the reserve is needed now.
-        reserve_next = ahead is None or not self._runs_long(ahead.test)
+        # long: its teardown reserves; nothing ahead: the reserve is needed now. Under a failure
+        # cap a failure always reserves: that reply is how this worker learns the build stopped.
+        capped_failure = record.failed and self.worker.settings.max_failures is not None
+        reserve_next = ahead is None or not self._runs_long(ahead.test) or capped_failure
         if ahead is not None and reserve_next and not record.failed and not stopping:
             finishing = self.worker.acknowledge_later(pending, record)
             return ahead, partial(self._read_finishing, finishing, ahead)
@@ -535,7 +581,9 @@ def crash_message(report: pytest.TestReport) -> str:
     return lines[-1] if lines else ""
 
 
-def failing_location(report: pytest.TestReport, paths: SourcePaths) -> tuple[str, int] | None:
+def failing_location(
+    report: pytest.TestReport | pytest.CollectReport, paths: SourcePaths
+) -> tuple[str, int] | None:
     """The innermost traceback frame inside the repository: file relative to it, 1-based line."""
     traceback = getattr(report.longrepr, "reprtraceback", None)
     for entry in reversed(getattr(traceback, "reprentries", [])):
@@ -545,4 +593,64 @@ def failing_location(report: pytest.TestReport, paths: SourcePaths) -> tuple[str
         path = paths.relative(paths.invocation / location.path)
         if path is not None:
             return path, int(location.lineno)
+    return None
+
+
+#: A traceback line as pytest prints one for an import error: ``path:line: in <module>``.
+_FRAME = re.compile(r"^(?P<path>\S.*?):(?P<line>\d+): in ", re.MULTILINE)
+
+
+def case_from_collect_report(
+    report: pytest.CollectReport, paths: SourcePaths, scrub: Callable[[str], str] = str
+) -> CaseRecord:
+    """A collector's error (a file that failed to import) or skip (a module-level skip) as
+    the case the report shows: named by the collector's node id, as pytest's JUnit names it."""
+    path = report.nodeid.split("::", 1)[0]
+    file, line = paths.relative(paths.rootdir / path) or path, 0
+    if isinstance(report.longrepr, tuple):  # a skip: (path, 1-based line, reason)
+        where, lineno, reason = report.longrepr
+        skipped_in = paths.relative(Path(where))
+        if skipped_in is not None:
+            file, line = skipped_in, int(lineno or 0)
+        return CaseRecord(
+            nodeid=report.nodeid,
+            outcome="skipped",
+            message=cut(scrub(str(reason))),
+            longrepr=cut(scrub(str(report.longrepr))),  # what pytest's JUnit holds
+            file=file,
+            line=line,
+        )
+    file, line = collect_error_location(report, paths) or (file, line)
+    return CaseRecord(
+        nodeid=report.nodeid,
+        outcome="error",
+        message=cut(scrub(collect_error_message(report))),
+        longrepr=cut(scrub(report.longreprtext)),
+        file=file,
+        line=line,
+    )
+
+
+def collect_error_message(report: pytest.CollectReport) -> str:
+    """The error's last line (``ModuleNotFoundError: No module named 'x'``)."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None and crash.message:
+        return str(crash.message)
+    lines = [line for line in report.longreprtext.strip().splitlines() if line.strip()]
+    errors = [line[1:].strip() for line in lines if line.startswith("E ")]
+    return errors[-1] if errors else (lines[-1] if lines else "collection failure")
+
+
+def collect_error_location(
+    report: pytest.CollectReport, paths: SourcePaths
+) -> tuple[str, int] | None:
+    """The innermost frame inside the repository of a collection error's traceback."""
+    located = failing_location(report, paths)
+    if located is not None:
+        return located
+    # An import error's report is text only (pytest shortens its traceback).
+    for match in reversed(list(_FRAME.finditer(report.longreprtext))):
+        path = paths.relative(paths.invocation / match["path"])
+        if path is not None:
+            return path, int(match["line"])
     return None

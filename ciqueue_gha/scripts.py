@@ -27,6 +27,9 @@ from .errors import CiqueueError, QueueStateLost
 
 SCRIPT_NAMES = ("populate", "reserve", "acknowledge", "requeue", "heartbeat", "release", "status")
 
+#: Scripts on keys of their own (queue/claim.py), not the queue's: loaded without the prelude.
+OWN_KEY_SCRIPTS = ("claim", "unclaim")
+
 #: Error reply codes raised by the scripts, and the exception each becomes.
 ERROR_CODES: dict[str, type[CiqueueError]] = {
     "CIQ_STATE_LOST": QueueStateLost,
@@ -38,9 +41,10 @@ _FALL_BACK = (redis.ConnectionError, redis.TimeoutError, NoScriptError)
 
 @cache
 def source(name: str) -> str:
-    """The full text of script `name`: the prelude, then the script."""
+    """The full text of script `name`: the prelude (queue scripts only), then the script."""
     lua = resources.files("ciqueue_gha") / "lua"
-    return (lua / "_prelude.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+    own = (lua / f"{name}.lua").read_text()
+    return own if name in OWN_KEY_SCRIPTS else (lua / "_prelude.lua").read_text() + "\n" + own
 
 
 def _bulk(value: Any) -> bytes:

@@ -15,7 +15,7 @@ import click
 from ..connection import check_server, connect
 from ..errors import UsageError
 from ..keys import BuildKeys
-from ..options import Target, connection_options, default_worker_id
+from ..options import Target, connection_options, default_worker_id, worker_id_option
 from ..queue.supervisor import QueueStatus, Supervisor
 from ..queue.worker import QueueWorker
 
@@ -35,11 +35,8 @@ def queue_command() -> None:
     required=True,
     help="The tests to queue, one test id per line; '-' reads stdin.",
 )
-@click.option(
-    "--worker-id",
-    envvar="CIQUEUE_WORKER_ID",
-    show_envvar=True,
-    help="Who populates; a retry under the same id is recognised. Default: host name and pid.",
+@worker_id_option(
+    "Who populates; a retry under the same id is recognised. Default: host name and pid."
 )
 def populate_command(
     redis_url: str | None,

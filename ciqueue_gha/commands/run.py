@@ -33,7 +33,9 @@ from ..options import (
     merged_junit_option,
     queue_init_option,
     queue_options,
+    queue_settings,
     supervisor_options,
+    whole,
 )
 from ..redis_server import PrivateRedis
 
@@ -143,8 +145,8 @@ def interrupt_on_sigterm() -> None:
     "--workers",
     envvar="CIQUEUE_WORKERS",
     show_envvar=True,
-    type=click.IntRange(1, 256),
-    default=os.cpu_count() or 1,
+    type=whole(1, 256),
+    default=min(os.cpu_count() or 1, 256),
     show_default="number of CPUs",
     help="Worker processes to start.",
 )
@@ -184,6 +186,7 @@ def run_command(
     Everything after -- is the pytest command line (a leading `pytest` may be left out).
     """
     interrupt_on_sigterm()
+    queue_settings(**queue)  # options that disagree: one line now, not one per worker
     with ExitStack() as stack:
         # The workers start while the private Redis does, and the summary's libraries load
         # while the workers start: each is start-up time the whole build waits for.

@@ -10,7 +10,6 @@ import redis
 
 from .. import durations
 from ..connection import check_server, connect
-from ..errors import EXIT_INCOMPLETE
 from ..github.env import GitHubEnv
 from ..github.publish import FinishedBuild, publish
 from ..github.workflow import WorkflowCommands
@@ -24,6 +23,8 @@ from ..options import (
     queue_init_option,
     supervisor_options,
 )
+from ..queue.claim import collision_lines
+from ..queue.collection import CollectionRecord
 from ..queue.record import BuildRecord
 from ..queue.supervisor import Supervisor, Verdict
 from ..report.junit import write_junit
@@ -59,12 +60,16 @@ def summarize(
     )
     verdict = supervisor.wait().verdict
     records = BuildRecord.load_attempts(client, target.keys)
-    outcome = BuildOutcome.from_records(records)
+    collection = CollectionRecord.load(client, target.keys)
+    collection.check_whole(target.keys, populated=records[-1].populated)
+    outcome = BuildOutcome.from_records(records, collection)
     write_junit(outcome, junit_xml)
     save_durations(client, outcome, durations_file)
     click.echo(render_text(outcome, target.keys, verdict))
+    for line in collision_lines(client, target.keys):
+        click.echo(line)
     click.echo(f"ciqueue-gha: merged JUnit: {junit_xml}")
-    code = outcome.exit_code if verdict is Verdict.EXHAUSTED else EXIT_INCOMPLETE
+    code = outcome.exit_code_after(verdict)
     finished = FinishedBuild(
         outcome,
         records,

@@ -17,6 +17,7 @@ from ..connection import check_server, connect
 from ..errors import (
     EXIT_FAILED,
     EXIT_INCOMPLETE,
+    EXIT_INTERRUPTED,
     EXIT_PASSED,
     EXIT_USAGE,
     CiqueueError,
@@ -32,9 +33,10 @@ from ..options import (
     queue_init_option,
     queue_options,
     queue_settings,
+    worker_id_option,
 )
 from ..pytest_plugin import QueuePlugin
-from ..queue import hang
+from ..queue import claim, hang
 from ..queue.heartbeat import HeartbeatProcess, HelperConfig
 from ..queue.worker import QueueWorker
 from ..secrets import Scrubber, take_secrets, url_secrets
@@ -52,11 +54,9 @@ _PYTEST_EXIT = {
 @queue_options
 @queue_init_option
 @durations_option
-@click.option(
-    "--worker-id",
-    envvar="CIQUEUE_WORKER_ID",
-    show_envvar=True,
-    help="Unique per worker within a build. Default: host name and pid.",
+@worker_id_option(
+    "Unique per worker within a build; a second live process given an id in use runs as "
+    "<id>~2, and the summary says so. Default: host name and pid."
 )
 @click.option(
     "--junit-xml",
@@ -103,6 +103,7 @@ class WorkerSession:
     plugin: QueuePlugin
     heartbeat: HeartbeatProcess
     stack_file: IO[bytes]
+    id_claim: claim.Claim | None = None
 
     def close(self) -> None:
         # A worker that lost Redis has nothing to release, and must not wait for it again.
@@ -111,6 +112,8 @@ class WorkerSession:
         if not lost:
             with suppress(redis.RedisError, CiqueueError):  # best effort
                 self.plugin.worker.release()
+                if self.id_claim is not None:
+                    claim.release(self.plugin.worker.client, self.plugin.worker.keys, self.id_claim)
         self.plugin.worker.close(read_in_flight=not lost)
         self.stack_file.close()
         with suppress(OSError):
@@ -132,7 +135,16 @@ def start_session(
     settings = queue_settings(**queue)
     client = connect(target.redis_url, verify_tls=target.verify_tls)
     check_server(client, target.redis_url)
-    worker_id = worker_id or default_worker_id()
+    held = claim.claim(
+        client, target.keys, worker_id or default_worker_id(), settings.lease_timeout
+    )
+    worker_id = held.worker_id
+    if held.collided:
+        click.echo(
+            f"ciqueue-gha: WARNING: worker id {held.asked} is in use by another live "
+            f"process of this build: this one runs as {worker_id}",
+            err=True,
+        )
     worker = QueueWorker(client, target.keys, worker_id, settings)
     known = durations.load_redis(client, durations_namespace())
     if durations_file:
@@ -148,6 +160,7 @@ def start_session(
             lease_timeout=settings.lease_timeout,
             heartbeat_interval=settings.heartbeat_every,
             max_test_duration=settings.heartbeat_for,
+            claim_token=held.token,
             stack_file=stack_file.name,
         )
     )
@@ -162,15 +175,17 @@ def start_session(
     # assertion introspection would print os.environ into the report.
     os.environ.update(CIQUEUE_WORKER_ID=worker_id, CIQUEUE_BUILD_ID=target.keys.build_id)
     plugin.scrub = Scrubber([*url_secrets(target.redis_url), *take_secrets()])
-    return WorkerSession(plugin, heartbeat, stack_file)
+    return WorkerSession(plugin, heartbeat, stack_file, held)
 
 
 def exit_code(plugin: QueuePlugin, pytest_code: int | pytest.ExitCode) -> int:
     """The worker's exit code (DESIGN.md §1) from what its tests did and what pytest said."""
     if plugin.error is not None:
         raise plugin.error
+    if plugin.collection_interrupted:  # as plain pytest: collection errors, no test run
+        return EXIT_INTERRUPTED
     if pytest_code in _PYTEST_EXIT:
         return _PYTEST_EXIT[pytest.ExitCode(pytest_code)]
-    if plugin.tally.final_failures or plugin.tally.stopped:
+    if plugin.tally.final_failures or plugin.tally.stopped or plugin.collection_failed:
         return EXIT_FAILED
     return EXIT_PASSED

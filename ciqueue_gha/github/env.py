@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..truncate import shown
 
 PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target", "pull_request_review")
 
@@ -59,7 +60,9 @@ class GitHubEnv:
         if not self.run_attempt:
             return 1
         if not self.run_attempt.isdigit() or int(self.run_attempt) < 1:
-            raise UsageError(f"GITHUB_RUN_ATTEMPT={self.run_attempt!r} is not an attempt number")
+            raise UsageError(
+                f"GITHUB_RUN_ATTEMPT={shown(self.run_attempt)} is not an attempt number"
+            )
         return int(self.run_attempt)
 
     @property

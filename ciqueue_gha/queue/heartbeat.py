@@ -39,7 +39,7 @@ from ..connection import connect
 from ..errors import QueueStateLost
 from ..fastexit import exit_now
 from ..keys import BuildKeys
-from . import hang
+from . import claim, hang
 from .settings import QueueSettings
 from .worker import Lease, QueueWorker
 
@@ -57,6 +57,8 @@ class HelperConfig:
     lease_timeout: float
     heartbeat_interval: float
     max_test_duration: float
+    #: The token of the worker's claim on its id (claim.py), kept alive here too.
+    claim_token: str = ""
     #: Where the worker writes its stacks when asked, set when it armed hang.arm: only then
     #: does the helper signal it (for its stack, and to stop it once a unit hung).
     stack_file: str = ""
@@ -272,6 +274,15 @@ def serve(stream: IO[bytes]) -> None:
     worker = QueueWorker(
         client, BuildKeys(config.build_id, config.attempt), config.worker_id, settings
     )
+    if config.claim_token:
+        claim.keep_alive(
+            client,
+            worker.keys,
+            config.worker_id,
+            config.claim_token,
+            config.lease_timeout,
+            settings.heartbeat_every,
+        )
     helper = Helper(worker, settings, config, os.getppid())
     while os.getppid() == helper.parent:
         ready, _, _ = select.select([stream], [], [], helper.wait())

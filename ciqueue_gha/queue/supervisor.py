@@ -33,6 +33,7 @@ class QueueStatus:
     since_seen_ms: int  # since any worker reserved or heartbeat; -1: none seen
     now_ms: int
     stopped: bool = False  # a worker hit --max-failures: nothing more will be handed out
+    interrupted: bool = False  # a worker's collection errors stopped the build (as pytest's)
 
     @property
     def exhausted(self) -> bool:
@@ -46,6 +47,7 @@ class Verdict(Enum):
     REPORT_TIMEOUT = "report timeout"
     INACTIVE_WORKERS = "no live worker"
     STOPPED = "stopped by --max-failures"
+    INTERRUPTED = "interrupted: errors during collection"
 
 
 @dataclass(frozen=True)
@@ -87,21 +89,24 @@ class Supervisor:
     def status(self) -> QueueStatus:
         reply = self.scripts.call("status", self._key_vector, [])
         ready, total, queued, running, finalized, failed, alive, since, now = map(int, reply)
-        stopped = bool(self._client.exists(self.keys.key("stopped")))
-        return QueueStatus(
-            bool(ready), total, queued, running, finalized, failed, alive, since, now, stopped
-        )
+        flags = self._client.mget(self.keys.key("stopped"), self.keys.key("interrupted"))
+        stopped, interrupted = map(bool, flags)
+        counts = (total, queued, running, finalized, failed, alive, since, now)
+        return QueueStatus(bool(ready), *counts, stopped=stopped, interrupted=interrupted)
 
     def wait_until_populated(self) -> QueueStatus:
         deadline = self._clock() + self.queue_init_timeout
-        while not (status := self.status()).ready:
-            if self._clock() >= deadline or self._workers_gone():
+        while True:
+            gone = self._workers_gone()  # asked first: what a worker wrote before it exited counts
+            status = self.status()
+            if status.ready or status.interrupted:
+                return status
+            if self._clock() >= deadline or gone:
                 raise QueueNeverPopulated(
                     f"no worker populated the queue of build {self.keys.build_id} "
                     f"within {self.queue_init_timeout:g} s"
                 )
             self._sleep(self.poll_interval)
-        return status
 
     @staticmethod
     def _idle_for(status: QueueStatus, waited: float) -> float:
@@ -115,6 +120,8 @@ class Supervisor:
     def wait(self) -> Outcome:
         """Wait for the build to be exhausted or for a timeout; raises `QueueStateLost`."""
         status = self.wait_until_populated()
+        if not status.ready:  # interrupted: nothing was, or will be, queued
+            return Outcome(Verdict.INTERRUPTED, status)
         start = self._clock()
         while True:
             if status.exhausted:

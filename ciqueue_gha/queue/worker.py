@@ -143,19 +143,25 @@ class QueueWorker:
         # Every script now: a call whose reply is read later would learn of a script the server
         # does not know only then, and populate's request is too large to send twice.
         self.scripts.load_all()
-        # On a client of its own that waits longer for the reply: pushing a large suite takes
-        # seconds, and a slow reply is not a dead server.
-        timeout = defaults.SOCKET_TIMEOUT + len(tests) * defaults.POPULATE_REPLY_PER_TEST
-        client = patient(self.client, timeout)
-        scripts = Scripts(client)
         args = [self.worker_id, self.settings.key_ttl, ours, defaults.POPULATE_CHUNK, *tests]
+        role, theirs, total = self._populate_call(args, len(tests))
+        self.total = int(total)
+        return Population(role == "leader", self.total, theirs == ours)
+
+    def _populate_call(self, args: list[Any], tests: int) -> Any:
+        """Populate's call. Its reply takes time in proportion to the suite: past what the
+        usual socket timeout covers, on a client of its own that waits long enough (a slow
+        reply is not a dead server)."""
+        extra = tests * defaults.POPULATE_REPLY_PER_TEST
+        if extra < defaults.SOCKET_TIMEOUT:
+            return self._call("populate", *args)
+        client = patient(self.client, defaults.SOCKET_TIMEOUT + extra)
+        scripts = Scripts(client)
         try:
-            role, theirs, total = scripts.call("populate", self._key_vector, args)
+            return scripts.call("populate", self._key_vector, args)
         finally:
             scripts.close()
             client.close()
-        self.total = int(total)
-        return Population(role == "leader", self.total, theirs == ours)
 
     def _reservation(self, reply: Sequence[Any], *, read_at_once: bool = True) -> Reservation:
         """The reservation in `reply`. Redis's clock is read off a reply read as it arrives;

@@ -3,6 +3,9 @@
 Each testcase carries `file` and a 1-based `line`, its final outcome, and earlier failed
 attempts as ``flakyFailure`` (the test finally passed) or ``rerunFailure`` (it failed
 again). Units that never got a final result appear as errors, so none is silently lost.
+Collection errors and module-level skips appear as pytest's JUnit writes them: a testcase
+named after the file, with ``error message="collection failure"`` or ``skipped
+message="collection skipped"``, and no line.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from xml.sax.saxutils import quoteattr
 from junitparser import Attr, Error, Failure, IntAttr, Skipped, SystemOut, TestSuite
 from junitparser.xunit2 import FlakyFailure, RerunFailure, TestCase
 
+from ..queue.record import CaseRecord
 from .outcome import BuildOutcome, CaseHistory
 
 # Characters XML 1.0 cannot carry at all, even escaped.
@@ -45,8 +49,22 @@ class PytestCase(TestCase):
     line = IntAttr()
 
 
+def _collection_testcase(case: CaseRecord) -> PytestCase:
+    classname, name = junit_names(case.nodeid)
+    element = PytestCase(xml_safe(name), xml_safe(classname), 0.0)
+    element.file = case.nodeid.split("::", 1)[0]
+    if case.outcome == "skipped":
+        element.result = [Skipped("collection skipped")]
+    else:
+        element.result = [Error("collection failure")]
+    element.result[0].text = xml_safe(case.longrepr)
+    return element
+
+
 def _testcase(history: CaseHistory) -> PytestCase:
     case = history.final
+    if history.collection:
+        return _collection_testcase(case)
     classname, name = junit_names(case.nodeid)
     element = PytestCase(xml_safe(name), xml_safe(classname), round(case.duration, 6))
     element.file = case.file

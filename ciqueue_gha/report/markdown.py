@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from ..truncate import cut
-from .outcome import BuildOutcome, CaseHistory
+from .outcome import BuildOutcome, CaseHistory, interrupted_line
 from .plain import one_line, plain
 from .utilization import WorkerUsage
 
@@ -208,14 +208,18 @@ def _cut_bytes(value: str, limit: int) -> str:
 def _head(outcome: BuildOutcome, build: str, verdict_text: str | None) -> str:
     not_run = len(outcome.missing) + len(outcome.strays)
     failed, errors = outcome.count("failed"), outcome.count("error")
-    if not_run or verdict_text:
+    if outcome.interrupted:
+        status = "❌ interrupted"
+    elif not_run or verdict_text:
         status = "⚠️ incomplete"
     elif failed or errors:
         status = "❌ failed"
     else:
         status = "✅ passed"
     lines = [f"## ciqueue-gha: build {text(build)}: {status}"]
-    if verdict_text:
+    if outcome.interrupted:
+        lines.append(f"**{text(interrupted_line(outcome.collection_errors))}**")
+    elif verdict_text:
         lines.append(
             f"**Stopped waiting: {text(verdict_text)}.** Tests that did not run are listed below."
         )

@@ -1,4 +1,6 @@
-"""What happened to every test of a build: the final case results, flaky and lost ones.
+"""What happened to every test of a build: the final case results, flaky and lost ones,
+and what collection reported (files that failed to import, files skipped whole), counted
+as plain pytest counts them: a collection error is an error, a module-level skip a skip.
 
 The merged JUnit file, the text summary and the exit code all read this one view.
 """
@@ -7,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import EXIT_FAILED, EXIT_INCOMPLETE, EXIT_PASSED
+from ..errors import EXIT_FAILED, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_PASSED
+from ..queue.collection import CollectionRecord
 from ..queue.record import AttemptRecord, BuildRecord, CaseRecord, cyclic_gc_paused
+from ..queue.supervisor import Verdict
 
 
 @dataclass
@@ -19,6 +23,7 @@ class CaseHistory:
     unit: str
     worker: str
     earlier_failures: list[CaseRecord] = field(default_factory=list)
+    collection: bool = False  # a collector's error or skip, not a queued test's result
 
     @property
     def flaky(self) -> bool:
@@ -34,17 +39,28 @@ class BuildOutcome:
     taken_over: dict[str, int]
     total_units: int
     strays: dict[str, str] = field(default_factory=dict)  # test -> the worker that collected it
+    interrupted: bool = False  # collection errors stopped the build before any test ran
 
     @classmethod
     def from_record(cls, record: BuildRecord) -> BuildOutcome:
         return cls.from_records([record])
 
     @classmethod
-    def from_records(cls, records: list[BuildRecord]) -> BuildOutcome:
+    def from_records(
+        cls, records: list[BuildRecord], collection: CollectionRecord | None = None
+    ) -> BuildOutcome:
         """The whole suite over a build's attempts, oldest first: each unit's latest final
-        result, with every earlier failed attempt of it, from any build attempt."""
+        result, with every earlier failed attempt of it, from any build attempt; then what
+        the current attempt's `collection` reported, first, as pytest's JUnit lists it."""
         with cyclic_gc_paused():
-            return cls._merge(records)
+            outcome = cls._merge(records)
+        if collection is not None:
+            outcome.cases[:0] = [
+                CaseHistory(report.case, report.case.nodeid, report.worker, collection=True)
+                for report in collection.reports
+            ]
+            outcome.interrupted = collection.interrupted
+        return outcome
 
     @classmethod
     def _merge(cls, records: list[BuildRecord]) -> BuildOutcome:
@@ -80,6 +96,10 @@ class BuildOutcome:
         return sum(1 for case in self.cases if case.final.outcome == outcome)
 
     @property
+    def collection_errors(self) -> int:
+        return sum(1 for case in self.cases if case.collection and case.final.failed)
+
+    @property
     def flaky(self) -> list[CaseHistory]:
         return [case for case in self.cases if case.flaky]
 
@@ -91,16 +111,41 @@ class BuildOutcome:
         """Seconds each finalized unit took, for the next build's ordering."""
         units: dict[str, float] = {}
         for case in self.cases:
-            units[case.unit] = units.get(case.unit, 0.0) + case.final.duration
+            if not case.collection:
+                units[case.unit] = units.get(case.unit, 0.0) + case.final.duration
         return units
 
     @property
     def exit_code(self) -> int:
-        """0 all ran and passed, 1 all ran and some failed, 3 some did not run (lost, or
-        collected by a worker but never queued)."""
+        """0 all ran and passed, 1 all ran and some failed (a collection error counts, as in
+        pytest), 2 collection errors stopped the build (pytest's "Interrupted"), 3 some did
+        not run (lost, or collected by a worker but never queued)."""
+        if self.interrupted:
+            return EXIT_INTERRUPTED
         if self.missing or self.strays:
             return EXIT_INCOMPLETE
         return EXIT_FAILED if self.failures else EXIT_PASSED
+
+    def exit_code_after(self, verdict: Verdict) -> int:
+        """The build's exit code once the summary stopped waiting with `verdict`. A build
+        stopped by its failure cap (--max-failures, or -x / --maxfail N in the pytest command
+        line) exits 1, as pytest -x does: the failures are why, the tests not run after them
+        are listed. Time running out, or no live worker, leaves it incomplete (3)."""
+        if verdict is Verdict.INTERRUPTED:
+            return EXIT_INTERRUPTED  # whatever of the collection record is still readable
+        if verdict is Verdict.EXHAUSTED:
+            return self.exit_code
+        if verdict is Verdict.STOPPED and self.failures and not self.interrupted:
+            return EXIT_FAILED
+        return EXIT_INTERRUPTED if self.interrupted else EXIT_INCOMPLETE
+
+
+def interrupted_line(errors: int) -> str:
+    """What the reports say of a build that collection errors stopped, as pytest says it."""
+    return (
+        f"Interrupted: {errors} error{'' if errors == 1 else 's'} during collection, so no "
+        "test was queued (as plain pytest; --continue-on-collection-errors runs the rest)"
+    )
 
 
 def _histories(unit: str, final: AttemptRecord, earlier: list[AttemptRecord]) -> list[CaseHistory]:

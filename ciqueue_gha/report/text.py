@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..keys import BuildKeys
 from ..queue.supervisor import Verdict
 from ..truncate import cut
-from .outcome import BuildOutcome
+from .outcome import BuildOutcome, interrupted_line
 
 #: Characters of one failure's traceback printed in the log.
 TRACEBACK_LIMIT = 4000
@@ -19,7 +19,7 @@ def render_text(outcome: BuildOutcome, keys: BuildKeys, verdict: Verdict) -> str
         f"{outcome.count('skipped')} skipped, {len(outcome.flaky)} flaky"
         + (
             f", {len(outcome.missing) + len(outcome.strays)} NOT RUN"
-            if outcome.exit_code == 3
+            if outcome.missing or outcome.strays
             else ""
         )
     ]
@@ -39,7 +39,14 @@ def render_text(outcome: BuildOutcome, keys: BuildKeys, verdict: Verdict) -> str
         for unit, count in sorted(outcome.taken_over.items())
         if unit not in not_run
     )
-    if verdict is not Verdict.EXHAUSTED:
+    if outcome.interrupted or verdict is Verdict.INTERRUPTED:
+        lines.append(f"ciqueue-gha: {interrupted_line(outcome.collection_errors)}")
+    elif verdict is Verdict.STOPPED:
+        after = "; these tests did not run:" if outcome.missing else ""
+        lines.append(
+            f"ciqueue-gha: {verdict.value} (or -x / --maxfail in the pytest command line){after}"
+        )
+    elif verdict is not Verdict.EXHAUSTED:
         lines.append(f"ciqueue-gha: gave up waiting ({verdict.value}); these tests did not run:")
     lines.extend(f"NOT RUN {unit}" for unit in outcome.missing)
     lines.extend(
