@@ -53,7 +53,8 @@ SOCKET_TIMEOUT = 2.0
 
 #: Seconds populate's reply may take per test, on top of SOCKET_TIMEOUT (its work grows with
 #: the suite). Measured: 7 µs a test on a loaded 2-core machine (100,000 tests in 0.73 s, while
-#: the slowest acknowledge of 8 busy workers took 60 ms); this is seven times that.
+#: the slowest acknowledge of 8 busy workers took 60 ms); this is seven times that. Suites past
+#: 40,000 tests (where this passes SOCKET_TIMEOUT) populate on a client that waits so long.
 POPULATE_REPLY_PER_TEST = 50e-6
 
 #: How often the supervisor looks at the queue, seconds: a look is one script call of a few
