@@ -106,8 +106,8 @@ def redis_stop(redis_url: str, insecure_tls: bool) -> None:
 
     from .connection import check_server, connect, redact
 
-    client = connect(redis_url, verify_tls=not insecure_tls, retries=0)
-    check_server(client, redis_url, retries=0)
+    client = connect(redis_url, verify_tls=not insecure_tls, retry_budget=0)
+    check_server(client, redis_url, retry_budget=0)
     # The server closes the connection as it goes: that is success.
     with suppress(redis.ConnectionError):
         client.shutdown(nosave=True)

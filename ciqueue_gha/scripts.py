@@ -164,8 +164,8 @@ class Scripts:
         if self._in_flight is reply:
             self._in_flight = None
 
-    def close(self) -> None:
-        if self._in_flight is not None:
+    def close(self, *, read_in_flight: bool = True) -> None:
+        if self._in_flight is not None and read_in_flight:
             self._in_flight.wait()
         self.connection.disconnect()
 
