@@ -145,7 +145,7 @@ def test_an_error_reply_does_not_kill_the_helper(
 
         def warned() -> bool:
             said.append(capfd.readouterr().err)
-            return "OutOfMemoryError" in "".join(said)
+            return "OOM" in "".join(said)
 
         wait_until(warned, "the helper warns that heartbeats fail")
         before = deadline(client, lease.test)
