@@ -75,13 +75,18 @@ def no_scripts_url() -> Iterator[str]:
     """A Redis whose user may run anything but scripts."""
     with PrivateRedis() as server:
         admin = redis.Redis.from_url(server.url)
-        admin.acl_setuser(
+        # Raw ACL words: redis-py's acl_setuser spells channel patterns differently by version.
+        admin.execute_command(
+            "ACL",
+            "SETUSER",
             ACL_USER,
-            enabled=True,
-            passwords=[f"+{ACL_PASSWORD}"],
-            keys=["~*"],
-            channels=["&*"],
-            commands=["+@all", "-evalsha", "-eval"],
+            "on",
+            f">{ACL_PASSWORD}",
+            "~*",
+            "&*",
+            "+@all",
+            "-evalsha",
+            "-eval",
         )
         admin.close()
         yield f"redis://{ACL_USER}:{ACL_PASSWORD}@127.0.0.1:{server.port}/0"
