@@ -18,6 +18,10 @@ from .errors import EXIT_INFRASTRUCTURE, EXIT_USAGE, CiqueueError, RedisUnreacha
 from .fastexit import exit_now
 from .options import whole
 from .redis_server import PrivateRedis
+from .secrets import hand_over, received
+
+#: Commands that run tests: they keep no secret in their environment or command line.
+TEST_COMMANDS = (["worker"], ["run"])
 
 redis_url_option = click.option(
     "--redis-url",
@@ -123,6 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     which exits without the interpreter's teardown (`exit_now`); with `argv` it is called
     from other code (the action), which gets `SystemExit` as from any command line.
     """
+    if argv is None and sys.argv[1:2] in TEST_COMMANDS:
+        hand_over(sys.argv[1:], "ciqueue_gha.cli")
     try:
         _main(argv)
     except SystemExit as exit_:
@@ -133,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _main(argv: list[str] | None) -> None:
     try:
+        received()  # the pipe read and closed before any test can find it
         code = cli.main(args=argv, prog_name="ciqueue-gha", standalone_mode=False)
     except click.UsageError as exc:
         # A group run without a command (click >= 8.2 raises this): its help, then the line.
