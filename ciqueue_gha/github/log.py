@@ -11,9 +11,10 @@ reach such a log as it is. Two ways out, both here:
 - text from the code under test (`RunnerLog.text`, `RunnerLog.verbatim`): where a line of it
   could be read as a command, it goes out between ``::stop-commands::<token>`` and
   ``::<token>::``, with a fresh random token per block: the runner ignores every command in
-  between, and no test can know the token that ends the block. The runner keeps the two
-  streams apart (it may read a line of stderr before an earlier one of stdout), so a block
-  and all it holds are written to one stream.
+  between, and no test can know the token that ends the block. The runner reads stdout and
+  stderr apart (it may run a line of stderr before an earlier one of stdout), so two blocks
+  on the two streams could interleave and one end the other's: every block goes to stdout,
+  and stderr never holds a line that could be a command.
 
 Outside a runner (``GITHUB_ACTIONS`` is not ``true``) text is printed plain.
 """
@@ -112,8 +113,9 @@ class RunnerLog:
         if not self.parsed or self._open_token is not None or not could_be_command(body):
             self._write(body)
             return
-        token = self._stop()
-        self._write(body + f"::{token}::\n")
+        block = RunnerLog(self._stream or sys.stdout, self._env)  # on stdout (see above)
+        token = block._stop()
+        block._write(body + f"::{token}::\n")
 
     @contextmanager
     def verbatim(self) -> Iterator[None]:
