@@ -21,13 +21,15 @@ from typing import Any
 import pytest
 
 from ciqueue_gha.errors import EXIT_FAILED
+from tests.e2e.test_action import Workflow, action_checkout, dependencies, workflow
 from tests.e2e.test_runner import Command, Commands, clean_env, cli, commands, new_build_id
 from tests.support.fake_github import FakeGitHub, Reply
 from tests.support.runner_log import Command as RunnerCommand
 from tests.support.runner_log import commands as runner_commands
 from tests.support.runner_log import open_block, without_blocks
 
-__all__ = ["commands"]  # the fixture, shared with test_runner
+# Fixtures shared with test_runner and test_action.
+__all__ = ["action_checkout", "commands", "dependencies", "workflow"]
 
 pytestmark = pytest.mark.slow
 
@@ -203,3 +205,57 @@ def test_the_parser_sees_what_an_unprotected_log_would_run() -> None:
     assert {"stop-commands"} <= {c.name for c in found}
     unprotected = runner_commands(HOSTILE.replace("::stop-commands::x", ""))
     assert {"add-mask", "error", "warning", "notice", "set-output"} <= {c.name for c in unprotected}
+
+
+# --- the action: two worker jobs and a summary job, as the runner runs them -------------------
+
+
+def test_the_action_runs_only_its_own_commands(
+    workflow: Workflow, github: FakeGitHub, redis_url: str
+) -> None:
+    # The token cannot write checks (a fork's pull request): annotations go to the log.
+    github.script.append(Reply(403, {"message": "Resource not accessible by integration"}))
+    for index in range(2):
+        job = workflow.job(
+            f"worker-{index}",
+            {
+                "mode": "worker",
+                "redis-url": redis_url,
+                "worker-id": str(index),
+                "pytest-args": "hostile/check_hostile.py",
+                "junit-xml": "",
+                "max-requeues": "1",
+                "requeue-tolerance": "1",
+            },
+            demo=False,
+        )
+        copy_suite(job.workspace)
+    workflow.job("summary", {"mode": "summary", "redis-url": redis_url}, demo=False)
+    runs = workflow.run()
+
+    summary = runs["summary"]
+    assert summary.returncode == EXIT_FAILED, summary.describe()
+    for name, run in runs.items():
+        log = run.step("ciqueue").log
+        found = runner_commands(log)
+        assert open_block(found) is None, f"{name}: a block left open:\n{log}"
+        own = [c.name for c in without_blocks(found) if c.name != "add-mask"]
+        expected = ["notice", *["error"] * FAILING] if name == "summary" else []
+        assert own == ["group", *expected, "endgroup"], f"{name}:\n{log}"
+        masked = {c.data for c in found if c.name == "add-mask"}
+        assert masked == {redis_url, workflow.token}, masked  # the tool's masks, no test's
+    assert (
+        "::add-mask::the"
+        in runs["worker-0"].step("ciqueue").log + runs["worker-1"].step("ciqueue").log
+    )
+    errors = [c for c in runner_commands(summary.step("ciqueue").log) if c.name == "error"]
+    for error in errors:
+        assert_shows_hostile_text(error.data, "a workflow annotation")
+    assert {e.properties["title"] for e in errors} >= {
+        f"check_hostile.py::test_id[{i}]" for i in IDS
+    }
+    assert_shows_hostile_text(summary.summary, "the job summary")
+    (create,) = [r for r in github.requests if r.method == "POST"]
+    assert_shows_hostile_text(create.body["output"]["summary"], "the check run's summary")
+    for annotation in create.body["output"]["annotations"]:
+        assert_shows_hostile_text(annotation["message"], "an annotation")
