@@ -16,6 +16,7 @@ import click
 from . import __version__
 from .errors import EXIT_INFRASTRUCTURE, EXIT_USAGE, CiqueueError, RedisUnreachable
 from .fastexit import exit_now
+from .github.log import RunnerLog
 from .options import whole
 from .redis_server import PrivateRedis
 from .secrets import hand_over, received
@@ -116,7 +117,8 @@ def redis_stop(redis_url: str, insecure_tls: bool) -> None:
 
 def _fail(message: str, code: int) -> NoReturn:
     one_line = " ".join(line.strip() for line in message.splitlines() if line.strip())
-    click.echo(f"ciqueue-gha: {one_line}", err=True)
+    # It may quote input (a build id, a test id): one line, never a command to a runner.
+    RunnerLog(err=True).text(f"ciqueue-gha: {one_line}")
     sys.exit(code)
 
 
@@ -127,8 +129,6 @@ def main(argv: list[str] | None = None) -> None:
     which exits without the interpreter's teardown (`exit_now`); with `argv` it is called
     from other code (the action), which gets `SystemExit` as from any command line.
     """
-    if argv is None and sys.argv[1:2] in TEST_COMMANDS:
-        hand_over(sys.argv[1:], "ciqueue_gha.cli")
     try:
         _main(argv)
     except SystemExit as exit_:
@@ -139,6 +139,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def _main(argv: list[str] | None) -> None:
     try:
+        if argv is None and sys.argv[1:2] in TEST_COMMANDS:
+            hand_over(sys.argv[1:], "ciqueue_gha.cli")
         received()  # the pipe read and closed before any test can find it
         code = cli.main(args=argv, prog_name="ciqueue-gha", standalone_mode=False)
     except click.UsageError as exc:

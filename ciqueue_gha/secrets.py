@@ -27,6 +27,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from contextlib import suppress
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .errors import UsageError
@@ -176,7 +177,8 @@ def hand_over(args: list[str], module: str) -> None:
     env[SECRETS_FD] = str(secrets_pipe({**received(), **found}))
     os.set_inheritable(int(env[SECRETS_FD]), True)
     for stream in (sys.stdout, sys.stderr):
-        stream.flush()
+        with suppress(OSError, ValueError):  # what was written before goes out first
+            stream.flush()
     os.execve(sys.executable, [*_interpreter_argv(module), *kept], env)
 
 

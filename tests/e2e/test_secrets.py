@@ -12,8 +12,12 @@ summary), while the test's output is there, so the search could have found them.
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +25,7 @@ import pytest
 
 from ciqueue_gha.errors import EXIT_FAILED
 from ciqueue_gha.redis_server import PrivateRedis
+from ciqueue_gha.secrets import SECRETS_FD, secrets_pipe, split_secrets
 from tests.e2e.test_runner import Commands, clean_env, cli, commands, new_build_id
 
 __all__ = ["commands"]  # the fixture, shared with test_runner
@@ -58,7 +63,7 @@ def assert_nowhere(values: list[str], folder: Path) -> None:
     assert shown, "the test's output is in no file: nothing was searched"
 
 
-def own_junit(tmp: Path, index: int) -> list[str]:
+def worker_args(tmp: Path, index: int) -> list[str]:
     return ["--junit-xml", str(tmp / f"worker-{index}.xml"), "--", "check_environ.py"]
 
 
@@ -98,7 +103,7 @@ def test_worker_and_summary_keep_the_secrets_from_the_tests(
     workers = [
         commands.start(
             f"worker-{index}",
-            [*cli(), "worker", *build, "--worker-id", f"w{index}", *own_junit(tmp_path, index)],
+            [*cli(), "worker", *build, "--worker-id", f"w{index}", *worker_args(tmp_path, index)],
             cwd=suite,
             env=secret_env(tmp_path, CIQUEUE_REDIS_URL=url),
         )
@@ -111,3 +116,69 @@ def test_worker_and_summary_keep_the_secrets_from_the_tests(
     assert "CIQUEUE_WORKER_ID=w" in ran.stdout.read_text()
     assert (tmp_path / "summary.md").is_file()
     assert_nowhere([url, password, TOKEN], tmp_path)
+
+
+# --- the hand-over itself ----------------------------------------------------------------------
+
+
+def test_split_takes_secrets_from_options_before_the_pytest_arguments_and_the_environment() -> None:
+    args = ["worker", "--redis-url", "redis://:a@h/0", "--github-token=t1", "-x"]
+    args += ["--", "--redis-url", "kept"]
+    env = {"CIQUEUE_REDIS_URL": "redis://:b@h/0", "GITHUB_TOKEN": "t2", "HOME": "/h"}
+    kept, clean, found = split_secrets(args, env)
+    assert kept == ["worker", "-x", "--", "--redis-url", "kept"]
+    assert clean == {"HOME": "/h"}
+    # The command line wins over the environment, as with click.
+    assert found == {
+        "CIQUEUE_REDIS_URL": "redis://:a@h/0",
+        "CIQUEUE_GITHUB_TOKEN": "t1",
+        "GITHUB_TOKEN": "t2",
+    }
+    # An option without its value is left for click to report.
+    assert split_secrets(["worker", "--redis-url"], {})[0] == ["worker", "--redis-url"]
+
+
+CHILD = """
+import json, os
+from ciqueue_gha.secrets import SECRETS_FD, received
+fd = int(os.environ[SECRETS_FD])
+values = received()
+gone = SECRETS_FD not in os.environ
+try:
+    os.fstat(fd)
+    closed = False
+except OSError:
+    closed = True
+print(json.dumps([values, gone, closed]))
+"""
+
+
+def test_a_pipe_hands_the_secrets_over_and_is_closed_once_read() -> None:
+    pipe = secrets_pipe({"CIQUEUE_REDIS_URL": "redis://:pw@h/0"})
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD],
+            env={**os.environ, SECRETS_FD: str(pipe)},
+            pass_fds=(pipe,),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    finally:
+        os.close(pipe)
+    assert json.loads(done.stdout) == [{"CIQUEUE_REDIS_URL": "redis://:pw@h/0"}, True, True]
+
+
+def test_a_worker_given_a_bad_pipe_says_so_in_one_line(tmp_path: Path) -> None:
+    env = {**clean_env(tmp_path), SECRETS_FD: "99"}
+    done = subprocess.run(
+        [*cli(), "worker", "--build-id", "b", "--", "-q"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"ciqueue-gha: error: {SECRETS_FD}='99' names no readable pipe"
+    ]
