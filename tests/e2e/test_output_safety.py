@@ -139,7 +139,16 @@ def run_matrix(
     workers = [
         commands.start(
             f"worker-{index}",
-            [*cli(), "worker", *build, "--worker-id", str(index), *REQUEUE, "--"],
+            [
+                *cli(),
+                "worker",
+                *build,
+                "--worker-id",
+                str(index),
+                *REQUEUE,
+                "--",
+                "check_hostile.py",
+            ],
             cwd=suite,
             env=workflow_env(tmp, github, f"worker-{index}"),
         )
