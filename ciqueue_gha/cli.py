@@ -19,14 +19,12 @@ from .fastexit import exit_now
 from .github.log import RunnerLog
 from .options import whole
 from .redis_server import PrivateRedis
-from .secrets import hand_over, received
-
-#: Commands that run tests: they keep no secret in their environment or command line.
-TEST_COMMANDS = (["worker"], ["run"])
+from .secrets import hand_over, received, received_default
 
 redis_url_option = click.option(
     "--redis-url",
     envvar="CIQUEUE_REDIS_URL",
+    default=received_default("CIQUEUE_REDIS_URL", option="--redis-url"),
     required=True,
     help="redis://, rediss:// (TLS, verified) or unix:// URL of the queue's Redis.",
 )
@@ -139,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _main(argv: list[str] | None) -> None:
     try:
-        if argv is None and sys.argv[1:2] in TEST_COMMANDS:
+        if argv is None:  # no ciqueue-gha process keeps a secret where others can read it
             hand_over(sys.argv[1:], "ciqueue_gha.cli")
         received()  # the pipe read and closed before any test can find it
         code = cli.main(args=argv, prog_name="ciqueue-gha", standalone_mode=False)

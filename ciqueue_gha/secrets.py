@@ -3,9 +3,9 @@ the Redis URL (its password), the GitHub token.
 
 A process's environment can be read by the code it runs (``os.environ``), and by any process
 of the same user in ``/proc/PID/environ``, which keeps the environment the program started
-with whatever it later does to ``os.environ``; its command line too. So a command that runs
-tests (``worker``, ``run``, the action) keeps no secret in either: finding one there, it
-starts itself again (`hand_over`: exec, the same process with a new environment and command
+with whatever it later does to ``os.environ``; its command line too. So no ciqueue-gha
+process (any command, the action) keeps a secret in either: finding one there, it starts
+itself again (`hand_over`: exec, the same process with a new environment and command
 line) without it, and reads it back from an inherited pipe that ``CIQUEUE_SECRETS_FD`` names
 (`received`). ``run`` hands its workers the Redis URL the same way, never in their
 environment.
@@ -29,6 +29,8 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from contextlib import suppress
 from urllib.parse import parse_qs, unquote, urlsplit
+
+import click
 
 from .errors import UsageError
 
@@ -104,10 +106,19 @@ def received(environ: MutableMapping[str, str] = os.environ) -> dict[str, str]:
     return _received
 
 
-def received_default(*names: str) -> Callable[[], str | None]:
+def received_default(*names: str, option: str = "") -> Callable[[], str | None]:
     """A click default: the first of `names` handed over on the pipe (the variables and the
-    command line, which click reads first, hold none after `hand_over`)."""
-    return lambda: next((received()[n] for n in names if received().get(n)), None)
+    command line, which click reads first, hold none after `hand_over`). With `option`, a
+    required one: none handed over is click's "missing option" (click takes a default's
+    None for a value)."""
+
+    def default() -> str | None:
+        value = next((received()[n] for n in names if received().get(n)), None)
+        if value is None and option:
+            raise click.MissingParameter(param_hint=repr(option), param_type="option")
+        return value
+
+    return default
 
 
 def _read_pipe(fd_text: str) -> dict[str, str]:
