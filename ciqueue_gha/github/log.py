@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -105,6 +106,7 @@ class RunnerLog:
         self._write(format_command(name, message, **properties) + "\n")
         if token is not None:
             self._open_token = self._stop()
+            _Guard.current.hold(self._open_token)
 
     def text(self, text: str) -> None:
         """`text` from the code under test (a report, a log tail), as it is to the reader and
@@ -127,12 +129,15 @@ class RunnerLog:
             yield
             return
         self._open_token = self._stop()
+        guard = _Guard.start(self.out)
+        guard.hold(self._open_token)
         try:
             with _joined(self.out):
                 yield
         finally:
             token, self._open_token = self._open_token, None
             self._write(f"\n::{token}::\n")
+            guard.release()
 
     def _stop(self) -> str:
         token = secrets.token_hex(16)
@@ -142,6 +147,66 @@ class RunnerLog:
     def _write(self, text: str) -> None:
         self.out.write(text)
         self.out.flush()
+
+
+#: What a `_Guard` runs: reads the open block's token, one a line, until its pipe closes,
+#: and ends the block unless the last line said it was ended.
+_GUARD_CODE = """
+import os, sys
+lines = sys.stdin.buffer.read().decode().splitlines() or ["ended"]
+if lines[-1] != "ended":
+    os.write(1, ("\\n::" + lines[-1] + "::\\n").encode())
+"""
+
+
+class _Guard:
+    """A process that ends a `verbatim` block if the process holding it dies inside it (a
+    test that segfaults, or calls ``os._exit``): a block left open stops every command of the
+    job's later steps, their masks (``::add-mask::``) included. It writes to the same log,
+    and learns the token over a pipe only this process holds, so it sees the pipe close when
+    this process ends, however it ends."""
+
+    current: _Guard
+
+    def __init__(self, process: subprocess.Popen[bytes] | None) -> None:
+        self.process = process
+
+    @classmethod
+    def start(cls, stream: TextIO) -> _Guard:
+        try:
+            out = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            out = -1
+        process = None
+        if out >= 0:
+            process = subprocess.Popen(
+                [sys.executable, "-I", "-c", _GUARD_CODE],
+                stdin=subprocess.PIPE,
+                stdout=out,
+                stderr=subprocess.DEVNULL,
+            )
+        cls.current = cls(process)
+        return cls.current
+
+    def hold(self, token: str) -> None:
+        self._send(token)
+
+    def release(self) -> None:
+        """The block was ended as it should: the guard leaves without a word."""
+        self._send("ended")
+        if self.process is not None and self.process.stdin is not None:
+            self.process.stdin.close()
+            with suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=5)
+
+    def _send(self, line: str) -> None:
+        if self.process is not None and self.process.stdin is not None:
+            with suppress(OSError):  # the guard gone: nothing to tell
+                self.process.stdin.write(f"{line}\n".encode())
+                self.process.stdin.flush()
+
+
+_Guard.current = _Guard(None)
 
 
 @contextmanager

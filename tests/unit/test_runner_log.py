@@ -185,3 +185,41 @@ def test_the_text_report_runs_no_command_of_its_not_run_and_taken_over_lines() -
     assert without_blocks(found) == [] and open_block(found) is None
     for line in ("NOT RUN t.py::lost\n::add-mask::the", "TAKEN OVER t.py::slow\n::warning::x"):
         assert line in out.getvalue()
+
+
+DYING_CHILD = """
+import os, sys
+from ciqueue_gha.github.log import RunnerLog
+log = RunnerLog()
+with log.verbatim():
+    print("::error::a test, then it dies", flush=True)
+    os._exit(3)
+"""
+
+
+def test_a_block_is_ended_though_the_process_dies_inside_it() -> None:
+    # A block left open would stop every command of the job's later steps, masks included.
+    done = subprocess.run(
+        [sys.executable, "-c", DYING_CHILD],
+        env={**os.environ, **RUNNER},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 3
+    found = commands(done.stdout)
+    assert without_blocks(found) == [] and open_block(found) is None, done.stdout
+    assert [c.name for c in found] == ["stop-commands", found[0].data]
+
+
+def test_a_block_ended_as_it_should_is_ended_once() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", VERBATIM_CHILD],
+        env={**os.environ, **RUNNER},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    names = [c.name for c in commands(done.stdout)]
+    assert names[0] == "stop-commands" and len(names) == 3, done.stdout  # stop, resume, notice
+    assert done.stdout.count("::" + commands(done.stdout)[0].data + "::") == 1
