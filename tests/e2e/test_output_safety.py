@@ -13,6 +13,7 @@ the job summary and the check run show the hostile text as the tests wrote it.
 from __future__ import annotations
 
 import shutil
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -268,3 +269,17 @@ def test_the_action_runs_only_its_own_commands(
     assert_shows_hostile_text(create.body["output"]["summary"], "the check run's summary")
     for annotation in create.body["output"]["annotations"]:
         assert_shows_hostile_text(annotation["message"], "an annotation")
+
+
+def test_a_worker_that_dies_in_a_test_leaves_no_block_open(
+    commands: Commands, tmp_path: Path, redis_url: str
+) -> None:
+    # An open block would silence the job's later steps: their annotations and masks.
+    suite = copy_suite(tmp_path)
+    build = ["--redis-url", redis_url, "--build-id", new_build_id("dies")]
+    argv = [*cli(), "worker", *build, "--", "-s", "check_dies.py"]
+    worker = commands.run("worker", argv, cwd=suite, env=runner_env(tmp_path))
+
+    assert worker.process.returncode == -signal.SIGKILL, worker.output()
+    assert own_commands(worker) == []
+    assert "about to die" in worker.stdout.read_text()
