@@ -16,12 +16,15 @@ import click
 from . import __version__
 from .errors import EXIT_USAGE, CiqueueError
 from .fastexit import exit_now
+from .github.log import RunnerLog
 from .options import whole
 from .redis_server import PrivateRedis
+from .secrets import hand_over, received, received_default
 
 redis_url_option = click.option(
     "--redis-url",
     envvar="CIQUEUE_REDIS_URL",
+    default=received_default("CIQUEUE_REDIS_URL", option="--redis-url"),
     required=True,
     help="redis://, rediss:// (TLS, verified) or unix:// URL of the queue's Redis.",
 )
@@ -116,7 +119,8 @@ def redis_stop(redis_url: str, insecure_tls: bool) -> None:
 
 def _fail(message: str, code: int) -> NoReturn:
     one_line = " ".join(line.strip() for line in message.splitlines() if line.strip())
-    click.echo(f"ciqueue-gha: {one_line}", err=True)
+    # It may quote input (a build id, a test id): one line, never a command to a runner.
+    RunnerLog(err=True).text(f"ciqueue-gha: {one_line}")
     sys.exit(code)
 
 
@@ -137,6 +141,9 @@ def main(argv: list[str] | None = None) -> None:
 
 def _main(argv: list[str] | None) -> None:
     try:
+        if argv is None:  # no ciqueue-gha process keeps a secret where others can read it
+            hand_over(sys.argv[1:], "ciqueue_gha.cli")
+        received()  # the pipe read and closed before any test can find it
         code = cli.main(args=argv, prog_name="ciqueue-gha", standalone_mode=False)
     except click.UsageError as exc:
         # A group run without a command (click >= 8.2 raises this): its help, then the line.

@@ -11,6 +11,7 @@ import redis
 from .. import durations
 from ..connection import check_server, connect
 from ..github.env import GitHubEnv
+from ..github.log import RunnerLog
 from ..github.publish import FinishedBuild, publish
 from ..github.workflow import WorkflowCommands
 from ..options import (
@@ -65,9 +66,10 @@ def summarize(
     outcome = BuildOutcome.from_records(records, collection)
     write_junit(outcome, junit_xml)
     save_durations(client, outcome, durations_file)
-    click.echo(render_text(outcome, target.keys, verdict))
+    log = RunnerLog()
+    log.text(render_text(outcome, target.keys, verdict))
     for line in collision_lines(client, target.keys):
-        click.echo(line)
+        log.text(line)
     click.echo(f"ciqueue-gha: merged JUnit: {junit_xml}")
     code = outcome.exit_code_after(verdict)
     finished = FinishedBuild(

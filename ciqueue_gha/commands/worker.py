@@ -1,4 +1,9 @@
-"""`ciqueue-gha worker -- PYTEST_ARGS`: one worker of a build, pytest in this process."""
+"""`ciqueue-gha worker -- PYTEST_ARGS`: one worker of a build, pytest in this process.
+
+The process holds no secret in its environment or command line (cli.py hands them over on a
+pipe first, secrets.py), and under a runner the pytest session's output, which the tests
+control, is a block of the log the runner runs no command from (github/log.py).
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from ..errors import (
     CiqueueError,
     InfrastructureError,
 )
+from ..github.log import RunnerLog
 from ..options import (
     Target,
     connection_options,
@@ -90,7 +96,8 @@ def worker_command(
     if junit_xml:
         args += [f"--junitxml={junit_xml}"]
     try:
-        code = pytest.main(args, plugins=[session.plugin])
+        with RunnerLog().verbatim():
+            code = pytest.main(args, plugins=[session.plugin])
     finally:
         session.close()
     raise SystemExit(exit_code(session.plugin, code))

@@ -1,4 +1,7 @@
-"""The summary as plain text, for the log of the job that runs `summary` or `run`."""
+"""The summary as plain text, for the log of the job that runs `summary` or `run`.
+
+It holds the tests' own words (ids, messages, tracebacks), so it is printed through
+github/log.py, which keeps a runner from reading any of it as a command."""
 
 from __future__ import annotations
 
