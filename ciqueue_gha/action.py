@@ -3,7 +3,9 @@
 action.yml hands every input over as an environment variable, never spliced into a
 script, so no input can inject shell. Options travel as ``CIQUEUE_*`` variables, which
 the commands read; this module adds what only the action knows: masking the secrets
-before anything is printed, grouping the log, and splitting the pytest arguments.
+before anything is printed, grouping the log, and splitting the pytest arguments. The step
+execs this module, which execs itself again with the secrets moved from its environment to
+a pipe (secrets.py), so no process of the step that runs tests holds one there.
 """
 
 from __future__ import annotations
@@ -15,16 +17,16 @@ from collections.abc import Mapping
 
 from .errors import EXIT_USAGE
 from .github.workflow import WorkflowCommands
-from .secrets import url_secrets
+from .secrets import SECRET_VARIABLES, hand_over, received, secret_values
 
 MODES = ("worker", "summary", "run")
 
 
 def secrets_of(env: Mapping[str, str]) -> list[str]:
-    """Values the log must never show: the Redis URL, its password, and the token."""
-    found = url_secrets(env.get("CIQUEUE_REDIS_URL", ""))
-    found += [token for token in [env.get("CIQUEUE_GITHUB_TOKEN", "")] if token]
-    return list(dict.fromkeys(found))
+    """Values the log must never show: the Redis URL, its password, and the token (in `env`
+    or handed over on the pipe)."""
+    given = {**received(), **{k: v for k, v in env.items() if k in SECRET_VARIABLES and v}}
+    return list(dict.fromkeys(secret_values(given)))
 
 
 def cli_argv(env: Mapping[str, str]) -> list[str]:
@@ -41,6 +43,8 @@ def cli_argv(env: Mapping[str, str]) -> list[str]:
 
 
 def main(env: Mapping[str, str] = os.environ) -> int:
+    if env is os.environ:
+        hand_over(sys.argv[1:], "ciqueue_gha.action")
     commands = WorkflowCommands(sys.stdout, env)
     for secret in secrets_of(env):
         commands.add_mask(secret)

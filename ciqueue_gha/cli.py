@@ -14,14 +14,17 @@ from typing import NoReturn
 import click
 
 from . import __version__
-from .errors import EXIT_INFRASTRUCTURE, EXIT_USAGE, CiqueueError, RedisUnreachable
+from .errors import EXIT_USAGE, CiqueueError
 from .fastexit import exit_now
+from .github.log import RunnerLog
 from .options import whole
 from .redis_server import PrivateRedis
+from .secrets import hand_over, received, received_default
 
 redis_url_option = click.option(
     "--redis-url",
     envvar="CIQUEUE_REDIS_URL",
+    default=received_default("CIQUEUE_REDIS_URL", option="--redis-url"),
     required=True,
     help="redis://, rediss:// (TLS, verified) or unix:// URL of the queue's Redis.",
 )
@@ -84,11 +87,15 @@ def redis_start(port: int | None) -> None:
 def redis_check(redis_url: str, insecure_tls: bool) -> None:
     """Check that Redis is reachable, new enough, and runs the queue's scripts."""
     from .connection import check_server, connect, redact
+    from .keys import BuildKeys
     from .scripts import SCRIPT_NAMES, Scripts
 
     client = connect(redis_url, verify_tls=not insecure_tls)
     version = check_server(client, redis_url)
-    Scripts(client).load_all()
+    scripts = Scripts(client)
+    scripts.load_all()
+    # Loading is not running (an ACL may allow one, not the other): run a read-only one.
+    scripts.call("status", BuildKeys("ciqueue-gha-check").queue_keys(), [])
     shown = ".".join(map(str, version))
     click.echo(f"ok: Redis {shown} at {redact(redis_url)}, {len(SCRIPT_NAMES)} scripts loaded")
 
@@ -102,8 +109,8 @@ def redis_stop(redis_url: str, insecure_tls: bool) -> None:
 
     from .connection import check_server, connect, redact
 
-    client = connect(redis_url, verify_tls=not insecure_tls, retries=0)
-    check_server(client, redis_url, retries=0)
+    client = connect(redis_url, verify_tls=not insecure_tls, retry_budget=0)
+    check_server(client, redis_url, retry_budget=0)
     # The server closes the connection as it goes: that is success.
     with suppress(redis.ConnectionError):
         client.shutdown(nosave=True)
@@ -112,7 +119,8 @@ def redis_stop(redis_url: str, insecure_tls: bool) -> None:
 
 def _fail(message: str, code: int) -> NoReturn:
     one_line = " ".join(line.strip() for line in message.splitlines() if line.strip())
-    click.echo(f"ciqueue-gha: {one_line}", err=True)
+    # It may quote input (a build id, a test id): one line, never a command to a runner.
+    RunnerLog(err=True).text(f"ciqueue-gha: {one_line}")
     sys.exit(code)
 
 
@@ -133,6 +141,9 @@ def main(argv: list[str] | None = None) -> None:
 
 def _main(argv: list[str] | None) -> None:
     try:
+        if argv is None:  # no ciqueue-gha process keeps a secret where others can read it
+            hand_over(sys.argv[1:], "ciqueue_gha.cli")
+        received()  # the pipe read and closed before any test can find it
         code = cli.main(args=argv, prog_name="ciqueue-gha", standalone_mode=False)
     except click.UsageError as exc:
         # A group run without a command (click >= 8.2 raises this): its help, then the line.
@@ -153,14 +164,15 @@ def _main(argv: list[str] | None) -> None:
 
 
 def _fail_on_redis_error(exc: Exception) -> None:
-    """Fail with one line if `exc` is Redis's (imported only now: most runs never need to)."""
+    """Fail with one line if `exc` is Redis's (imported only now: most runs never need to):
+    retries exhausted mid-work, out of memory, no permission, ..., never a crash."""
     import redis
 
-    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
-        # Retries exhausted in the middle of work: an infrastructure failure, not a crash.
-        _fail(f"error: {RedisUnreachable(str(exc).splitlines()[0])}", EXIT_INFRASTRUCTURE)
-    if isinstance(exc, redis.RedisError):  # out of memory, a read-only replica, ...
-        _fail(f"error: Redis answered: {exc}", EXIT_INFRASTRUCTURE)
+    from .scripts import redis_failure
+
+    if isinstance(exc, redis.RedisError):
+        failure = redis_failure(exc)
+        _fail(f"error: {failure}", failure.exit_code)
 
 
 if __name__ == "__main__":

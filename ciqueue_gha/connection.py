@@ -9,7 +9,9 @@ import os
 import re
 import ssl
 import sys
+import time
 from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import redis
@@ -17,7 +19,12 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from . import defaults
-from .errors import RedisAuthFailed, RedisTooOld, RedisUnreachable, UsageError
+from .errors import (
+    RedisAuthFailed,
+    RedisTooOld,
+    RedisUnreachable,
+    UsageError,
+)
 from .truncate import shown as cut_value
 
 SCHEMES = ("redis", "rediss", "unix")
@@ -119,8 +126,77 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _retry(retries: int) -> Retry:
-    return Retry(ExponentialBackoff(cap=defaults.BACKOFF_CAP, base=defaults.BACKOFF_BASE), retries)
+T = TypeVar("T")
+
+
+class BoundedRetry(Retry):
+    """redis-py's retry with a time budget instead of a count: a failing call is retried with
+    backoff until `budget` seconds have passed since it began, never longer. The budget spans
+    the retries nested inside it (a reconnect retries on its own in redis-py), so a server that
+    stopped answering fails a call within the budget plus one socket timeout, however many
+    layers retry.
+    """
+
+    def __init__(
+        self, budget: float, supported_errors: tuple[type[Exception], ...] | None = None
+    ) -> None:
+        backoff = ExponentialBackoff(cap=defaults.BACKOFF_CAP, base=defaults.BACKOFF_BASE)
+        super().__init__(backoff, -1)
+        if supported_errors:
+            self._supported_errors = supported_errors
+        self.budget = budget
+        self._deadline: float | None = None
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> BoundedRetry:  # redis-py copies it
+        return BoundedRetry(self.budget, self._supported_errors)
+
+    def call_with_retry(
+        self,
+        do: Callable[[], T],
+        fail: Callable[..., Any],
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> T:
+        outermost = self._deadline is None
+        if outermost:
+            self._deadline = time.monotonic() + self.budget
+        try:
+            return self._retry(do, fail, is_retryable, with_failure_count)
+        finally:
+            if outermost:
+                self._deadline = None
+
+    def _retry(
+        self,
+        do: Callable[[], T],
+        fail: Callable[..., Any],
+        is_retryable: Callable[[Exception], bool] | None,
+        with_failure_count: bool,
+    ) -> T:
+        assert self._deadline is not None
+        self._backoff.reset()  # type: ignore[no-untyped-call]
+        failures = 0
+        while True:
+            try:
+                return do()
+            except self._supported_errors as error:
+                if is_retryable is not None and not is_retryable(error):
+                    raise
+                failures += 1
+                if with_failure_count:
+                    fail(error, failures)
+                else:
+                    fail(error)
+                pause = self._backoff.compute(failures)
+                if time.monotonic() + pause >= self._deadline:
+                    raise
+                time.sleep(pause)
+
+
+def _first_contact_retry(budget: float) -> Retry:
+    # Only a refused or dropped connection: a timeout means a server that accepted and said
+    # nothing (or a TLS client talking to a plain port), which will not answer a second time.
+    return BoundedRetry(budget, (redis.ConnectionError,))
 
 
 def _tls_options(url: str, verify_tls: bool, ca_file: str | None) -> dict[str, object]:
@@ -143,9 +219,11 @@ def connect(
     *,
     verify_tls: bool = True,
     ca_file: str | None = None,
-    retries: int = defaults.CONNECT_RETRIES,
+    retry_budget: float = defaults.RETRY_BUDGET,
+    socket_timeout: float = defaults.SOCKET_TIMEOUT,
 ) -> redis.Redis:
-    """A client for `url` that retries dropped connections with exponential backoff.
+    """A client for `url` that retries a failing call with exponential backoff for up to
+    `retry_budget` seconds (see `BoundedRetry`); a reply may take `socket_timeout` seconds.
 
     ``rediss://`` verifies the server's certificate (against `ca_file` when given, else the
     system's CAs) and its host name, unless `verify_tls` is False, which says so loudly on
@@ -157,14 +235,22 @@ def connect(
         return redis.Redis.from_url(
             url,
             decode_responses=True,
-            socket_timeout=defaults.SOCKET_TIMEOUT,
-            socket_connect_timeout=defaults.SOCKET_TIMEOUT,
-            retry=_retry(retries),
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=min(socket_timeout, defaults.CONNECT_TIMEOUT),
+            retry=BoundedRetry(retry_budget),
             retry_on_error=[redis.ConnectionError, redis.TimeoutError],
             **options,
         )
     except ValueError as exc:
         raise UsageError(f"malformed Redis URL {redact(url)}: {exc}") from None
+
+
+def patient(client: redis.Redis, socket_timeout: float) -> redis.Redis:
+    """A client like `client` (same server, credentials, TLS, retries) whose replies may take
+    `socket_timeout` seconds: for the one call whose work grows with its request (populate)."""
+    pool = client.connection_pool
+    kwargs = {**pool.connection_kwargs, "socket_timeout": socket_timeout}
+    return redis.Redis(connection_pool=type(pool)(connection_class=pool.connection_class, **kwargs))
 
 
 def min_redis_version(env: Mapping[str, str] = os.environ) -> tuple[int, int]:
@@ -185,20 +271,20 @@ def check_server(
     url: str,
     min_version: tuple[int, int] | None = None,
     *,
-    retries: int = defaults.FIRST_CONNECT_RETRIES,
+    retry_budget: float = defaults.FIRST_CONTACT_BUDGET,
 ) -> tuple[int, ...]:
     """Reach the server and check it can run the scripts; returns its version.
 
-    This is the first contact, so it retries only `retries` times: a wrong URL or a server
-    that is not there fails in about a second. The client keeps its own retries (longer,
-    to ride out a drop in the middle of a run) for every call after. `min_version` defaults
-    to `min_redis_version()`.
+    This is the first contact, so it retries only a refused connection, for `retry_budget`
+    seconds: a wrong URL, a server that is not there or one that never answers fails in about
+    two seconds. The client keeps its own retries (longer, to ride out a drop in the middle of
+    a run) for every call after. `min_version` defaults to `min_redis_version()`.
 
     Raises `RedisUnreachable`, `RedisAuthFailed` or `RedisTooOld` with a one-line message.
     """
     shown = redact(url)
     kept = client.get_retry()
-    client.set_retry(_retry(retries))
+    client.set_retry(_first_contact_retry(retry_budget))
     try:
         info = client.info("server")
     except redis.AuthenticationError:

@@ -55,7 +55,12 @@ class QueueNeverPopulated(InfrastructureError):
 
 
 class QueueStateLost(InfrastructureError):
-    """The build's keys vanished (Redis restarted empty, evicted, or flushed)."""
+    """The build's keys vanished or disagree (Redis restarted empty, evicted, or flushed)."""
+
+
+class RedisRefused(InfrastructureError):
+    """Redis answered a call with an error: out of memory, no permission, a read-only
+    replica, ... (the message names the kind, as Redis's error code does)."""
 
 
 class Incomplete(CiqueueError):

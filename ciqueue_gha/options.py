@@ -21,6 +21,7 @@ from .errors import UsageError
 from .github.env import GitHubEnv
 from .keys import MAX_ATTEMPT, BuildKeys
 from .queue.settings import QueueSettings
+from .secrets import received_default
 from .truncate import shown
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -165,7 +166,12 @@ def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
 
 
 connection_options = _stack(
-    _option("--redis-url", env="REDIS_URL", help="redis://, rediss:// or unix:// URL."),
+    _option(
+        "--redis-url",
+        env="REDIS_URL",
+        default=received_default("CIQUEUE_REDIS_URL"),
+        help="redis://, rediss:// or unix:// URL.",
+    ),
     _option(
         "--insecure-tls",
         env="INSECURE_TLS",
@@ -287,6 +293,7 @@ github_options = _stack(
         "--github-token",
         envvar=["CIQUEUE_GITHUB_TOKEN", "GITHUB_TOKEN"],
         show_envvar=True,
+        default=received_default("CIQUEUE_GITHUB_TOKEN", "GITHUB_TOKEN"),
         help="Token for the check run on GitHub (needs `checks: write`); never printed.",
     ),
     _option(

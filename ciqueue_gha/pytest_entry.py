@@ -3,6 +3,12 @@
 ``pytest --ciqueue`` makes the session a queue worker configured by the ``CIQUEUE_*``
 variables, exactly as ``ciqueue-gha worker`` would be (see ``ciqueue-gha worker --help``).
 ``ciqueue-gha worker`` is the usual way; this is for runners that must call pytest itself.
+
+What it cannot do that ``ciqueue-gha worker`` does: keep the secrets from the tests. The
+session is configured by its environment, so ``CIQUEUE_REDIS_URL`` (and a token, if set) is
+in the environment the process started with, which a test can read in
+``/proc/self/environ`` though it is taken out of ``os.environ``; and under a runner its
+output is pytest's own, not a block the runner reads no command from (github/log.py).
 """
 
 from __future__ import annotations

@@ -42,13 +42,14 @@ import pytest
 import redis
 
 from .durations import expected
-from .errors import EXIT_INCOMPLETE, CiqueueError, RedisUnreachable
+from .errors import EXIT_INCOMPLETE, CiqueueError
 from .maxfail import take_over_maxfail
 from .queue.collection import record_collection
 from .queue.record import AttemptRecord, BuildRecord, CaseRecord
 from .queue.retry import plan_retry
 from .queue.supervisor import Supervisor
 from .queue.worker import Done, Finishing, Heartbeat, Lease, QueueWorker, Reservation
+from .scripts import redis_failure
 from .truncate import cut
 
 #: How often a worker prints its progress line, seconds.
@@ -200,8 +201,8 @@ class QueuePlugin:
             step(*args)
         except CiqueueError as exc:
             self.error = exc
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            self.error = RedisUnreachable(f"lost Redis: {str(exc).splitlines()[0]}")
+        except redis.RedisError as exc:  # lost, out of memory, no permission, ...
+            self.error = redis_failure(exc)
 
     def _record_collection(self, interrupted: bool) -> None:
         """Record this worker's collection errors and skips for the build's report (the first

@@ -2,7 +2,9 @@
 
 Each script is the shared prelude (``lua/_prelude.lua``) followed by its own file. Scripts
 signal failures with error replies whose first word is a ``CIQ_`` code; `ERROR_CODES` maps
-each code to its exception, here and nowhere else.
+each code to its exception, and `redis_failure` every other error of Redis's (out of memory,
+no permission, ...) to one, here and nowhere else: each is one line and exit 4, never a
+traceback.
 
 Calls go out on a connection of their own, packed here, and may be *sent* now and their
 reply read later (`Scripts.send`): a worker sends its acknowledge and runs the next test
@@ -23,7 +25,13 @@ import redis
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
-from .errors import CiqueueError, QueueStateLost
+from .errors import (
+    CiqueueError,
+    QueueStateLost,
+    RedisAuthFailed,
+    RedisRefused,
+    RedisUnreachable,
+)
 
 SCRIPT_NAMES = ("populate", "reserve", "acknowledge", "requeue", "heartbeat", "release", "status")
 
@@ -34,6 +42,46 @@ OWN_KEY_SCRIPTS = ("claim", "unclaim")
 ERROR_CODES: dict[str, type[CiqueueError]] = {
     "CIQ_STATE_LOST": QueueStateLost,
 }
+
+#: Redis's own error codes (an error reply's first word), said in words.
+REDIS_ERRORS = {
+    "OOM": "out of memory: maxmemory reached under a policy that evicts nothing",
+    "NOPERM": "the Redis user lacks a permission the queue needs: see its ACL",
+    "NOSCRIPT": "the server keeps forgetting the queue's scripts",
+    "READONLY": "a read-only replica: point the URL at the primary",
+    "MISCONF": "writes stopped: the server's last save to disk failed",
+    "BUSY": "busy running a script",
+    "LOADING": "still loading its data",
+    "MASTERDOWN": "the replica lost its primary",
+    "NOREPLICAS": "not enough replicas to accept writes",
+    "CROSSSLOT": "keys in different cluster slots",
+    "MOVED": "a cluster node that does not own the build's keys",
+    "ASK": "a cluster node migrating the build's keys",
+    "CLUSTERDOWN": "the cluster is down",
+    "TRYAGAIN": "the cluster is resharding",
+    "WRONGTYPE": "a key of the build holds something else than the queue wrote",
+    "EXECABORT": "a transaction was refused",
+}
+
+#: redis-py's exceptions for the codes it takes off the message, by class name (so a
+#: version of redis-py without one of them still imports this module).
+_CODE_OF_CLASS = {
+    "OutOfMemoryError": "OOM",
+    "NoPermissionError": "NOPERM",
+    "NoScriptError": "NOSCRIPT",
+    "ReadOnlyError": "READONLY",
+    "BusyLoadingError": "LOADING",
+    "MasterDownError": "MASTERDOWN",
+    "ClusterCrossSlotError": "CROSSSLOT",
+    "MovedError": "MOVED",
+    "AskError": "ASK",
+    "ClusterDownError": "CLUSTERDOWN",
+    "TryAgainError": "TRYAGAIN",
+    "ExecAbortError": "EXECABORT",
+}
+
+#: How much of Redis's own message a one-line error keeps.
+REDIS_MESSAGE_CHARS = 200
 
 #: What makes a call on our own connection fall back to redis-py's call and its retries.
 _FALL_BACK = (redis.ConnectionError, redis.TimeoutError, NoScriptError)
@@ -78,7 +126,10 @@ class Scripts:
         """Load script `name` now: before a call with a large request, so a server that does
         not know the script yet does not make redis-py send that request twice."""
         script = self._scripts[name]
-        script.registered_client.script_load(script.script)
+        try:
+            script.registered_client.script_load(script.script)
+        except redis.ResponseError as exc:
+            raise redis_failure(exc) from None
 
     def call(self, name: str, keys: list[str], args: list[Any]) -> Any:
         return self.send(name, keys, args).result()
@@ -107,14 +158,14 @@ class Scripts:
         try:
             return self._scripts[name](keys=keys, args=args)
         except redis.ResponseError as exc:
-            raise translate(exc) from None
+            raise redis_failure(exc) from None
 
     def read_in_flight(self, reply: Reply) -> None:
         if self._in_flight is reply:
             self._in_flight = None
 
-    def close(self) -> None:
-        if self._in_flight is not None:
+    def close(self, *, read_in_flight: bool = True) -> None:
+        if self._in_flight is not None and read_in_flight:
             self._in_flight.wait()
         self.connection.disconnect()
 
@@ -159,7 +210,7 @@ class Reply:
             connection.disconnect()
             return self._scripts.fall_back(*self._call)
         except redis.ResponseError as exc:
-            raise translate(exc) from None
+            raise redis_failure(exc) from None
 
     def result(self) -> Any:
         self.wait()
@@ -168,11 +219,34 @@ class Reply:
         return self._value
 
 
-def translate(exc: redis.ResponseError) -> Exception:
-    """The exception for a script's error reply: a mapped ``CIQ_`` code, or the error itself."""
-    message = str(exc)
+def redis_failure(exc: redis.RedisError) -> CiqueueError:
+    """The exception a Redis error becomes, with a one-line message: a script's ``CIQ_`` code,
+    refused credentials, a lost connection, or `RedisRefused` naming the error's kind."""
+    message = " ".join(str(exc).split())
     # Redis 7 prefixes script errors with the script's location; the code is the first CIQ_ word.
     for word in message.split():
         if word in ERROR_CODES:
             return ERROR_CODES[word](message[message.index(word) + len(word) :].strip())
-    return exc
+    if isinstance(exc, redis.AuthenticationError):
+        return RedisAuthFailed(f"Redis refused the credentials: {_short(message)}")
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        return RedisUnreachable(f"lost Redis: {_short(message or type(exc).__name__)}")
+    code = error_code(exc)
+    # Redis's words, without the script location it appends (a hash, a line of our Lua).
+    said = message.removeprefix(code + " ").split(" script: ", 1)[0]
+    kind = f"{code} ({REDIS_ERRORS[code]})" if code in REDIS_ERRORS else code
+    return RedisRefused(f"Redis refused the call, {kind}: {_short(said)}")
+
+
+def error_code(exc: redis.RedisError) -> str:
+    """Redis's code for `exc` (OOM, NOPERM, ...): redis-py takes it off the message of the
+    errors it has a class for; any other error reply still starts with its own."""
+    for cls in type(exc).__mro__:
+        if cls.__name__ in _CODE_OF_CLASS:
+            return _CODE_OF_CLASS[cls.__name__]
+    first = str(exc).split(" ", 1)[0]
+    return first if first.isupper() and first.isalpha() else "ERR"
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= REDIS_MESSAGE_CHARS else text[:REDIS_MESSAGE_CHARS] + " ..."

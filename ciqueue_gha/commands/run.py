@@ -2,7 +2,8 @@
 
 Starts a private Redis (unless --redis-url is given), N worker processes and the summary,
 and cleans up after itself, on Ctrl-C and SIGTERM too. The Redis URL reaches the workers
-through their environment, never their command line.
+on an inherited pipe (secrets.py), never their environment or command line, and no secret
+variable of this process reaches them.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import click
 
 from ..errors import EXIT_INCOMPLETE, QueueNeverPopulated
 from ..github.env import GitHubEnv
+from ..github.log import RunnerLog
 from ..options import (
     Target,
     connection_options,
@@ -38,6 +40,7 @@ from ..options import (
     whole,
 )
 from ..redis_server import PrivateRedis
+from ..secrets import SECRET_VARIABLES, SECRETS_FD, secrets_pipe
 
 if TYPE_CHECKING:
     import redis
@@ -61,18 +64,34 @@ def _worker_argv(
 
 
 class WorkerProcesses:
-    """The worker processes of a local run, each in its own process group."""
+    """The worker processes of a local run, each in its own process group, each handed
+    `secrets` on a pipe of its own and none in `env`."""
 
-    def __init__(self, argvs: list[list[str]], env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self,
+        argvs: list[list[str]],
+        env: dict[str, str],
+        log_dir: Path,
+        secrets: dict[str, str],
+    ) -> None:
         self.logs = [log_dir / f"worker-{index}.log" for index in range(len(argvs))]
         self.processes = []
+        env = {name: value for name, value in env.items() if name not in SECRET_VARIABLES}
         for argv, log in zip(argvs, self.logs, strict=True):
-            with log.open("wb") as out:
-                self.processes.append(
-                    subprocess.Popen(
-                        argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            pipe = secrets_pipe(secrets)
+            try:
+                with log.open("wb") as out:
+                    process = subprocess.Popen(
+                        argv,
+                        env={**env, SECRETS_FD: str(pipe)},
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                        pass_fds=(pipe,),
                     )
-                )
+            finally:
+                os.close(pipe)
+            self.processes.append(process)
 
     def all_exited(self) -> bool:
         return all(process.poll() is not None for process in self.processes)
@@ -102,6 +121,11 @@ class WorkerProcesses:
             text = log.read_text(errors="replace").splitlines()[-lines:]
             tails.append(f"--- {log.name} ---\n" + "\n".join(text))
         return "\n".join(tails)
+
+    def show_log_tails(self) -> None:
+        """The end of each worker's output on stderr: the tests' words, which a runner
+        reading this log must not take for commands (github/log.py)."""
+        RunnerLog(err=True).text(self.log_tails())
 
 
 def wait_exit(process: subprocess.Popen[bytes], timeout: float) -> None:
@@ -205,16 +229,12 @@ def run_command(
             log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ciqueue-")))
         log_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
-        env.update(
-            CIQUEUE_REDIS_URL=target.redis_url,
-            CIQUEUE_BUILD_ID=target.keys.build_id,
-            CIQUEUE_ATTEMPT=str(target.keys.attempt),
-        )
+        env.update(CIQUEUE_BUILD_ID=target.keys.build_id, CIQUEUE_ATTEMPT=str(target.keys.attempt))
         if durations_file:
             queue["durations_file"] = durations_file
         queue["insecure_tls"] = insecure_tls
         argvs = [_worker_argv(i, queue, pytest_arguments, kept) for i in range(workers)]
-        processes = WorkerProcesses(argvs, env, log_dir)
+        processes = WorkerProcesses(argvs, env, log_dir, {"CIQUEUE_REDIS_URL": target.redis_url})
         stack.callback(processes.stop)
         click.echo(f"ciqueue-gha: build {build_id}: {workers} workers; logs in {log_dir}", err=True)
         from .summary import summarize
@@ -237,7 +257,7 @@ def run_command(
             )
         except QueueNeverPopulated:
             # Every worker exited before queueing anything: their own words say why.
-            click.echo(processes.log_tails(), err=True)
+            processes.show_log_tails()
             codes = processes.exit_codes()
             click.echo(
                 "ciqueue-gha: error: every worker exited before queueing a test "
@@ -249,5 +269,5 @@ def run_command(
         # session (its output and JUnit complete) before the rest are stopped.
         processes.wait(STOP_GRACE)
         if code != 0:
-            click.echo(processes.log_tails(), err=True)
+            processes.show_log_tails()
         raise SystemExit(code)

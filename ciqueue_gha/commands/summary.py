@@ -11,6 +11,7 @@ import redis
 from .. import durations
 from ..connection import check_server, connect
 from ..github.env import GitHubEnv
+from ..github.log import RunnerLog
 from ..github.publish import FinishedBuild, publish
 from ..github.workflow import WorkflowCommands
 from ..keys import BuildKeys
@@ -83,11 +84,12 @@ def summarize(
     write_junit(outcome, junit_xml)
     if keys == target.keys:  # a report of an earlier attempt again: its durations are in
         save_durations(client, outcome, durations_file)
-    click.echo(render_text(outcome, keys, verdict))
+    log = RunnerLog()
+    log.text(render_text(outcome, keys, verdict))
     for line in collision_lines(client, keys):
-        click.echo(line)
+        log.text(line)
     for line in history_notes(history, keys):
-        click.echo(f"ciqueue-gha: {line}")
+        log.text(f"ciqueue-gha: {line}")
     click.echo(f"ciqueue-gha: merged JUnit: {junit_xml}")
     code = outcome.exit_code_after(verdict)
     if populated:  # what a retry of this attempt needs, kept after the build's keys expire
@@ -169,7 +171,8 @@ def report_verdict(kept: AttemptVerdict, keys: BuildKeys) -> int:
         f"its verdict): {kept.units} units, {kept.kept_cases} tests done ({counts or 'none'}), "
         f"{len(kept.rerun)} units failed or did not finish"
     )
-    click.echo("\n".join(f"FAILED OR NOT RUN {unit}" for unit in kept.rerun))
+    if kept.rerun:  # test ids: never a command to the runner
+        RunnerLog().text("\n".join(f"FAILED OR NOT RUN {unit}" for unit in kept.rerun))
     click.echo("ciqueue-gha: no merged JUnit: the attempt's records expired")
     return kept.exit_code
 

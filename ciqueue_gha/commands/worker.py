@@ -1,4 +1,9 @@
-"""`ciqueue-gha worker -- PYTEST_ARGS`: one worker of a build, pytest in this process."""
+"""`ciqueue-gha worker -- PYTEST_ARGS`: one worker of a build, pytest in this process.
+
+The process holds no secret in its environment or command line (cli.py hands them over on a
+pipe first, secrets.py), and under a runner the pytest session's output, which the tests
+control, is a block of the log the runner runs no command from (github/log.py).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import os
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
 import pytest
@@ -21,7 +26,9 @@ from ..errors import (
     EXIT_PASSED,
     EXIT_USAGE,
     CiqueueError,
+    InfrastructureError,
 )
+from ..github.log import RunnerLog
 from ..options import (
     Target,
     connection_options,
@@ -35,7 +42,7 @@ from ..options import (
     worker_id_option,
 )
 from ..pytest_plugin import QueuePlugin
-from ..queue import claim
+from ..queue import claim, hang
 from ..queue.heartbeat import HeartbeatProcess, HelperConfig
 from ..queue.worker import QueueWorker
 from ..secrets import Scrubber, take_secrets, url_secrets
@@ -89,7 +96,8 @@ def worker_command(
     if junit_xml:
         args += [f"--junitxml={junit_xml}"]
     try:
-        code = pytest.main(args, plugins=[session.plugin])
+        with RunnerLog().verbatim():
+            code = pytest.main(args, plugins=[session.plugin])
     finally:
         session.close()
     raise SystemExit(exit_code(session.plugin, code))
@@ -101,16 +109,22 @@ class WorkerSession:
 
     plugin: QueuePlugin
     heartbeat: HeartbeatProcess
+    stack_file: IO[bytes]
     id_claim: claim.Claim | None = None
 
     def close(self) -> None:
-        self.heartbeat.close()
-        # Best effort: a worker that cannot reach Redis any more has nothing to release.
-        with suppress(redis.RedisError, CiqueueError):
-            self.plugin.worker.release()
-            if self.id_claim is not None:
-                claim.release(self.plugin.worker.client, self.plugin.worker.keys, self.id_claim)
-        self.plugin.worker.close()
+        # A worker that lost Redis has nothing to release, and must not wait for it again.
+        lost = isinstance(self.plugin.error, InfrastructureError)
+        self.heartbeat.close(at_once=lost)
+        if not lost:
+            with suppress(redis.RedisError, CiqueueError):  # best effort
+                self.plugin.worker.release()
+                if self.id_claim is not None:
+                    claim.release(self.plugin.worker.client, self.plugin.worker.keys, self.id_claim)
+        self.plugin.worker.close(read_in_flight=not lost)
+        self.stack_file.close()
+        with suppress(OSError):
+            os.unlink(self.stack_file.name)
 
 
 def start_session(
@@ -142,6 +156,7 @@ def start_session(
     known = durations.load_redis(client, durations_namespace())
     if durations_file:
         known.update(durations.load_file(durations_file))
+    stack_file = hang.arm()
     heartbeat = HeartbeatProcess(
         HelperConfig(
             redis_url=target.redis_url,
@@ -153,6 +168,7 @@ def start_session(
             heartbeat_interval=settings.heartbeat_every,
             max_test_duration=settings.heartbeat_for,
             claim_token=held.token,
+            stack_file=stack_file.name,
         )
     )
     plugin = QueuePlugin(
@@ -166,7 +182,7 @@ def start_session(
     # assertion introspection would print os.environ into the report.
     os.environ.update(CIQUEUE_WORKER_ID=worker_id, CIQUEUE_BUILD_ID=target.keys.build_id)
     plugin.scrub = Scrubber([*url_secrets(target.redis_url), *take_secrets()])
-    return WorkerSession(plugin, heartbeat, held)
+    return WorkerSession(plugin, heartbeat, stack_file, held)
 
 
 def exit_code(plugin: QueuePlugin, pytest_code: int | pytest.ExitCode) -> int:

@@ -3,33 +3,26 @@
 The runner reads every line of a step's log that starts with ``::`` as a command, and its
 ``GITHUB_OUTPUT`` / ``GITHUB_STEP_SUMMARY`` files as outputs and summary. Test names and
 failure messages come from the code under test, so every value is escaped as the runner
-unescapes it: ``%``, CR and LF in messages, those and ``:`` ``,`` in properties. A value
-therefore always stays on its command's one line, and an output's value always ends at a
-delimiter it cannot contain.
+unescapes it (github/log.py, which writes every line of the tool's to a runner's log): ``%``,
+CR and LF in messages, those and ``:`` ``,`` in properties. A value therefore always stays on
+its command's one line, and an output's value always ends at a delimiter it cannot contain.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import sys
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TextIO
 
+from .log import RunnerLog, escape_data, escape_property
+
+__all__ = ["WorkflowCommands", "escape_data", "escape_property"]
+
 #: Output names the runner accepts and that cannot break the ``name<<delimiter`` line.
 _OUTPUT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
-
-
-def escape_data(value: str) -> str:
-    """`value` as a command's message: ``%``, CR and LF escaped, as the runner unescapes them."""
-    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def escape_property(value: str) -> str:
-    """`value` as a command's property (``file=``, ``title=``): also ``:`` and ``,`` escaped."""
-    return escape_data(value).replace(":", "%3A").replace(",", "%2C")
 
 
 class WorkflowCommands:
@@ -40,19 +33,13 @@ class WorkflowCommands:
     nothing (they return False), so callers need no "am I on a runner" test.
     """
 
-    def __init__(self, out: TextIO = sys.stdout, env: Mapping[str, str] = os.environ) -> None:
-        self._out = out
+    def __init__(self, out: TextIO | None = None, env: Mapping[str, str] = os.environ) -> None:
+        self.log = RunnerLog(out, env)
         self._env = env
 
     def command(self, name: str, message: str = "", **properties: str | int | None) -> None:
         """Write ``::name key=value,…::message`` on one line; None properties are left out."""
-        props = ",".join(
-            f"{key}={escape_property(str(value))}"
-            for key, value in properties.items()
-            if value is not None
-        )
-        self._out.write(f"::{name}{' ' + props if props else ''}::{escape_data(message)}\n")
-        self._out.flush()
+        self.log.command(name, message, **properties)
 
     def error(
         self,

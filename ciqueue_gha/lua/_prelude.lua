@@ -1,6 +1,9 @@
 -- Shared by every script: scripts.py prepends this file to each one before loading it.
 -- KEYS: the key vector of keys.QUEUE_KEYS, in that order.
 -- Every script's own ARGV starts after the prelude's, which takes none.
+-- Every script that reads or writes a build first calls assert_populated() (or check_state(),
+-- if it may run before populate): a build whose state is not whole is refused with the error
+-- reply CIQ_STATE_LOST, which scripts.py turns into QueueStateLost (exit 4).
 
 -- Redis < 7 needs this before writes that follow TIME; 7+ replicates effects always.
 if redis.replicate_commands then redis.replicate_commands() end
@@ -25,9 +28,82 @@ local function touch(ttl, ...)
   end
 end
 
--- A queue whose ready marker vanished was flushed or restarted empty: never carry on.
+-- The build's state is whole or it is lost (DESIGN.md §2): after every script of a healthy
+-- build all of these hold, so one that fails means Redis lost part of the build (evicted,
+-- expired, flushed, a failover to a replica that lagged) and nothing it says can be trusted.
+-- Populated (the markers leader, ready, total and digest: set together, never one alone):
+--   the tests list holds `total` tests, and as many are queued, running or finalized;
+--   each running test has a lease and a holder;
+--   each attempt has a disposition and the reverse; each result is one of the attempts;
+--   the lease counter is at least the number of distinct lease ids in sight (the attempts'
+--   and the current leases': a current lease has no attempt yet).
+-- Not populated: nothing of the build exists (the workers and reservations of release and
+-- heartbeat aside, which say nothing about tests).
+local MARKERS = {'leader', 'ready', 'total', 'digest'}
+
+local function state_lost(what)
+  return redis.error_reply('CIQ_STATE_LOST part of this build is gone from Redis (' .. what
+    .. '; evicted, expired or flushed): queue state lost')
+end
+
+local function missing_markers()
+  local gone = {}
+  for _, name in ipairs(MARKERS) do
+    if redis.call('EXISTS', K[name]) == 0 then table.insert(gone, name) end
+  end
+  return table.concat(gone, ', ')
+end
+
+local function count_mismatch(total)
+  local tests = redis.call('LLEN', K.tests)
+  if tests ~= total then
+    return 'the tests list holds ' .. tests .. ' tests, the total says ' .. total
+  end
+  local queued, running, finalized =
+    redis.call('LLEN', K.queue), redis.call('ZCARD', K.running), redis.call('HLEN', K.results)
+  if queued + running + finalized ~= total then
+    return queued .. ' queued + ' .. running .. ' running + ' .. finalized
+      .. ' finalized tests, of ' .. total
+  end
+  local leases, holders = redis.call('HLEN', K.leases), redis.call('HLEN', K.holders)
+  if leases ~= running or holders ~= running then
+    return running .. ' running tests, ' .. leases .. ' leases, ' .. holders .. ' holders'
+  end
+  local attempts, dispositions = redis.call('HLEN', K.attempts), redis.call('HLEN', K.dispositions)
+  if attempts ~= dispositions or finalized > attempts then
+    return attempts .. ' attempts, ' .. dispositions .. ' dispositions, ' .. finalized .. ' results'
+  end
+  local issued = tonumber(redis.call('GET', K.lease_counter) or '0')
+  if issued < attempts + leases then
+    return 'lease counter ' .. issued .. ' below ' .. attempts .. ' attempts + ' .. leases
+      .. ' current leases'
+  end
+  return nil
+end
+
+-- An error reply when the build's state is not whole, else nil and whether it is populated
+-- (not populated: nothing of it exists yet).
+local function check_state()
+  local markers = redis.call('EXISTS', K.leader, K.ready, K.total, K.digest)
+  if markers == 0 then
+    if redis.call('EXISTS', K.tests, K.queue, K.running, K.leases, K.holders, K.results,
+        K.attempts, K.dispositions, K.lease_counter) > 0 then
+      return state_lost('its tests or results are there, its markers are not'), false
+    end
+    return nil, false
+  end
+  if markers < #MARKERS then return state_lost('marker gone: ' .. missing_markers()), false end
+  local mismatch = count_mismatch(tonumber(redis.call('GET', K.total)))
+  if mismatch then return state_lost(mismatch), false end
+  return nil, true
+end
+
+-- check_state, and the build must be populated: one whose every key vanished was flushed or
+-- restarted empty, and must never look like one not populated yet to a worker already in it.
 local function assert_populated()
-  if redis.call('EXISTS', K.ready) == 0 then
+  local err, populated = check_state()
+  if err then return err end
+  if not populated then
     return redis.error_reply('CIQ_STATE_LOST the queue of this build is gone from Redis '
       .. '(restarted empty, flushed or evicted): queue state lost')
   end

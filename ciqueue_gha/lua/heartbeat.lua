@@ -5,6 +5,8 @@
 -- KEYS: the key vector (see _prelude.lua)
 -- ARGV: worker, test, lease, lease timeout (ms)
 -- Returns: 1 when `lease` was extended, 0 when it is no longer this worker's.
+local err = assert_populated()
+if err then return err end
 local worker, test, lease = ARGV[1], ARGV[2], ARGV[3]
 if not holds(test, lease) or not redis.call('ZSCORE', K.running, test) then return 0 end
 local now = now_ms()

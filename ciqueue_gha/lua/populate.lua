@@ -4,7 +4,11 @@
 -- ARGV: worker, ttl (s), digest, chunk size, test ids..., basis (the attempt a retry queued
 --   from, 0: the whole suite; see queue/retry.py)
 -- Returns: {'leader' | 'follower', stored digest, total}. A leader's retried call returns
--- 'leader' without pushing again (the leader key is read back, not only set).
+-- 'leader' without pushing again (the leader key is read back, not only set). A build whose
+-- state is not whole (a marker gone, tests or results left without markers) is refused, never
+-- populated over.
+local err = check_state()
+if err then return err end
 local worker, ttl, digest, chunk = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 redis.call('SET', K.leader, worker, 'NX', 'EX', ttl)
 if redis.call('GET', K.leader) ~= worker then

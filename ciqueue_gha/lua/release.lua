@@ -2,7 +2,10 @@
 -- worker takes its tests over without waiting for the lease timeout.
 -- KEYS: the key vector (see _prelude.lua)
 -- ARGV: worker
--- Returns: the tests released.
+-- Returns: the tests released (none from a build never populated: a worker that stops before
+-- it populated releases too).
+local err = check_state()
+if err then return err end
 local worker = ARGV[1]
 local released = {}
 local holders = redis.call('HGETALL', K.holders)

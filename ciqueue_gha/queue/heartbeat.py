@@ -13,11 +13,13 @@ fails its next heartbeat and is dropped. Each heartbeat also keeps alive the wor
 grant (heartbeat.lua), which covers the lease an acknowledge in flight reserved before the
 worker has read its reply, and so before it could tell this helper.
 
-The helper stops heartbeating after max-test-duration of one test, so a hung test (and
-what was reserved behind it) is reclaimed,
-and exits when the pipe closes or its parent changes: when its worker dies, so do its
-heartbeats. The Redis URL travels over the pipe, never on the command line, so `ps` never
-shows a password.
+The helper survives Redis errors: a failed heartbeat is retried with backoff, and while
+heartbeats fail for longer than the lease timeout it says once, on the worker's log, that the
+worker's leases may have expired (its acknowledges are fenced: a lease lost is a stale attempt,
+never a second result). A unit that runs past max-test-duration is recorded as an error
+(timeout) and its worker stopped (hang.py). The helper exits when the pipe closes or its parent
+changes: when its worker dies, so do its heartbeats. The worker restarts a helper that died. The
+Redis URL travels over the pipe, never on the command line, so `ps` never shows a password.
 """
 
 from __future__ import annotations
@@ -29,15 +31,20 @@ import subprocess
 import sys
 import time
 from contextlib import suppress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import IO
 
+from .. import defaults
 from ..connection import connect
+from ..errors import QueueStateLost
 from ..fastexit import exit_now
 from ..keys import BuildKeys
-from . import claim
+from . import claim, hang
 from .settings import QueueSettings
 from .worker import Lease, QueueWorker
+
+#: A failed heartbeat is tried again after this many seconds, doubling up to the interval.
+RETRY_FIRST = 0.05
 
 
 @dataclass(frozen=True)
@@ -52,18 +59,27 @@ class HelperConfig:
     max_test_duration: float
     #: The token of the worker's claim on its id (claim.py), kept alive here too.
     claim_token: str = ""
+    #: Where the worker writes its stacks when asked, set when it armed hang.arm: only then
+    #: does the helper signal it (for its stack, and to stop it once a unit hung).
+    stack_file: str = ""
 
 
 class HeartbeatProcess:
-    """The worker's side of the helper: start it, tell it about leases, stop it."""
+    """The worker's side of the helper: start it, tell it about leases, stop it; a helper
+    that died is started again (and says so) at the next unit."""
 
     def __init__(self, config: HelperConfig) -> None:
+        self.config = config
+        self.restarts = 0
+        self._start()
+
+    def _start(self) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ciqueue_gha.queue.heartbeat"], stdin=subprocess.PIPE
         )
         assert self.process.stdin is not None
         self._pipe = self.process.stdin.fileno()
-        self._send({"connect": asdict(config)})
+        self._send({"connect": asdict(self.config)})
 
     def _send(self, message: dict[str, object]) -> None:
         # Unbuffered writes of the whole line (one, short of a huge test id): a message a test.
@@ -74,11 +90,38 @@ class HeartbeatProcess:
     def hold(self, running: Lease, *reserved: Lease) -> None:
         """Keep `running` and the `reserved` leases behind it alive from now on; the next
         call replaces them (see the module's docstring)."""
-        self._send({"leases": [[lease.test, lease.id] for lease in (running, *reserved)]})
+        message: dict[str, object] = {
+            "leases": [[lease.test, lease.id] for lease in (running, *reserved)]
+        }
+        if self.process.poll() is not None:
+            self._restart()
+        try:
+            self._send(message)
+        except BrokenPipeError:  # died since: once more, with a new one
+            self._restart()
+            self._send(message)
 
-    def close(self) -> None:
-        if self.process.stdin is not None:
+    def _restart(self) -> None:
+        code = self.process.wait()
+        with suppress(OSError):
+            assert self.process.stdin is not None
             self.process.stdin.close()
+        self.restarts += 1
+        print(
+            f"ciqueue-gha: WARNING: the heartbeat helper exited (code {code}); starting a new one",
+            file=sys.stderr,
+            flush=True,
+        )
+        self._start()
+
+    def close(self, *, at_once: bool = False) -> None:
+        """Stop the helper: it ends when its pipe closes, or `at_once` (Redis lost: it may be
+        waiting on a call that will never be answered)."""
+        if self.process.stdin is not None:
+            with suppress(OSError):
+                self.process.stdin.close()
+        if at_once:
+            self.process.kill()
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -91,8 +134,120 @@ def _read_message(stream: IO[bytes]) -> dict[str, object] | None:
     return json.loads(line) if line else None
 
 
+def _say(line: str) -> None:
+    # The worker's stderr, which the helper shares: the worker's log.
+    print(f"ciqueue-gha: {line}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Helper:
+    """The helper's state: the leases it keeps alive, when each was last given a deadline,
+    when the unit they belong to started, and how its heartbeats fare."""
+
+    worker: QueueWorker
+    settings: QueueSettings
+    config: HelperConfig
+    parent: int
+    leases: list[Lease] = field(default_factory=list)
+    # When each lease was last given a deadline: by this helper's beat, else (a lease new to
+    # it) by the reserve that granted it just before the worker sent it. A beat is due one
+    # interval after the oldest, never at once: a test a few milliseconds long costs no
+    # heartbeat, and a lease reserved ahead keeps its beat time from the test before.
+    refreshed: dict[Lease, float] = field(default_factory=dict)
+    started: float = 0.0
+    last_ok: float = field(default_factory=time.monotonic)
+    failures: int = 0
+    warned: bool = False
+    state_lost: bool = False
+
+    def wait(self) -> float:
+        """Seconds until the next beat (or the next retry of a failed one)."""
+        if not self.leases:
+            return self.settings.heartbeat_every
+        if self.failures:
+            pause: float = RETRY_FIRST * 2 ** (self.failures - 1)
+            return min(pause, self.settings.heartbeat_every)
+        next_beat = min(self.refreshed[lease] for lease in self.leases)
+        return max(0.0, next_beat + self.settings.heartbeat_every - time.monotonic())
+
+    def take(self, message: dict[str, object]) -> None:
+        pairs: list[list[object]] = message["leases"]  # type: ignore[assignment]
+        self.leases = [Lease(str(test), int(str(lease))) for test, lease in pairs]
+        self.started = time.monotonic()
+        self.refreshed = {lease: self.refreshed.get(lease, self.started) for lease in self.leases}
+
+    def due(self) -> None:
+        """Beat, or deal with a unit hung past max-test-duration."""
+        if not self.leases or self.state_lost:
+            return
+        if time.monotonic() - self.started > self.settings.heartbeat_for:
+            self.finish_hung()
+            return
+        try:
+            # A lease taken over is no longer ours to keep alive.
+            kept = [lease for lease in self.leases if self.worker.heartbeat(lease)]
+        except QueueStateLost as exc:
+            # Nothing left to keep alive, now or for any unit after: the worker learns it too
+            # at its next call, and exits 4.
+            _say(f"heartbeats stopped: {exc}")
+            self.state_lost = True
+            self.leases = []
+            return
+        except Exception as exc:  # Redis down, out of memory, ...: keep trying, never die
+            self.failed(exc)
+            return
+        if self.warned:
+            _say("heartbeats reach Redis again")
+        self.failures, self.warned, self.last_ok = 0, False, time.monotonic()
+        self.leases = kept
+        self.refreshed = dict.fromkeys(kept, self.last_ok)
+
+    def failed(self, exc: Exception) -> None:
+        self.failures += 1
+        failing_for = time.monotonic() - self.last_ok
+        if not self.warned and failing_for >= self.settings.lease_timeout:
+            self.warned = True
+            # redis-py's messages name host and port, never the URL (its password).
+            first_line = str(exc).splitlines()[0] if str(exc) else ""
+            reason = f"{type(exc).__name__}: {first_line}"
+            _say(
+                f"WARNING: heartbeats have failed for {failing_for:.1f} s ({reason}): this "
+                "worker's leases may have expired, and another worker may take its test over"
+            )
+
+    def finish_hung(self) -> None:
+        """The running unit passed max-test-duration: record it as an error (timeout), give
+        the leases held behind it back, and stop the worker stuck in it (hang.py)."""
+        running, self.leases = self.leases[0], []
+        ran_for = time.monotonic() - self.started
+        limit = self.settings.heartbeat_for
+        try:
+            # Not ours any more (finished meanwhile, or taken over while this worker was
+            # stopped): nothing to record, and a timeout must not become another's attempt.
+            if not self.worker.heartbeat(running):
+                return
+            stack = hang.read_stack(self.parent, self.config.stack_file)
+            started_at = self.worker.now() - ran_for
+            record = hang.timeout_record(running.test, limit, started_at, ran_for, stack)
+            disposition, _ = self.worker.acknowledge(running, record, reserve_next=False)
+            if disposition != "final":  # the worker finished it after all, or lost it
+                return
+            self.worker.release()
+        except Exception as exc:
+            # The leases run out instead, and the unit goes to another worker.
+            _say(f"WARNING: could not record {running.test} as hung: {str(exc).splitlines()[0]}")
+            return
+        _say(
+            f"{running.test} ran longer than --max-test-duration ({limit:g} s): recorded as an "
+            "error (timeout); the tests this worker held go back to the queue"
+            + ("; this worker stops" if self.config.stack_file else "")
+        )
+        if self.config.stack_file:
+            hang.stop_worker(self.parent)
+
+
 def serve(stream: IO[bytes]) -> None:
-    """The helper's loop: heartbeat the current lease every interval until the pipe closes.
+    """The helper's loop: heartbeat the current leases every interval until the pipe closes.
 
     `stream` must be unbuffered: select() sees only what the pipe still holds, so a line
     read ahead into a buffer (the first lease, sent right behind "connect") would go unseen
@@ -107,7 +262,15 @@ def serve(stream: IO[bytes]) -> None:
         heartbeat_interval=config.heartbeat_interval,
         max_test_duration=config.max_test_duration,
     )
-    client = connect(config.redis_url, verify_tls=config.verify_tls)
+    # No retries inside a call: this loop retries, and reads the pipe in between. A reply may
+    # take half the lease (a slow one on a loaded machine is not a dead one), so a second try
+    # still comes within the lease.
+    client = connect(
+        config.redis_url,
+        verify_tls=config.verify_tls,
+        retry_budget=0,
+        socket_timeout=min(defaults.SOCKET_TIMEOUT, config.lease_timeout / 2),
+    )
     worker = QueueWorker(
         client, BuildKeys(config.build_id, config.attempt), config.worker_id, settings
     )
@@ -120,38 +283,16 @@ def serve(stream: IO[bytes]) -> None:
             config.lease_timeout,
             settings.heartbeat_every,
         )
-    parent = os.getppid()
-    leases: list[Lease] = []
-    # When each lease was last given a deadline: by this helper's beat, else (a lease new to
-    # it) by the reserve that granted it just before the worker sent it. A beat is due one
-    # interval after the oldest, never at once: a test a few milliseconds long costs no
-    # heartbeat, and a lease reserved ahead keeps its beat time from the test before.
-    refreshed: dict[Lease, float] = {}
-    started = 0.0
-    while os.getppid() == parent:
-        wait = settings.heartbeat_every
-        if leases:
-            next_beat = min(refreshed[lease] for lease in leases) + settings.heartbeat_every
-            wait = max(0.0, next_beat - time.monotonic())
-        ready, _, _ = select.select([stream], [], [], wait)
+    helper = Helper(worker, settings, config, os.getppid())
+    while os.getppid() == helper.parent:
+        ready, _, _ = select.select([stream], [], [], helper.wait())
         if ready:
             message = _read_message(stream)
             if message is None:
                 return
-            pairs: list[list[object]] = message["leases"]  # type: ignore[assignment]
-            leases = [Lease(str(test), int(str(lease))) for test, lease in pairs]
-            started = time.monotonic()
-            if leases:
-                refreshed = {lease: refreshed.get(lease, started) for lease in leases}
-            continue
-        if not leases:
-            continue
-        if time.monotonic() - started > settings.heartbeat_for:
-            leases = []  # hung: let the leases run out so other workers reclaim the tests
-            continue
-        # A lease taken over is no longer ours to keep alive.
-        leases = [lease for lease in leases if worker.heartbeat(lease)]
-        refreshed = dict.fromkeys(leases, time.monotonic())
+            helper.take(message)
+        else:
+            helper.due()
 
 
 def main() -> None:

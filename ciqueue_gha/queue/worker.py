@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import redis
 
 from .. import defaults
+from ..connection import patient
 from ..errors import UsageError
 from ..keys import BuildKeys
 from ..scripts import Reply, Scripts
@@ -123,9 +124,10 @@ class QueueWorker:
     def _call(self, name: str, *args: Any) -> Any:
         return self.scripts.call(name, self._key_vector, list(args))
 
-    def close(self) -> None:
-        """Read any reply still in flight and close this worker's connection."""
-        self.scripts.close()
+    def close(self, *, read_in_flight: bool = True) -> None:
+        """Read any reply still in flight (unless Redis is known lost) and close this
+        worker's connection."""
+        self.scripts.close(read_in_flight=read_in_flight)
 
     def populate(
         self, tests: Sequence[str], *, allow_empty: bool = False, basis: int = 0
@@ -143,13 +145,27 @@ class QueueWorker:
         # Every script now: a call whose reply is read later would learn of a script the server
         # does not know only then, and populate's request is too large to send twice.
         self.scripts.load_all()
-        role, theirs, total = self.scripts.call(
-            "populate",
-            [*self._key_vector, self.keys.key("basis")],
-            [self.worker_id, self.settings.key_ttl, ours, defaults.POPULATE_CHUNK, *tests, basis],
-        )
+        tail = [*tests, basis]  # basis: after the tests (populate.lua's header)
+        args = [self.worker_id, self.settings.key_ttl, ours, defaults.POPULATE_CHUNK, *tail]
+        role, theirs, total = self._populate_call(args, len(tests))
         self.total = int(total)
         return Population(role == "leader", self.total, theirs == ours)
+
+    def _populate_call(self, args: list[Any], tests: int) -> Any:
+        """Populate's call. Its reply takes time in proportion to the suite: past what the
+        usual socket timeout covers, on a client of its own that waits long enough (a slow
+        reply is not a dead server)."""
+        extra = tests * defaults.POPULATE_REPLY_PER_TEST
+        keys = [*self._key_vector, self.keys.key("basis")]  # populate alone writes basis
+        if extra < defaults.SOCKET_TIMEOUT:
+            return self.scripts.call("populate", keys, args)
+        client = patient(self.client, defaults.SOCKET_TIMEOUT + extra)
+        scripts = Scripts(client)
+        try:
+            return scripts.call("populate", keys, args)
+        finally:
+            scripts.close()
+            client.close()
 
     def _reservation(self, reply: Sequence[Any], *, read_at_once: bool = True) -> Reservation:
         """The reservation in `reply`. Redis's clock is read off a reply read as it arrives;

@@ -1,4 +1,7 @@
-"""The summary as plain text, for the log of the job that runs `summary` or `run`."""
+"""The summary as plain text, for the log of the job that runs `summary` or `run`.
+
+It holds the tests' own words (ids, messages, tracebacks), so it is printed through
+github/log.py, which keeps a runner from reading any of it as a command."""
 
 from __future__ import annotations
 
@@ -33,9 +36,11 @@ def render_text(outcome: BuildOutcome, keys: BuildKeys, verdict: Verdict) -> str
         f"FLAKY {h.final.nodeid}: failed {len(h.earlier_failures)}x, then passed"
         for h in outcome.flaky
     )
+    not_run = set(outcome.missing)  # one thing said of each test: those are NOT RUN only
     lines.extend(
         f"TAKEN OVER {unit}: its lease expired {count}x and another worker ran it"
         for unit, count in sorted(outcome.taken_over.items())
+        if unit not in not_run
     )
     if outcome.interrupted or verdict is Verdict.INTERRUPTED:
         lines.append(f"ciqueue-gha: {interrupted_line(outcome.collection_errors)}")

@@ -111,10 +111,10 @@ def test_a_call_rides_out_a_server_that_is_down_for_seconds(
 ) -> None:
     """The first contact retries briefly; the calls after it keep the long retries."""
     client = connect(durable_redis.url)
-    check_server(client, durable_redis.url)  # swaps in FIRST_CONNECT_RETRIES, then back
+    check_server(client, durable_redis.url)  # swaps in the first-contact retry, then back
     worker = QueueWorker(client, build, "w1")
     worker.populate(TESTS)
-    down_for = 3.0  # beyond the first contact's ~1.5 s of backoff, well within the ~9 s after
+    down_for = 3.0  # beyond the first contact's 1.5 s of retries, within the 5 s budget after
 
     durable_redis.kill()
     restarter = threading.Timer(down_for, durable_redis.start)

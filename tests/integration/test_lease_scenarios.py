@@ -277,33 +277,6 @@ def test_a_live_worker_keeps_a_test_that_runs_longer_than_the_lease_timeout(
     assert leases_issued(client, keys) == 1
 
 
-def test_a_hung_test_stops_heartbeating_after_max_test_duration_and_is_taken_over(
-    client: redis.Redis, keys: BuildKeys, redis_url: str
-) -> None:
-    max_test_duration = 1.5
-    settings = QueueSettings(lease_timeout=LEASE_TIMEOUT, heartbeat_interval=HEARTBEAT_INTERVAL)
-    a, b = two_workers(client, keys, ["hung"], settings)
-    config = helper_config(redis_url, keys, "A", max_test_duration=max_test_duration)
-    helper = HeartbeatProcess(config)
-    try:
-        lease = as_lease(a.reserve())
-        helper.hold(lease)
-        held_at = time.monotonic()
-        wait_first_heartbeat(client, keys, lease)
-        taken = reserve_until_lease(b, timeout=max_test_duration + LEASE_TIMEOUT + 3)
-        taken_after = time.monotonic() - held_at
-        assert helper.process.poll() is None  # it stopped heartbeating, not running
-        # Heartbeats kept the lease alive up to max-test-duration; then it ran out.
-        assert taken_after > max_test_duration + LEASE_TIMEOUT - 2 * HEARTBEAT_INTERVAL
-        assert taken_after < max_test_duration + LEASE_TIMEOUT + 2
-        assert taken.test == "hung"
-        assert taken.id > lease.id
-        assert a.acknowledge(lease, attempt("passed"), reserve_next=False)[0] == "stale"
-    finally:
-        helper.close()
-    assert BuildRecord.load(client, keys).takeovers == {"hung": 1}
-
-
 def _read_line(process: subprocess.Popen[str], timeout: float) -> str:
     """One line of the process's stdout, or a test failure if none comes in time."""
     assert process.stdout is not None

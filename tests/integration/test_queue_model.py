@@ -8,6 +8,10 @@ deterministic: expired leases first, by deadline then by name as the zset orders
 the queue's head), and after every step the whole of Redis's state is compared with it and
 the five invariants are checked on Redis's state alone.
 
+A build may also lose one of its structural keys (evicted, expired, flushed): from then on
+every call of every worker, and the supervisor's, is refused as queue state lost, changing
+nothing; so no reply can call a test finalized or the queue exhausted.
+
 Each example is a fresh build id on the session's redis-server, deleted when it ends.
 """
 
@@ -15,9 +19,10 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import pytest
 import redis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -31,6 +36,7 @@ from hypothesis.stateful import (
 )
 
 from ciqueue_gha import defaults
+from ciqueue_gha.errors import QueueStateLost
 from ciqueue_gha.keys import QUEUE_KEYS, BuildKeys
 from ciqueue_gha.queue import (
     AttemptRecord,
@@ -53,6 +59,36 @@ LEASE_TIMEOUT = 600.0
 PICK = st.integers(min_value=0, max_value=255)
 
 FAILURES = ("failed", "error")
+
+#: The keys that hold the build's tests and leases; losing any one of them loses the build.
+#: Those that exist only once work is under way come first: Hypothesis draws the first often.
+STRUCTURAL_KEYS = (
+    "holders",
+    "attempts",
+    "results",
+    "leases",
+    "running",
+    "dispositions",
+    "lease-counter",
+    "queue",
+    "tests",
+    "total",
+    "digest",
+    "ready",
+    "leader",
+)
+
+#: What a worker (or the supervisor) may try once a key is lost.
+CALLS_AFTER_LOSS = (
+    "populate",
+    "reserve",
+    "reserve again",
+    "heartbeat",
+    "acknowledge",
+    "requeue",
+    "release",
+    "status",
+)
 OUTCOMES = st.sampled_from(["passed", "failed", "error", "skipped"])
 
 _examples = itertools.count(1)
@@ -347,6 +383,9 @@ class QueueMachine(RuleBasedStateMachine):
         self.step = Step("populate")
         self.before = read_state(client, self.keys)
         self.model = Model([], 0, 0, None)
+        self.lost: str | None = None  # the structural key the build lost, if it lost one
+        self.steps = 0
+        self.lose_after: int | None = None  # drawn by `populate`: None, the build loses nothing
 
     def teardown(self) -> None:
         self.client.delete(*self.keys.queue_keys())
@@ -378,17 +417,20 @@ class QueueMachine(RuleBasedStateMachine):
         pool = fresh if unsettled and fresh else leases
         return pool[pick % len(pool)]
 
+    def intact(self) -> bool:
+        return self.lost is None
+
     def has_current(self) -> bool:
-        return bool(self._leases(current=True))
+        return self.intact() and bool(self._leases(current=True))
 
     def has_stale(self) -> bool:
-        return bool(self._leases(current=False))
+        return self.intact() and bool(self._leases(current=False))
 
     def has_running(self) -> bool:
-        return bool(self.model.running)
+        return self.intact() and bool(self.model.running)
 
     def can_retry(self) -> bool:
-        return any(self._retryable(w) for w in WORKERS)
+        return self.intact() and any(self._retryable(w) for w in WORKERS)
 
     def _retryable(self, worker: str) -> bool:
         call = self.last_finish.get(worker)
@@ -414,6 +456,7 @@ class QueueMachine(RuleBasedStateMachine):
         max_requeues=st.integers(min_value=0, max_value=2),
         tolerance=st.sampled_from([0.0, 0.2, 0.5, 1.0]),
         max_failures=st.sampled_from([None, None, None, 1, 3]),
+        lose_after=st.sampled_from([None, None, None, 5, 12]),
     )
     def populate(
         self,
@@ -422,7 +465,10 @@ class QueueMachine(RuleBasedStateMachine):
         max_requeues: int,
         tolerance: float,
         max_failures: int | None,
+        lose_after: int | None,
     ) -> None:
+        # Most builds keep their state; the others lose a key some steps in, once work is done.
+        self.lose_after = lose_after
         # Queue order differs from name order, so ties among expired deadlines (broken by name)
         # are not the queue's order by accident.
         tests = [f"tests/test_m{i % 3}.py::test_{i}[p{i}]" for i in order if i < n]
@@ -443,6 +489,7 @@ class QueueMachine(RuleBasedStateMachine):
         assert stray.populate(stray_set) == Population(False, n, False)
         self.step = Step("populate")
 
+    @precondition(intact)
     @rule(worker=st.sampled_from(WORKERS), retry=st.booleans())
     def reserve(self, worker: str, retry: bool) -> None:
         retry = retry and self.model.seq[worker] > 0  # a first call has nothing to repeat
@@ -527,12 +574,14 @@ class QueueMachine(RuleBasedStateMachine):
         assert_reservation(reservation, predicted[1])
         assert client.reserve_seq == self.model.seq[worker]
 
+    @precondition(intact)
     @rule(worker=st.sampled_from(WORKERS))
     def release(self, worker: str) -> None:
         predicted = self.model.release(worker)
         assert sorted(self.workers[worker].release()) == predicted
         self.step = Step("release", worker)
 
+    @precondition(intact)
     @rule(worker=st.sampled_from(WORKERS))
     def crash(self, worker: str) -> None:
         """The worker dies: it never uses its leases again, they expire; it restarts afresh."""
@@ -547,11 +596,53 @@ class QueueMachine(RuleBasedStateMachine):
         assert restarted.populate(self.model.tests) == Population(worker == "w0", n, True)
         self.step = Step("crash", touched=frozenset(held))
 
+    def may_lose(self) -> bool:
+        return self.intact() and self.lose_after is not None and self.steps >= self.lose_after
+
+    @precondition(may_lose)
+    @rule(key=st.sampled_from(STRUCTURAL_KEYS))
+    def lose_key(self, key: str) -> None:
+        """Redis loses one structural key of the build: `key`, or the next one after it that
+        holds something (an empty hash or list is no key at all in Redis)."""
+        start = STRUCTURAL_KEYS.index(key)
+        names = STRUCTURAL_KEYS[start:] + STRUCTURAL_KEYS[:start]
+        self.lost = next(name for name in names if self.client.exists(self.keys.key(name)))
+        self.client.delete(self.keys.key(self.lost))
+        self.before = read_state(self.client, self.keys)
+        self.step = Step("lose")
+
+    @precondition(lambda self: self.lost is not None)
+    @rule(call=st.sampled_from(CALLS_AFTER_LOSS), worker=st.sampled_from(WORKERS), pick=PICK)
+    def call_after_loss(self, call: str, worker: str, pick: int) -> None:
+        """Any call, by any worker or the supervisor, is refused: never a lease, a "final" or
+        an "exhausted" from a build that lost part of its state."""
+        client = self.workers[worker]
+        leases = [lease for _, lease in self.granted.values()] or [Lease(self.model.tests[0], 1)]
+        lease = leases[pick % len(leases)]
+        calls = {
+            "populate": lambda: self._worker(worker).populate(self.model.tests),
+            "reserve": client.reserve,
+            "reserve again": lambda: client.reserve(retry=client.reserve_seq > 0),
+            "heartbeat": lambda: client.heartbeat(lease),
+            "acknowledge": lambda: client.acknowledge(lease, attempt("passed")),
+            "requeue": lambda: client.requeue(lease, attempt("failed")),
+            "release": client.release,
+            "status": self.supervisor.status,
+        }
+        with pytest.raises(QueueStateLost, match="queue state lost"):
+            calls[call]()
+        self.step = Step(f"{call} after loss", worker)
+
     # --- after every step
 
     @invariant()
     def redis_agrees_with_the_model_and_keeps_the_invariants(self) -> None:
+        self.steps += 1
         before, after = self.before, read_state(self.client, self.keys)
+        if self.lost is not None:
+            # Refused calls change nothing (Redis's clock and the keys' TTLs aside).
+            assert replace(after, now=0, ttls={}) == replace(before, now=0, ttls={})
+            return
         self.check_model(after)
         self.check_tests_in_one_place(after)
         self.check_leases(before, after)

@@ -67,4 +67,4 @@ def test_stop_ends_every_thread(redis_server: PrivateRedis) -> None:
         proxy.stop()
     assert not [t for t in threading.enumerate() if t.name.startswith("tcp-proxy")]
     with pytest.raises(redis.ConnectionError):
-        connect(proxy.url(), retries=0).ping()
+        connect(proxy.url(), retry_budget=0).ping()
