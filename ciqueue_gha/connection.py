@@ -309,7 +309,35 @@ def check_server(
     if version[:2] < need_version:
         need = ".".join(map(str, need_version))
         raise RedisTooOld(f"Redis {text} at {shown} is too old: ciqueue-gha needs Redis >= {need}")
+    warn_if_evicting(client, url)
     return version
+
+
+def eviction_policy(client: redis.Redis) -> str | None:
+    """The server's maxmemory-policy when it may evict the queue's keys, else None.
+
+    Only ``noeviction`` is safe: every key of a build has a TTL, so the ``volatile-*``
+    policies can evict them as readily as the ``allkeys-*`` ones. A server that will not
+    say (INFO refused) is not warned about.
+    """
+    try:
+        policy = str(client.info("memory").get("maxmemory_policy", "noeviction"))
+    except redis.RedisError:
+        return None
+    return None if policy == "noeviction" else policy
+
+
+def warn_if_evicting(client: redis.Redis, url: str) -> None:
+    """One line on stderr when Redis may evict the queue's keys (a build's state then is
+    lost: the summary says so, exit 4, but the build is wasted)."""
+    policy = eviction_policy(client)
+    if policy is not None:
+        print(
+            f"ciqueue-gha: WARNING: Redis at {redact(url)} has maxmemory-policy {policy}: "
+            "it may evict the queue's keys under memory pressure and lose the build's state; "
+            "use maxmemory-policy noeviction",
+            file=sys.stderr,
+        )
 
 
 def _tls_verification_failure(exc: BaseException) -> str | None:

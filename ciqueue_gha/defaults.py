@@ -23,6 +23,10 @@ QUEUE_INIT_TIMEOUT = 300.0
 #: Every key of a build expires this long after its last write (3 days), so Redis never fills up.
 KEY_TTL = 3 * 24 * 3600
 
+#: An attempt's verdict (what a retry of it needs: totals, the failed and unfinished units) is
+#: kept this long (30 days): as long as GitHub allows a workflow run to be re-run.
+VERDICT_TTL = 30 * 24 * 3600
+
 #: How far from the head a requeued test goes back, so the next reserve of the worker
 #: that failed it takes another test (the requeue and that reserve share one round trip).
 REQUEUE_OFFSET = 1

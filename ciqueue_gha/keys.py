@@ -59,6 +59,8 @@ RECORD_KEYS = (
     "collection",  # hash: collector node id -> JSON of its error or skip, first worker's (HSETNX)
     "interrupted",  # string: worker id whose collection errors stopped the build (as pytest's)
     "collected",  # string: how many collection reports a worker recorded (set even when none)
+    "basis",  # string: the earlier attempt a retry queued from (0: the whole suite); by populate
+    "verdict",  # string: what a retry needs of this attempt (queue/verdict.py); kept 30 days
 )
 
 

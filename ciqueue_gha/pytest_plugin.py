@@ -43,10 +43,10 @@ import redis
 
 from .durations import expected
 from .errors import EXIT_INCOMPLETE, CiqueueError
-from .keys import BuildKeys
 from .maxfail import take_over_maxfail
 from .queue.collection import record_collection
 from .queue.record import AttemptRecord, BuildRecord, CaseRecord
+from .queue.retry import plan_retry
 from .queue.supervisor import Supervisor
 from .queue.worker import Done, Finishing, Heartbeat, Lease, QueueWorker, Reservation
 from .scripts import redis_failure
@@ -225,10 +225,14 @@ class QueuePlugin:
     def _run(self, session: pytest.Session) -> None:
         units = group_units(session.items, self.unit)
         names = self.order(list(units)) if self.order else list(units)
-        retry = self._retry_units()
-        if retry is not None:
-            names = [name for name in names if name in retry]
-        population = self.worker.populate(names, allow_empty=retry is not None)
+        retry = plan_retry(self.worker.client, self.worker.keys)
+        if retry.notice:
+            self._say(retry.notice)
+        if retry.units is not None:
+            names = [name for name in names if name in retry.units]
+        population = self.worker.populate(
+            names, allow_empty=retry.units is not None, basis=retry.basis
+        )
         if not population.matches:
             self._report_mismatch(names)
         self._guard_exit()
@@ -393,18 +397,6 @@ class QueuePlugin:
             real_exit(status)
 
         os._exit = guarded_exit
-
-    def _retry_units(self) -> set[str] | None:
-        """On a re-run (attempt > 1): the units that failed or never finished in the attempt
-        before, which are all this attempt queues; None when there is no earlier record."""
-        keys = self.worker.keys
-        if keys.attempt == 1:
-            return None
-        previous = BuildRecord.load(self.worker.client, BuildKeys(keys.build_id, keys.attempt - 1))
-        if not previous.populated:
-            self._say(f"no record of attempt {keys.attempt - 1} in Redis: queueing every test")
-            return None
-        return set(previous.failed_or_unfinished)
 
     def _finish(
         self, lease: Lease, record: AttemptRecord, *, reserve_next: bool = True

@@ -16,6 +16,7 @@ from ..connection import check_server, connect
 from ..errors import UsageError
 from ..keys import BuildKeys
 from ..options import Target, connection_options, default_worker_id, worker_id_option
+from ..queue.collection import record_collection
 from ..queue.supervisor import QueueStatus, Supervisor
 from ..queue.worker import QueueWorker
 
@@ -55,6 +56,8 @@ def populate_command(
     client = connect(target.redis_url, verify_tls=target.verify_tls)
     check_server(client, target.redis_url)
     worker = QueueWorker(client, target.keys, worker_id or default_worker_id())
+    # A list collects nothing but tests: an empty collection record, as a worker leaves one.
+    record_collection(client, target.keys, worker.worker_id, [], interrupted=False)
     population = worker.populate(tests)
     role = "leader" if population.leader else "follower"
     keys = target.keys

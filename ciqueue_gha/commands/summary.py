@@ -14,6 +14,7 @@ from ..github.env import GitHubEnv
 from ..github.log import RunnerLog
 from ..github.publish import FinishedBuild, publish
 from ..github.workflow import WorkflowCommands
+from ..keys import BuildKeys
 from ..options import (
     Target,
     connection_options,
@@ -26,8 +27,15 @@ from ..options import (
 )
 from ..queue.claim import collision_lines
 from ..queue.collection import CollectionRecord
-from ..queue.record import BuildRecord
+from ..queue.retry import (
+    BuildHistory,
+    has_trace,
+    latest_with_state,
+    left_state,
+    load_history,
+)
 from ..queue.supervisor import Supervisor, Verdict
+from ..queue.verdict import AttemptVerdict
 from ..report.junit import write_junit
 from ..report.outcome import BuildOutcome
 from ..report.text import render_text
@@ -45,37 +53,52 @@ def summarize(
     github_token: str | None = None,
     check_name: str = "ciqueue-gha",
     workers_gone: Callable[[], bool] | None = None,
+    summary_only_rerun: bool = False,
 ) -> int:
     """Wait for the build, write the merged JUnit and the reports; returns the exit code.
 
     On GitHub Actions the reports also go to the step outputs, the job summary and a check
-    run; a report that cannot be posted never changes the exit code.
+    run; a report that cannot be posted never changes the exit code. With
+    `summary_only_rerun` (the `summary` command: no workers of its own), an attempt nothing
+    was queued for reports the latest earlier attempt that left state, at once.
     """
+    keys = reported_attempt(client, target.keys) if summary_only_rerun else target.keys
+    if not has_trace(client, keys) and (kept := AttemptVerdict.load(client, keys)):
+        return report_verdict(kept, keys)
     supervisor = Supervisor(
         client,
-        target.keys,
+        keys,
         report_timeout=report_timeout,
         inactive_workers_timeout=inactive_workers_timeout,
         queue_init_timeout=queue_init_timeout,
         workers_gone=workers_gone,
     )
     verdict = supervisor.wait().verdict
-    records = BuildRecord.load_attempts(client, target.keys)
-    collection = CollectionRecord.load(client, target.keys)
-    collection.check_whole(target.keys, populated=records[-1].populated)
+    # A build its collection errors stopped queued nothing: nothing of a queue to check.
+    history = load_history(client, keys, populated=verdict is not Verdict.INTERRUPTED)
+    records = history.records
+    populated = records[-1].populated
+    collection = CollectionRecord.load(client, keys)
+    collection.check_whole(keys, populated=populated)
     outcome = BuildOutcome.from_records(records, collection)
     write_junit(outcome, junit_xml)
-    save_durations(client, outcome, durations_file)
+    if keys == target.keys:  # a report of an earlier attempt again: its durations are in
+        save_durations(client, outcome, durations_file)
     log = RunnerLog()
-    log.text(render_text(outcome, target.keys, verdict))
-    for line in collision_lines(client, target.keys):
+    log.text(render_text(outcome, keys, verdict))
+    for line in collision_lines(client, keys):
         log.text(line)
+    for line in history_notes(history, keys):
+        log.text(f"ciqueue-gha: {line}")
     click.echo(f"ciqueue-gha: merged JUnit: {junit_xml}")
     code = outcome.exit_code_after(verdict)
+    if populated:  # what a retry of this attempt needs, kept after the build's keys expire
+        attempt_verdict = AttemptVerdict.of(keys.attempt, code, records, history.carried)
+        keep_verdict(client, keys.build_id, attempt_verdict)
     finished = FinishedBuild(
         outcome,
         records,
-        target.keys,
+        keys,
         code,
         None if verdict is Verdict.EXHAUSTED else verdict.value,
         junit_xml,
@@ -88,6 +111,70 @@ def summarize(
         check_name=check_name,
     )
     return code
+
+
+def keep_verdict(client: redis.Redis, build_id: str, verdict: AttemptVerdict) -> None:
+    """Save `verdict`; a Redis that refuses (out of memory) costs a later re-run only its
+    shortcut (it runs the whole suite), never this build its result: one line, no failure."""
+    try:
+        verdict.save(client, build_id)
+    except redis.RedisError as exc:
+        click.echo(
+            f"ciqueue-gha: WARNING: attempt {verdict.attempt}'s verdict was not kept "
+            f"({' '.join(str(exc).split())[:120]}): a re-run after the build's keys expire "
+            "runs the whole suite",
+            err=True,
+        )
+
+
+def reported_attempt(client: redis.Redis, keys: BuildKeys) -> BuildKeys:
+    """The attempt a `summary` reports: its own, unless nothing was queued for it (GitHub
+    re-ran the summary job alone) and an earlier attempt left state or a verdict."""
+    if keys.attempt == 1 or left_state(client, keys):  # its workers came (or are coming)
+        return keys
+    earlier = latest_with_state(client, keys)
+    if earlier is None:
+        return keys  # nothing to report instead: wait for workers as usual
+    click.echo(
+        f"ciqueue-gha: nothing was queued for attempt {keys.attempt} (the summary job re-run "
+        f"alone): reporting attempt {earlier}, the latest attempt with state"
+    )
+    return BuildKeys(keys.build_id, earlier)
+
+
+def history_notes(history: BuildHistory, keys: BuildKeys) -> list[str]:
+    """What the report says of the attempts it stands on: a whole-suite retry, a verdict
+    standing in for expired records."""
+    notes = []
+    if keys.attempt > 1 and history.records[-1].basis == 0:
+        notes.append(
+            f"attempt {keys.attempt} ran the whole suite: no earlier attempt's state or verdict "
+            "was left to retry from"
+        )
+    carried = history.carried
+    if carried is not None:
+        kept = ", ".join(f"{count} {outcome}" for outcome, count in sorted(carried.kept.items()))
+        notes.append(
+            f"plus {carried.kept_cases} tests done for good by attempt {carried.attempt}, whose "
+            f"records expired, counted from its verdict ({kept or 'none'}): "
+            f"{carried.units} units in the suite"
+        )
+    return notes
+
+
+def report_verdict(kept: AttemptVerdict, keys: BuildKeys) -> int:
+    """Report an attempt from its verdict alone (its records expired): counts, the units that
+    failed or did not finish, and its exit code."""
+    counts = ", ".join(f"{count} {outcome}" for outcome, count in sorted(kept.kept.items()))
+    click.echo(
+        f"ciqueue-gha: build {keys.build_id} attempt {keys.attempt} (its records expired; from "
+        f"its verdict): {kept.units} units, {kept.kept_cases} tests done ({counts or 'none'}), "
+        f"{len(kept.rerun)} units failed or did not finish"
+    )
+    if kept.rerun:  # test ids: never a command to the runner
+        RunnerLog().text("\n".join(f"FAILED OR NOT RUN {unit}" for unit in kept.rerun))
+    click.echo("ciqueue-gha: no merged JUnit: the attempt's records expired")
+    return kept.exit_code
 
 
 def save_durations(client: redis.Redis, outcome: BuildOutcome, path: Path | None) -> None:
@@ -139,5 +226,6 @@ def summary_command(
             durations_file=durations_file,
             github_token=github_token,
             check_name=check_name,
+            summary_only_rerun=True,
         )
     )

@@ -20,6 +20,10 @@ from ..keys import BuildKeys
 
 OUTCOMES = ("passed", "failed", "error", "skipped")
 
+#: Keys every populated attempt has, whatever its tests did (populate writes them together);
+#: the others (queue, running, leases, results...) are legitimately absent when empty.
+STRUCTURAL_KEYS = ("leader", "ready", "total", "digest", "basis")
+
 #: Made once: `json.dumps` with any option builds a new encoder each call.
 _ENCODER = json.JSONEncoder(ensure_ascii=False)
 
@@ -106,7 +110,11 @@ class Attempt:
 
 @dataclass
 class BuildRecord:
-    """What Redis holds of one build attempt, read in a handful of commands."""
+    """What Redis holds of one build attempt, read in a handful of commands.
+
+    `lost()` says whether it is whole: a record read after keys were evicted or expired must
+    never pass for a smaller build.
+    """
 
     populated: bool
     tests: list[str]
@@ -114,6 +122,12 @@ class BuildRecord:
     attempts: dict[str, list[Attempt]]
     takeovers: dict[str, int]
     strays: dict[str, list[str]] = field(default_factory=dict)
+    total: int | None = None  # None: the total key is gone
+    basis: int | None = None  # the attempt a retry queued from, 0: whole suite; None: gone
+    # What `lost()` checks beyond the tests: structural keys, and the results' attempts.
+    present: frozenset[str] = frozenset()
+    result_leases: dict[str, str] = field(default_factory=dict)
+    dispositions: dict[str, str] = field(default_factory=dict)
 
     @property
     def failed_or_unfinished(self) -> list[str]:
@@ -127,21 +141,39 @@ class BuildRecord:
         """Populated tests with no final result, in queue order."""
         return [test for test in self.tests if test not in self.results]
 
+    def lost(self) -> str | None:
+        """Why this attempt's state is not whole (a structural key gone, counts that disagree),
+        or None when it is: tests listed = total, every result a listed test with its attempt."""
+        if not self.populated:
+            return "its ready marker is gone"
+        gone = [name for name in STRUCTURAL_KEYS if name not in self.present]
+        if self.total is None or self.basis is None or gone:
+            return f"its {', '.join(gone or ['total'])} key is gone"
+        if len(self.tests) != self.total:
+            return f"its tests list holds {len(self.tests)} of {self.total} tests"
+        listed = set(self.tests)
+        for test, lease in self.result_leases.items():
+            if test not in listed:
+                return f"a result names a test its tests list lacks ({len(listed)} listed)"
+            if test not in self.results:
+                return f"the attempt that finalized a test is gone (lease {lease})"
+            if self.dispositions.get(lease) != "final":
+                return f"the disposition of a final attempt is gone (lease {lease})"
+        return None
+
     @classmethod
     def load_attempts(cls, client: redis.Redis, keys: BuildKeys) -> list[BuildRecord]:
-        """The records of attempts 1 to `keys.attempt` still in Redis, oldest first."""
-        with cyclic_gc_paused():
-            numbers = range(1, keys.attempt)
-            records = [cls.load(client, BuildKeys(keys.build_id, n)) for n in numbers]
-            loaded = [record for record in records if record.populated] + [cls.load(client, keys)]
-        # The records hold no cycles and live as long as the summary: out of the collector's
-        # sight, they cost the JUnit and report phases no scans (a third of their time at
-        # 100,000 tests). Reference counting still frees them.
-        gc.freeze()
-        return loaded
+        """The records a summary of `keys.attempt` merges, oldest first: the attempt and those
+        its retries were based on. Raises `QueueStateLost` when one is not whole."""
+        from .retry import load_history  # retry builds on this module
+
+        return load_history(client, keys).records
 
     @classmethod
     def load(cls, client: redis.Redis, keys: BuildKeys) -> BuildRecord:
+        # Not a transaction (refused when Redis is out of memory): read in this order, a result
+        # is read before the attempt and disposition its script wrote with it, so a result
+        # finalized meanwhile never looks like one whose attempt is gone.
         pipe = client.pipeline(transaction=False)
         pipe.exists(keys.key("ready"))
         pipe.lrange(keys.key("tests"), 0, -1)
@@ -150,7 +182,14 @@ class BuildRecord:
         pipe.hgetall(keys.key("dispositions"))
         pipe.hgetall(keys.key("takeovers"))
         pipe.hgetall(keys.key("strays"))
-        populated, tests, results, attempts, dispositions, takeovers, strays = pipe.execute()
+        pipe.get(keys.key("total"))
+        pipe.get(keys.key("basis"))
+        for name in STRUCTURAL_KEYS:
+            pipe.exists(keys.key(name))
+        populated, tests, results, attempts, dispositions, takeovers, strays, total, basis, *ex = (
+            pipe.execute()
+        )
+        present = frozenset(name for name, there in zip(STRUCTURAL_KEYS, ex, strict=True) if there)
         by_lease = {lease: AttemptRecord.from_json(text) for lease, text in attempts.items()}
         history: dict[str, list[Attempt]] = {}
         for lease in sorted(by_lease, key=int):
@@ -161,10 +200,15 @@ class BuildRecord:
         return cls(
             populated=bool(populated),
             tests=tests,
-            results={test: by_lease[lease] for test, lease in results.items()},
+            results={test: by_lease[lease] for test, lease in results.items() if lease in by_lease},
             attempts=history,
             takeovers={test: int(count) for test, count in takeovers.items()},
             strays={worker: json.loads(text) for worker, text in strays.items()},
+            total=int(total) if total is not None else None,
+            basis=int(basis) if basis is not None else None,
+            present=present,
+            result_leases=results,
+            dispositions=dispositions,
         )
 
     @staticmethod

@@ -129,11 +129,13 @@ class QueueWorker:
         worker's connection."""
         self.scripts.close(read_in_flight=read_in_flight)
 
-    def populate(self, tests: Sequence[str], *, allow_empty: bool = False) -> Population:
+    def populate(
+        self, tests: Sequence[str], *, allow_empty: bool = False, basis: int = 0
+    ) -> Population:
         """Push `tests` if this worker is the first to get here (the leader); else follow.
 
         An empty list is an error, except for a retry whose earlier attempt left nothing to
-        run again (`allow_empty`).
+        run again (`allow_empty`). `basis`: the attempt a retry queued from (queue/retry.py).
         """
         if not tests and not allow_empty:
             raise UsageError("no tests collected: there is nothing to queue")
@@ -143,7 +145,8 @@ class QueueWorker:
         # Every script now: a call whose reply is read later would learn of a script the server
         # does not know only then, and populate's request is too large to send twice.
         self.scripts.load_all()
-        args = [self.worker_id, self.settings.key_ttl, ours, defaults.POPULATE_CHUNK, *tests]
+        tail = [*tests, basis]  # basis: after the tests (populate.lua's header)
+        args = [self.worker_id, self.settings.key_ttl, ours, defaults.POPULATE_CHUNK, *tail]
         role, theirs, total = self._populate_call(args, len(tests))
         self.total = int(total)
         return Population(role == "leader", self.total, theirs == ours)
@@ -153,12 +156,13 @@ class QueueWorker:
         usual socket timeout covers, on a client of its own that waits long enough (a slow
         reply is not a dead server)."""
         extra = tests * defaults.POPULATE_REPLY_PER_TEST
+        keys = [*self._key_vector, self.keys.key("basis")]  # populate alone writes basis
         if extra < defaults.SOCKET_TIMEOUT:
-            return self._call("populate", *args)
+            return self.scripts.call("populate", keys, args)
         client = patient(self.client, defaults.SOCKET_TIMEOUT + extra)
         scripts = Scripts(client)
         try:
-            return scripts.call("populate", self._key_vector, args)
+            return scripts.call("populate", keys, args)
         finally:
             scripts.close()
             client.close()
