@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import redis
 
 from .. import durations
 from ..connection import check_server, connect
+from ..errors import EXIT_PASSED
 from ..github.env import GitHubEnv
 from ..github.log import RunnerLog
 from ..github.publish import FinishedBuild, publish
@@ -40,6 +42,9 @@ from ..report.junit import write_junit
 from ..report.outcome import BuildOutcome
 from ..report.text import render_text
 
+#: How often a re-run summary looks for the retry's workers, seconds.
+RETRY_POLL = 0.2
+
 
 def summarize(
     client: redis.Redis,
@@ -62,7 +67,11 @@ def summarize(
     `summary_only_rerun` (the `summary` command: no workers of its own), an attempt nothing
     was queued for reports the latest earlier attempt that left state, at once.
     """
-    keys = reported_attempt(client, target.keys) if summary_only_rerun else target.keys
+    keys = (
+        reported_attempt(client, target.keys, queue_init_timeout)
+        if summary_only_rerun
+        else target.keys
+    )
     if not has_trace(client, keys) and (kept := AttemptVerdict.load(client, keys)):
         return report_verdict(kept, keys)
     supervisor = Supervisor(
@@ -127,19 +136,33 @@ def keep_verdict(client: redis.Redis, build_id: str, verdict: AttemptVerdict) ->
         )
 
 
-def reported_attempt(client: redis.Redis, keys: BuildKeys) -> BuildKeys:
-    """The attempt a `summary` reports: its own, unless nothing was queued for it (GitHub
-    re-ran the summary job alone) and an earlier attempt left state or a verdict."""
+def reported_attempt(client: redis.Redis, keys: BuildKeys, wait_for: float) -> BuildKeys:
+    """The attempt a `summary` reports: its own, unless nothing was queued for it and an
+    earlier attempt left state or a verdict.
+
+    After a green attempt only the summary job can be re-run (no worker job failed), so that
+    attempt is reported at once. After a red one, GitHub's "re-run failed jobs" starts this
+    summary beside the workers of the retry: it waits `wait_for` seconds for them to leave a
+    trace, and reports the earlier attempt only if none came (the summary job re-run alone).
+    """
     if keys.attempt == 1 or left_state(client, keys):  # its workers came (or are coming)
         return keys
     earlier = latest_with_state(client, keys)
     if earlier is None:
         return keys  # nothing to report instead: wait for workers as usual
+    earlier_keys = BuildKeys(keys.build_id, earlier)
+    verdict = AttemptVerdict.load(client, earlier_keys)
+    if verdict is None or verdict.exit_code != EXIT_PASSED:
+        deadline = time.monotonic() + wait_for
+        while time.monotonic() < deadline:
+            if left_state(client, keys):
+                return keys
+            time.sleep(RETRY_POLL)
     click.echo(
         f"ciqueue-gha: nothing was queued for attempt {keys.attempt} (the summary job re-run "
         f"alone): reporting attempt {earlier}, the latest attempt with state"
     )
-    return BuildKeys(keys.build_id, earlier)
+    return earlier_keys
 
 
 def history_notes(history: BuildHistory, keys: BuildKeys) -> list[str]:
