@@ -179,11 +179,13 @@ class TcpProxy:
             threading.Thread(target=self._relay, args=(link, up), name=RELAY_NAME, daemon=True)
             for up in (True, False)
         ]
+        # Started under the lock: `reset` and `stop` take the links under it and join their
+        # threads, which must have started by then.
         with self._lock:
+            for thread in link.threads:
+                thread.start()
             self._links.append(link)
             self._accepted += 1
-        for thread in link.threads:
-            thread.start()
 
     def _relay(self, link: _Link, upstream: bool) -> None:
         """Copy bytes one way (client to server when `upstream`) until either side closes."""
