@@ -34,6 +34,7 @@ from ciqueue_gha import defaults
 from ciqueue_gha.connection import connect
 from ciqueue_gha.keys import BuildKeys
 from ciqueue_gha.queue import Lease, QueueWorker, Reservation
+from ciqueue_gha.queue.collection import record_collection
 from ciqueue_gha.redis_server import PrivateRedis
 
 TESTS = 500
@@ -66,6 +67,8 @@ def one_round(url: str, build: str, tests: list[str], junit: Path, rng: random.R
         worker = QueueWorker(client, BuildKeys(build), "latency-worker")
         alone = len(client.client_list())
         summary = summary_process(url, build, junit)
+        # A pytest worker records its collection (none here) before it populates.
+        record_collection(client, worker.keys, worker.worker_id, [], interrupted=False)
         worker.populate(tests)
         lease: Reservation | None = worker.reserve()
         last = len(tests)
