@@ -60,12 +60,14 @@ def env_name(option: str) -> str:
 
 
 def cases() -> list[tuple[str, str, str, str]]:
-    """(command, option, value, given as flag | env): every bad value as a flag, and nan
-    (the value that hung) through the environment variable too."""
+    """(command, option, value, given as flag | env): every bad value as a flag to the first
+    command taking the option (they share one checker), nan (the value that hung) and the
+    10 KB value to the others, and nan through the environment variable to each."""
     found = []
     for option, (commands, values) in NUMERIC.items():
-        for command in commands:
-            found += [(command, option, value, "flag") for value in values]
+        for n, command in enumerate(commands):
+            shown = values if n == 0 else ("nan", HUGE)
+            found += [(command, option, value, "flag") for value in shown]
             found.append((command, option, "nan", "env"))
     return found
 
