@@ -16,6 +16,7 @@ script is safe to repeat (DESIGN.md §2: a retried call changes nothing).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import cache
 from importlib import resources
@@ -25,6 +26,7 @@ import redis
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
+from . import defaults
 from .errors import (
     CiqueueError,
     QueueStateLost,
@@ -86,6 +88,9 @@ REDIS_MESSAGE_CHARS = 200
 #: What makes a call on our own connection fall back to redis-py's call and its retries.
 _FALL_BACK = (redis.ConnectionError, redis.TimeoutError, NoScriptError)
 
+#: Seconds between two tries of a fallen-back call whose connection dropped at once.
+FALL_BACK_PAUSE = 0.05
+
 
 @cache
 def source(name: str) -> str:
@@ -115,6 +120,7 @@ class Scripts:
         # Not from the pool: it stays ours while a reply is in flight on it.
         self.connection = pool.connection_class(**pool.connection_kwargs)
         self._in_flight: Reply | None = None
+        self._client = client
         self._heads: dict[tuple[str, tuple[str, ...]], bytes] = {}
 
     def load_all(self) -> None:
@@ -156,9 +162,25 @@ class Scripts:
     def fall_back(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """The call through redis-py: retries with backoff, loads a forgotten script."""
         try:
-            return self._scripts[name](keys=keys, args=args)
+            return self._retried(lambda: self._scripts[name](keys=keys, args=args))
         except redis.ResponseError as exc:
             raise redis_failure(exc) from None
+
+    def _retried(self, call: Callable[[], Any]) -> Any:
+        """`call` again after a lost connection that came back early, within the client's
+        retry budget: redis-py takes a pooled connection before its own retries begin, and a
+        connection that drops while it is checked (a reset storm) fails the call outright.
+        A call that failed only after spending the budget is not tried again, so a Redis that
+        stopped answering still fails within one budget. Every script is idempotent."""
+        budget = getattr(self._client.get_retry(), "budget", defaults.RETRY_BUDGET)
+        deadline = time.monotonic() + budget
+        while True:
+            try:
+                return call()
+            except (redis.ConnectionError, redis.TimeoutError):
+                if time.monotonic() + FALL_BACK_PAUSE >= deadline:
+                    raise
+                time.sleep(FALL_BACK_PAUSE)
 
     def read_in_flight(self, reply: Reply) -> None:
         if self._in_flight is reply:
