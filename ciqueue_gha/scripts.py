@@ -16,7 +16,6 @@ script is safe to repeat (DESIGN.md §2: a retried call changes nothing).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from functools import cache
 from importlib import resources
@@ -27,6 +26,7 @@ from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
 from . import defaults
+from .connection import BoundedRetry
 from .errors import (
     CiqueueError,
     QueueStateLost,
@@ -87,9 +87,6 @@ REDIS_MESSAGE_CHARS = 200
 
 #: What makes a call on our own connection fall back to redis-py's call and its retries.
 _FALL_BACK = (redis.ConnectionError, redis.TimeoutError, NoScriptError)
-
-#: Seconds between two tries of a fallen-back call whose connection dropped at once.
-FALL_BACK_PAUSE = 0.05
 
 
 @cache
@@ -167,20 +164,14 @@ class Scripts:
             raise redis_failure(exc) from None
 
     def _retried(self, call: Callable[[], Any]) -> Any:
-        """`call` again after a lost connection that came back early, within the client's
-        retry budget: redis-py takes a pooled connection before its own retries begin, and a
-        connection that drops while it is checked (a reset storm) fails the call outright.
-        A call that failed only after spending the budget is not tried again, so a Redis that
-        stopped answering still fails within one budget. Every script is idempotent."""
+        """`call` again after a lost connection, within the client's retry budget (the same
+        `BoundedRetry` redis-py's own retries use): redis-py takes a pooled connection before
+        those retries begin, and a connection that drops while it is checked (a reset storm)
+        would fail the call outright. A call that failed only after spending the budget is not
+        tried again, so a Redis that stopped answering still fails within one budget. Every
+        script is idempotent."""
         budget = getattr(self._client.get_retry(), "budget", defaults.RETRY_BUDGET)
-        deadline = time.monotonic() + budget
-        while True:
-            try:
-                return call()
-            except (redis.ConnectionError, redis.TimeoutError):
-                if time.monotonic() + FALL_BACK_PAUSE >= deadline:
-                    raise
-                time.sleep(FALL_BACK_PAUSE)
+        return BoundedRetry(budget).call_with_retry(call, lambda _error: None)
 
     def read_in_flight(self, reply: Reply) -> None:
         if self._in_flight is reply:
