@@ -32,7 +32,7 @@ from benchmarks.populate import node_ids
 from benchmarks.redis_cost import small_record
 from ciqueue_gha import defaults
 from ciqueue_gha.connection import connect
-from ciqueue_gha.keys import BuildKeys
+from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue import Lease, QueueWorker, Reservation
 from ciqueue_gha.queue.collection import record_collection
 from ciqueue_gha.redis_server import PrivateRedis

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from ciqueue_gha.connection import connect
-from ciqueue_gha.keys import BuildKeys
+from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue import AttemptRecord, Lease, Population, QueueWorker, Reservation
 from ciqueue_gha.redis_server import PrivateRedis
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from benchmarks.populate import node_ids
 from ciqueue_gha.connection import connect
-from ciqueue_gha.keys import BuildKeys
+from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue import AttemptRecord, CaseRecord, Lease, QueueWorker, Reservation
 from ciqueue_gha.redis_server import PrivateRedis
 

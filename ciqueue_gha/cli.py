@@ -87,8 +87,8 @@ def redis_start(port: int | None) -> None:
 def redis_check(redis_url: str, insecure_tls: bool) -> None:
     """Check that Redis is reachable, new enough, and runs the queue's scripts."""
     from .connection import check_server, connect, redact
-    from .keys import BuildKeys
-    from .scripts import SCRIPT_NAMES, Scripts
+    from .protocol.keys import BuildKeys
+    from .protocol.scripts import SCRIPT_NAMES, Scripts
 
     client = connect(redis_url, verify_tls=not insecure_tls)
     version = check_server(client, redis_url)
@@ -168,7 +168,7 @@ def _fail_on_redis_error(exc: Exception) -> None:
     retries exhausted mid-work, out of memory, no permission, ..., never a crash."""
     import redis
 
-    from .scripts import redis_failure
+    from .protocol.scripts import redis_failure
 
     if isinstance(exc, redis.RedisError):
         failure = redis_failure(exc)

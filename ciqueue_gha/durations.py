@@ -13,7 +13,7 @@ from pathlib import Path
 import redis
 
 from .errors import UsageError
-from .keys import durations_key
+from .protocol.keys import durations_key
 
 #: Weight of the newest measurement in the moving average.
 SMOOTHING = 0.5

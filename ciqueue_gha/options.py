@@ -19,7 +19,7 @@ import click
 from . import defaults
 from .errors import UsageError
 from .github.env import GitHubEnv
-from .keys import MAX_ATTEMPT, BuildKeys
+from .protocol.keys import MAX_ATTEMPT, BuildKeys
 from .queue.settings import QueueSettings
 from .secrets import received_default
 from .truncate import shown

@@ -44,12 +44,12 @@ import redis
 from .durations import expected
 from .errors import EXIT_INCOMPLETE, CiqueueError
 from .maxfail import take_over_maxfail
+from .protocol.scripts import redis_failure
 from .queue.collection import record_collection
 from .queue.record import AttemptRecord, BuildRecord, CaseRecord
 from .queue.retry import plan_retry
 from .queue.supervisor import Supervisor
 from .queue.worker import Done, Finishing, Heartbeat, Lease, QueueWorker, Reservation
-from .scripts import redis_failure
 from .truncate import cut
 
 #: How often a worker prints its progress line, seconds.

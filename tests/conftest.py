@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from ciqueue_gha.connection import connect
-from ciqueue_gha.keys import BuildKeys
+from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.redis_server import PrivateRedis
 
 _build_numbers = itertools.count(1)

@@ -14,8 +14,8 @@ import click
 
 from ..connection import check_server, connect
 from ..errors import UsageError
-from ..keys import BuildKeys
 from ..options import Target, connection_options, default_worker_id, worker_id_option
+from ..protocol.keys import BuildKeys
 from ..queue.collection import record_collection
 from ..queue.supervisor import QueueStatus, Supervisor
 from ..queue.worker import QueueWorker

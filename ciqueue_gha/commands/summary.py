@@ -16,7 +16,6 @@ from ..github.env import GitHubEnv
 from ..github.log import RunnerLog
 from ..github.publish import FinishedBuild, publish
 from ..github.workflow import WorkflowCommands
-from ..keys import BuildKeys
 from ..options import (
     Target,
     connection_options,
@@ -27,6 +26,7 @@ from ..options import (
     queue_init_option,
     supervisor_options,
 )
+from ..protocol.keys import BuildKeys
 from ..queue.claim import collision_lines
 from ..queue.collection import CollectionRecord
 from ..queue.retry import (

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import EXIT_FAILED, EXIT_PASSED
-from ..keys import BuildKeys
+from ..protocol.keys import BuildKeys
 from ..queue.record import BuildRecord
 from ..report.annotations import annotations_for, workflow_annotations
 from ..report.markdown import render_job_summary

@@ -26,8 +26,8 @@ import redis
 
 from .. import defaults
 from ..errors import UsageError
-from ..keys import BuildKeys
-from ..scripts import source
+from ..protocol.keys import BuildKeys
+from ..protocol.scripts import source
 from ..truncate import shown
 
 #: Ids tried before giving up: the id itself, then <id>~2 to <id>~MAX_IDS.

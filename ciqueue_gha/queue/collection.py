@@ -25,7 +25,7 @@ import redis
 
 from .. import defaults
 from ..errors import QueueStateLost
-from ..keys import BuildKeys
+from ..protocol.keys import BuildKeys
 from .record import CaseRecord
 
 

@@ -38,7 +38,7 @@ from .. import defaults
 from ..connection import connect
 from ..errors import QueueStateLost
 from ..fastexit import exit_now
-from ..keys import BuildKeys
+from ..protocol.keys import BuildKeys
 from . import claim, hang
 from .settings import QueueSettings
 from .worker import Lease, QueueWorker

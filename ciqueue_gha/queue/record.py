@@ -16,7 +16,7 @@ from typing import Any
 import redis
 
 from .. import defaults
-from ..keys import BuildKeys
+from ..protocol.keys import BuildKeys
 
 OUTCOMES = ("passed", "failed", "error", "skipped")
 

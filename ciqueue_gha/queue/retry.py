@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import redis
 
 from ..errors import QueueStateLost
-from ..keys import BuildKeys
+from ..protocol.keys import BuildKeys
 from .record import STRUCTURAL_KEYS, BuildRecord
 from .verdict import AttemptVerdict
 

@@ -22,8 +22,8 @@ import redis
 
 from .. import defaults
 from ..errors import QueueNeverPopulated, QueueStateLost
-from ..keys import BuildKeys
-from ..scripts import Scripts
+from ..protocol.keys import BuildKeys
+from ..protocol.scripts import Scripts
 from .record import STRUCTURAL_KEYS
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import redis
 
 from .. import defaults
-from ..keys import BuildKeys
+from ..protocol.keys import BuildKeys
 from .record import BuildRecord
 
 

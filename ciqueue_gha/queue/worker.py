@@ -27,8 +27,8 @@ import redis
 from .. import defaults
 from ..connection import patient
 from ..errors import UsageError
-from ..keys import BuildKeys
-from ..scripts import Reply, Scripts
+from ..protocol.keys import BuildKeys
+from ..protocol.scripts import Reply, Scripts
 from .record import AttemptRecord
 from .settings import QueueSettings
 

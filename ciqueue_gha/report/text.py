@@ -5,7 +5,7 @@ github/log.py, which keeps a runner from reading any of it as a command."""
 
 from __future__ import annotations
 
-from ..keys import BuildKeys
+from ..protocol.keys import BuildKeys
 from ..queue.supervisor import Verdict
 from ..truncate import cut
 from .outcome import BuildOutcome, interrupted_line

@@ -26,7 +26,7 @@ from pathlib import Path
 import redis
 
 from ciqueue_gha.connection import connect
-from ciqueue_gha.keys import BuildKeys
+from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue.record import BuildRecord
 from ciqueue_gha.redis_server import PrivateRedis
 from tests.chaos.clock import ClockSkewer

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from ciqueue_gha.connection import connect
-from ciqueue_gha.keys import BuildKeys
+from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue import AttemptRecord, Lease, QueueWorker, Reservation
 
 from .test_cli_errors import run_cli

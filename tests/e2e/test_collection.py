@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from ciqueue_gha.errors import EXIT_FAILED, EXIT_INFRASTRUCTURE, EXIT_INTERRUPTED, EXIT_PASSED
-from ciqueue_gha.keys import BuildKeys
+from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.redis_server import PrivateRedis
 from ciqueue_gha.report.junit import junit_names
 from tests.e2e.test_runner import (

@@ -30,12 +30,12 @@ from ciqueue_gha.errors import (
     EXIT_PASSED,
     CiqueueError,
 )
-from ciqueue_gha.keys import BuildKeys
+from ciqueue_gha.protocol.keys import BuildKeys
+from ciqueue_gha.protocol.scripts import Scripts
 from ciqueue_gha.queue.collection import record_collection
 from ciqueue_gha.queue.record import AttemptRecord, CaseRecord
 from ciqueue_gha.queue.worker import QueueWorker
 from ciqueue_gha.redis_server import PrivateRedis
-from ciqueue_gha.scripts import Scripts
 
 from .test_runner import SUITES, clean_env, cli
 

@@ -26,7 +26,7 @@ import pytest
 from ciqueue_gha import defaults
 from ciqueue_gha.connection import connect
 from ciqueue_gha.errors import EXIT_INFRASTRUCTURE
-from ciqueue_gha.keys import BuildKeys
+from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue.supervisor import Supervisor
 from ciqueue_gha.redis_server import PrivateRedis
 

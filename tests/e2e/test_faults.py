@@ -34,7 +34,7 @@ import redis
 
 from ciqueue_gha.connection import connect
 from ciqueue_gha.errors import EXIT_INCOMPLETE, EXIT_INFRASTRUCTURE, EXIT_PASSED
-from ciqueue_gha.keys import BuildKeys
+from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue.record import BuildRecord
 from ciqueue_gha.queue.supervisor import Supervisor
 from ciqueue_gha.redis_server import PrivateRedis

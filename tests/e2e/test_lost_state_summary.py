@@ -23,7 +23,7 @@ import pytest
 import redis
 
 from ciqueue_gha.errors import EXIT_FAILED, EXIT_INFRASTRUCTURE, EXIT_PASSED
-from ciqueue_gha.keys import BuildKeys
+from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue.record import AttemptRecord, CaseRecord
 from ciqueue_gha.queue.settings import QueueSettings
 from ciqueue_gha.queue.worker import Lease, QueueWorker

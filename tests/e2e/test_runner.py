@@ -33,8 +33,8 @@ import redis
 
 from ciqueue_gha import durations
 from ciqueue_gha.errors import EXIT_FAILED, EXIT_PASSED
-from ciqueue_gha.keys import BuildKeys
 from ciqueue_gha.options import durations_namespace
+from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.redis_server import PrivateRedis
 from ciqueue_gha.report.junit import junit_names
 

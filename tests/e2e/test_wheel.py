@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import ciqueue_gha
-from ciqueue_gha.scripts import SCRIPT_NAMES
+from ciqueue_gha.protocol.scripts import SCRIPT_NAMES
 
 SOURCE = Path(ciqueue_gha.__file__).parent
 ROOT = SOURCE.parent
@@ -51,15 +51,15 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def test_wheel_contains_every_lua_script_and_py_typed(wheel: Path) -> None:
-    scripts = sorted(path.name for path in (SOURCE / "lua").glob("*.lua"))
+    scripts = sorted(path.name for path in (SOURCE / "protocol" / "lua").glob("*.lua"))
     assert "_prelude.lua" in scripts and len(scripts) >= 8
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         assert "ciqueue_gha/py.typed" in names
         for script in scripts:
-            member = f"ciqueue_gha/lua/{script}"
+            member = f"ciqueue_gha/protocol/lua/{script}"
             assert member in names, f"{script} is missing from {wheel.name}"
-            assert archive.read(member) == (SOURCE / "lua" / script).read_bytes()
+            assert archive.read(member) == (SOURCE / "protocol" / "lua" / script).read_bytes()
 
 
 def test_scripts_load_from_the_installed_wheel(wheel: Path, tmp_path: Path) -> None:
@@ -68,7 +68,7 @@ def test_scripts_load_from_the_installed_wheel(wheel: Path, tmp_path: Path) -> N
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(tmp_path)
     probe = (
-        "import ciqueue_gha, ciqueue_gha.scripts as s;"
+        "import ciqueue_gha, ciqueue_gha.protocol.scripts as s;"
         "print(ciqueue_gha.__file__);"
         "print(sum(len(s.source(name)) > 0 for name in s.SCRIPT_NAMES))"
     )

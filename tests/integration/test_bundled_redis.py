@@ -13,8 +13,8 @@ import pytest
 import redis
 
 from ciqueue_gha.connection import check_server, connect
+from ciqueue_gha.protocol.scripts import Scripts
 from ciqueue_gha.redis_server import PrivateRedis, bundled_redis_server, find_redis_server
-from ciqueue_gha.scripts import Scripts
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith(("linux", "darwin")),

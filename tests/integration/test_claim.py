@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from ciqueue_gha.errors import UsageError
-from ciqueue_gha.keys import BuildKeys
+from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue import claim
 
 TIMEOUT = 30.0

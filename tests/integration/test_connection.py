@@ -15,10 +15,10 @@ import redis
 
 from ciqueue_gha.connection import check_server, connect
 from ciqueue_gha.errors import RedisUnreachable
-from ciqueue_gha.keys import QUEUE_KEYS, BuildKeys
+from ciqueue_gha.protocol.keys import QUEUE_KEYS, BuildKeys
+from ciqueue_gha.protocol.scripts import source
 from ciqueue_gha.queue import AttemptRecord, Lease, QueueSettings, QueueWorker
 from ciqueue_gha.redis_server import PrivateRedis, free_port
-from ciqueue_gha.scripts import source
 
 TESTS = ["t1", "t2", "t3"]
 _builds = itertools.count(1)

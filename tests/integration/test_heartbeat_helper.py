@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from ciqueue_gha.connection import connect
-from ciqueue_gha.keys import BuildKeys
+from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue import (
     AttemptRecord,
     BuildRecord,

@@ -37,7 +37,7 @@ from hypothesis.stateful import (
 
 from ciqueue_gha import defaults
 from ciqueue_gha.errors import QueueStateLost
-from ciqueue_gha.keys import QUEUE_KEYS, BuildKeys
+from ciqueue_gha.protocol.keys import QUEUE_KEYS, BuildKeys
 from ciqueue_gha.queue import (
     AttemptRecord,
     Done,

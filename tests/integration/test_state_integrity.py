@@ -14,9 +14,9 @@ import pytest
 import redis
 
 from ciqueue_gha.errors import QueueStateLost
-from ciqueue_gha.keys import QUEUE_KEYS, BuildKeys
+from ciqueue_gha.protocol.keys import QUEUE_KEYS, BuildKeys
+from ciqueue_gha.protocol.scripts import SCRIPT_NAMES
 from ciqueue_gha.queue import AttemptRecord, Lease, QueueWorker, Supervisor
-from ciqueue_gha.scripts import SCRIPT_NAMES
 
 TESTS = [f"t{n}" for n in range(6)]
 

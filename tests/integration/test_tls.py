@@ -22,7 +22,7 @@ import redis
 
 from ciqueue_gha.connection import check_server, connect
 from ciqueue_gha.errors import EXIT_INFRASTRUCTURE, RedisUnreachable
-from ciqueue_gha.keys import BuildKeys
+from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue import Lease, QueueWorker
 from ciqueue_gha.redis_server import bundled_redis_server, free_port
 

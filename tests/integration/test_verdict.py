@@ -12,7 +12,7 @@ import redis
 
 from ciqueue_gha import defaults
 from ciqueue_gha.errors import QueueStateLost
-from ciqueue_gha.keys import BuildKeys
+from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue.record import AttemptRecord, BuildRecord, CaseRecord
 from ciqueue_gha.queue.retry import load_history, plan_retry
 from ciqueue_gha.queue.settings import QueueSettings

@@ -22,7 +22,7 @@ import sys
 import time
 
 from ciqueue_gha.connection import connect
-from ciqueue_gha.keys import BuildKeys
+from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue import QueueSettings, QueueWorker
 from ciqueue_gha.queue.heartbeat import HeartbeatProcess, HelperConfig
 

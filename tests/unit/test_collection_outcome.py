@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ciqueue_gha.errors import EXIT_FAILED, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_PASSED
-from ciqueue_gha.keys import BuildKeys
+from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue.collection import CollectedReport, CollectionRecord
 from ciqueue_gha.queue.record import AttemptRecord, BuildRecord, CaseRecord
 from ciqueue_gha.queue.supervisor import Verdict

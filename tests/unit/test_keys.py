@@ -10,9 +10,9 @@ import pytest
 from redis.crc import key_slot
 
 from ciqueue_gha.errors import UsageError
-from ciqueue_gha.keys import QUEUE_KEYS, BuildKeys, validate_build_id
+from ciqueue_gha.protocol.keys import QUEUE_KEYS, BuildKeys, validate_build_id
 
-LUA = resources.files("ciqueue_gha") / "lua"
+LUA = resources.files("ciqueue_gha.protocol") / "lua"
 
 
 @pytest.mark.parametrize(

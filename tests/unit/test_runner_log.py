@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from ciqueue_gha.github.log import RunnerLog, could_be_command
 from ciqueue_gha.github.workflow import WorkflowCommands
-from ciqueue_gha.keys import BuildKeys
+from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue.record import CaseRecord
 from ciqueue_gha.queue.supervisor import Verdict
 from ciqueue_gha.report.outcome import BuildOutcome, CaseHistory

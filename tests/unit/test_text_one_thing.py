@@ -3,7 +3,7 @@ and that no worker finished is NOT RUN, never also "another worker ran it"."""
 
 from __future__ import annotations
 
-from ciqueue_gha.keys import BuildKeys
+from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue.supervisor import Verdict
 from ciqueue_gha.report.outcome import BuildOutcome
 from ciqueue_gha.report.text import render_text

@@ -15,7 +15,7 @@ from ciqueue_gha.errors import (
     RedisRefused,
     RedisUnreachable,
 )
-from ciqueue_gha.scripts import REDIS_MESSAGE_CHARS, error_code, redis_failure
+from ciqueue_gha.protocol.scripts import REDIS_MESSAGE_CHARS, error_code, redis_failure
 
 LOCATION = " script: 86fa747aaa87e819c3191f0a45b0b7c58191abb1, on @user_script:1."
 OOM = "command not allowed when used memory > 'maxmemory'."

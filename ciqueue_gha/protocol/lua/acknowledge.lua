@@ -7,7 +7,7 @@
 -- Returns: {disposition ('final' | 'stale'), reserve reply... (when reserve seq is not 0)}
 local err = assert_populated()
 if err then return err end
-local worker, test, lease, outcome = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local test, lease, outcome = ARGV[2], ARGV[3], ARGV[4]
 local ttl = tonumber(ARGV[6])
 local disposition = record_attempt(lease, ARGV[5])
 if not disposition then
@@ -19,10 +19,4 @@ if not disposition then
   end
 end
 touch(ttl, K.attempts, K.dispositions, K.last_attempt, K.results, K.failed)
-local reply = {disposition}
-if ARGV[9] ~= '0' then
-  for _, v in ipairs(reserve(worker, ARGV[9], now_ms(), tonumber(ARGV[7]), tonumber(ARGV[8]), ttl)) do
-    table.insert(reply, v)
-  end
-end
-return reply
+return reply_and_reserve(disposition)

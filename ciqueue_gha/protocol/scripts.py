@@ -25,9 +25,9 @@ import redis
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
-from . import defaults
-from .connection import BoundedRetry
-from .errors import (
+from .. import defaults
+from ..connection import BoundedRetry
+from ..errors import (
     CiqueueError,
     QueueStateLost,
     RedisAuthFailed,
@@ -92,7 +92,7 @@ _FALL_BACK = (redis.ConnectionError, redis.TimeoutError, NoScriptError)
 @cache
 def source(name: str) -> str:
     """The full text of script `name`: the prelude (queue scripts only), then the script."""
-    lua = resources.files("ciqueue_gha") / "lua"
+    lua = resources.files("ciqueue_gha.protocol") / "lua"
     own = (lua / f"{name}.lua").read_text()
     return own if name in OWN_KEY_SCRIPTS else (lua / "_prelude.lua").read_text() + "\n" + own
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .errors import UsageError
-from .truncate import shown
+from ..errors import UsageError
+from ..truncate import shown
 
 # Letters, digits and ._- only: braces would break the hash tag, spaces and colons the key layout.
 _BUILD_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")

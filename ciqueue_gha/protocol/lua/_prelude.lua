@@ -201,3 +201,16 @@ local function record_stale(test, lease, outcome)
   end
   return 'stale'
 end
+
+-- The reply acknowledge and requeue share (their ARGV 1 and 6 to 9 alike): the attempt's
+-- disposition, then, when a reserve seq is given, the next reserve's reply in the same round trip.
+local function reply_and_reserve(disposition)
+  local reply = {disposition}
+  if ARGV[9] ~= '0' then
+    local ttl = tonumber(ARGV[6])
+    for _, v in ipairs(reserve(ARGV[1], ARGV[9], now_ms(), tonumber(ARGV[7]), tonumber(ARGV[8]), ttl)) do
+      table.insert(reply, v)
+    end
+  end
+  return reply
+end
