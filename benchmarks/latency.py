@@ -78,7 +78,7 @@ def one_round(url: str, build: str, tests: list[str], junit: Path, rng: random.R
                 wait_until_watching(client, alone, summary)
                 time.sleep(rng.uniform(0, defaults.SUPERVISOR_POLL_INTERVAL))
                 acknowledged = time.perf_counter()
-            _, lease = worker.acknowledge(lease, small_record(lease.test))
+            _, lease = worker.acknowledge(lease, small_record(lease.unit))
         if last != 0:
             raise SystemExit(f"latency: {last} tests were never handed out")
     try:

@@ -68,7 +68,7 @@ def drain(worker: QueueWorker, count: int) -> None:
     for done in range(1, count + 1):
         if not isinstance(reservation, Lease):
             raise SystemExit(f"populate: expected a lease, got {reservation!r}")
-        record = AttemptRecord(test=reservation.test, outcome="passed")
+        record = AttemptRecord(unit=reservation.unit, outcome="passed")
         _, reservation = worker.acknowledge(reservation, record, reserve_next=done < count)
 
 

@@ -39,6 +39,7 @@ from ciqueue_gha.connection import connect
 from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue import AttemptRecord, CaseRecord, QueueWorker
 from ciqueue_gha.redis_server import PrivateRedis
+from tests.support.drain import drain_queue
 
 TESTS = 2000
 #: Round trips of a worker outside the per-test loop: its first reserve and its release.
@@ -104,7 +105,7 @@ def commandstats(admin: redis.Redis) -> Counter[str]:
 
 def small_record(test: str) -> AttemptRecord:
     case = CaseRecord(nodeid=test, outcome="passed", duration=0.001, file="tests/x.py", line=1)
-    return AttemptRecord(test=test, outcome="passed", duration=0.001, cases=[case])
+    return AttemptRecord(unit=test, outcome="passed", duration=0.001, cases=[case])
 
 
 def hot_path(url: str, tests: int) -> tuple[Cost, Counter[str]]:
@@ -115,7 +116,7 @@ def hot_path(url: str, tests: int) -> tuple[Cost, Counter[str]]:
         worker.populate(node_ids(tests))
         counter = CountingWorker(worker)
         admin.config_resetstat()
-        executed = worker.run(lambda lease: small_record(lease.test))
+        executed = drain_queue(worker, lambda lease: small_record(lease.unit))
         calls = commandstats(admin)
     if executed != tests:
         raise SystemExit(f"redis_cost: the worker ran {executed} of {tests} tests")

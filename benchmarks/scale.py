@@ -85,7 +85,7 @@ def record_for(test: str, index: int, started: float) -> AttemptRecord:
         line=10 + index % 90,
     )
     return AttemptRecord(
-        test=test,
+        unit=test,
         outcome=case.outcome,
         duration=case.duration,
         started_at=started,
@@ -106,11 +106,11 @@ def finalize_all(workers: list[QueueWorker]) -> int:
             lease = held[n]
             if not isinstance(lease, Lease):
                 continue
-            record = record_for(lease.test, done, clock[n])
+            record = record_for(lease.unit, done, clock[n])
             clock[n] += record.duration
             disposition, held[n] = worker.acknowledge(lease, record)
             if disposition != "final":
-                raise SystemExit(f"scale: {lease.test} was {disposition}, expected final")
+                raise SystemExit(f"scale: {lease.unit} was {disposition}, expected final")
             done += 1
     return done
 

@@ -17,6 +17,7 @@ from ..errors import UsageError
 from ..options import Target, connection_options, default_worker_id, worker_id_option
 from ..protocol.keys import BuildKeys
 from ..queue.collection import record_collection
+from ..queue.retry import populate_attempt
 from ..queue.supervisor import QueueStatus, Supervisor
 from ..queue.worker import QueueWorker
 
@@ -58,7 +59,10 @@ def populate_command(
     worker = QueueWorker(client, target.keys, worker_id or default_worker_id())
     # A list collects nothing but tests: an empty collection record, as a worker leaves one.
     record_collection(client, target.keys, worker.worker_id, [], interrupted=False)
-    population = worker.populate(tests)
+    # Attempt N > 1 queues what its retry plan names, as a worker would (queue/retry.py).
+    tests, population = populate_attempt(
+        worker, tests, lambda line: click.echo(f"ciqueue-gha: {line}", err=True)
+    )
     role = "leader" if population.leader else "follower"
     keys = target.keys
     click.echo(f"{role}: build {keys.build_id} attempt {keys.attempt}: {population.total} tests")

@@ -112,7 +112,7 @@ def timeout_record(
         line=line,
     )
     return AttemptRecord(
-        test=unit,
+        unit=unit,
         outcome="error",
         duration=ran_for,
         started_at=started_at,

@@ -91,7 +91,7 @@ class HeartbeatProcess:
         """Keep `running` and the `reserved` leases behind it alive from now on; the next
         call replaces them (see the module's docstring)."""
         message: dict[str, object] = {
-            "leases": [[lease.test, lease.id] for lease in (running, *reserved)]
+            "leases": [[lease.unit, lease.id] for lease in (running, *reserved)]
         }
         if self.process.poll() is not None:
             self._restart()
@@ -228,17 +228,17 @@ class Helper:
                 return
             stack = hang.read_stack(self.parent, self.config.stack_file)
             started_at = self.worker.now() - ran_for
-            record = hang.timeout_record(running.test, limit, started_at, ran_for, stack)
+            record = hang.timeout_record(running.unit, limit, started_at, ran_for, stack)
             disposition, _ = self.worker.acknowledge(running, record, reserve_next=False)
             if disposition != "final":  # the worker finished it after all, or lost it
                 return
             self.worker.release()
         except Exception as exc:
             # The leases run out instead, and the unit goes to another worker.
-            _say(f"WARNING: could not record {running.test} as hung: {str(exc).splitlines()[0]}")
+            _say(f"WARNING: could not record {running.unit} as hung: {str(exc).splitlines()[0]}")
             return
         _say(
-            f"{running.test} ran longer than --max-test-duration ({limit:g} s): recorded as an "
+            f"{running.unit} ran longer than --max-test-duration ({limit:g} s): recorded as an "
             "error (timeout); the tests this worker held go back to the queue"
             + ("; this worker stops" if self.config.stack_file else "")
         )

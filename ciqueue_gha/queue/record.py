@@ -66,7 +66,7 @@ class AttemptRecord:
     The unit's outcome is the worst of its cases'; `cases` holds each test's own result.
     """
 
-    test: str
+    unit: str
     outcome: str
     worker: str = ""
     lease: int = 0
@@ -117,7 +117,7 @@ class BuildRecord:
     """
 
     populated: bool
-    tests: list[str]
+    units: list[str]
     results: dict[str, AttemptRecord]
     attempts: dict[str, list[Attempt]]
     takeovers: dict[str, int]
@@ -133,13 +133,13 @@ class BuildRecord:
     def failed_or_unfinished(self) -> list[str]:
         """Units a retry of this attempt runs again: failed ones and those never finished."""
         return [
-            test for test in self.tests if test not in self.results or self.results[test].failed
+            unit for unit in self.units if unit not in self.results or self.results[unit].failed
         ]
 
     @property
     def missing(self) -> list[str]:
-        """Populated tests with no final result, in queue order."""
-        return [test for test in self.tests if test not in self.results]
+        """Populated units with no final result, in queue order."""
+        return [unit for unit in self.units if unit not in self.results]
 
     def lost(self) -> str | None:
         """Why this attempt's state is not whole (a structural key gone, counts that disagree),
@@ -149,13 +149,13 @@ class BuildRecord:
         gone = [name for name in STRUCTURAL_KEYS if name not in self.present]
         if self.total is None or self.basis is None or gone:
             return f"its {', '.join(gone or ['total'])} key is gone"
-        if len(self.tests) != self.total:
-            return f"its tests list holds {len(self.tests)} of {self.total} tests"
-        listed = set(self.tests)
-        for test, lease in self.result_leases.items():
-            if test not in listed:
+        if len(self.units) != self.total:
+            return f"its tests list holds {len(self.units)} of {self.total} tests"
+        listed = set(self.units)
+        for unit, lease in self.result_leases.items():
+            if unit not in listed:
                 return f"a result names a test its tests list lacks ({len(listed)} listed)"
-            if test not in self.results:
+            if unit not in self.results:
                 return f"the attempt that finalized a test is gone (lease {lease})"
             if self.dispositions.get(lease) != "final":
                 return f"the disposition of a final attempt is gone (lease {lease})"
@@ -194,13 +194,13 @@ class BuildRecord:
         history: dict[str, list[Attempt]] = {}
         for lease in sorted(by_lease, key=int):
             record = by_lease[lease]
-            history.setdefault(record.test, []).append(
+            history.setdefault(record.unit, []).append(
                 Attempt(record, dispositions.get(lease, "stale"))
             )
         return cls(
             populated=bool(populated),
-            tests=tests,
-            results={test: by_lease[lease] for test, lease in results.items() if lease in by_lease},
+            units=tests,
+            results={unit: by_lease[lease] for unit, lease in results.items() if lease in by_lease},
             attempts=history,
             takeovers={test: int(count) for test, count in takeovers.items()},
             strays={worker: json.loads(text) for worker, text in strays.items()},

@@ -12,7 +12,9 @@ An attempt that left no trace at all (a summary-only re-run populates nothing) i
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import redis
 
@@ -20,6 +22,9 @@ from ..errors import QueueStateLost
 from ..protocol.keys import BuildKeys
 from .record import STRUCTURAL_KEYS, BuildRecord
 from .verdict import AttemptVerdict
+
+if TYPE_CHECKING:
+    from .worker import Population, QueueWorker
 
 #: Keys that show an attempt was populated, even when part of its state is gone.
 _TRACE_KEYS = (*STRUCTURAL_KEYS, "tests", "results", "attempts", "queue", "running", "workers")
@@ -33,6 +38,12 @@ class RetryPlan:
     units: set[str] | None
     basis: int
     notice: str | None = None
+
+    def select(self, collected: Sequence[str]) -> list[str]:
+        """The units of `collected` this attempt queues, in their order."""
+        if self.units is None:
+            return list(collected)
+        return [unit for unit in collected if unit in self.units]
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,20 @@ def plan_retry(client: redis.Redis, keys: BuildKeys) -> RetryPlan:
         f"no state or verdict of an attempt before {keys.attempt} is left in Redis "
         f"(expired, evicted, or none queued): attempt {keys.attempt} queues the whole suite",
     )
+
+
+def populate_attempt(
+    worker: QueueWorker, collected: Sequence[str], say: Callable[[str], None]
+) -> tuple[list[str], Population]:
+    """Populate `worker`'s attempt with the units of `collected` it queues (all on attempt 1,
+    those its retry plan names on attempt N > 1), saying the plan's notice first, if any.
+    Returns the units offered and the population."""
+    plan = plan_retry(worker.client, worker.keys)
+    if plan.notice:
+        say(plan.notice)
+    offered = plan.select(collected)
+    population = worker.populate(offered, allow_empty=plan.units is not None, basis=plan.basis)
+    return offered, population
 
 
 def load_history(client: redis.Redis, keys: BuildKeys, *, populated: bool = True) -> BuildHistory:

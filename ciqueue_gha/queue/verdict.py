@@ -53,7 +53,7 @@ class AttemptVerdict:
     ) -> AttemptVerdict:
         """The verdict of the merged `records` (oldest first), on top of the verdict of an
         earlier attempt whose records are gone (`carried`)."""
-        units = list(dict.fromkeys(unit for record in records for unit in record.tests))
+        units = list(dict.fromkeys(unit for record in records for unit in record.units))
         kept: Counter[str] = Counter(carried.kept if carried else {})
         rerun: list[str] = []
         for unit in units:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -35,9 +35,9 @@ from .settings import QueueSettings
 
 @dataclass(frozen=True)
 class Lease:
-    """The right to run `test`, as long as `id` is the test's current lease."""
+    """The right to run `unit`, as long as `id` is the unit's current lease."""
 
-    test: str
+    unit: str
     id: int
     #: Redis's time when the lease was granted, seconds (0: not known); not part of identity.
     granted_at: float = field(default=0.0, compare=False)
@@ -68,9 +68,9 @@ class Population:
 
 
 class Heartbeat(Protocol):
-    """Keeps a running lease, and those reserved behind it, alive while the test runs."""
+    """Keeps a running lease, and the leases held behind it, alive while the unit runs."""
 
-    def hold(self, running: Lease, *reserved: Lease) -> None:
+    def hold(self, running: Lease, *behind: Lease) -> None:
         """From now on keep these leases alive (and no others)."""
 
 
@@ -91,8 +91,8 @@ def parse_reservation(reply: Sequence[Any]) -> Reservation:
 class QueueWorker:
     """One worker of one build: a thin, typed face over the scripts.
 
-    `clock` and `sleep` are injected so tests can drive time; Redis keeps its own clock for
-    every deadline.
+    Redis keeps the clock of every deadline; `sleep` (how the worker waits out a `Wait`) is
+    injected so a test can make it shorter.
     """
 
     def __init__(
@@ -230,11 +230,11 @@ class QueueWorker:
     def _finish(
         self, script: str, lease: Lease, record: AttemptRecord, reserve_next: bool, extra: list[Any]
     ) -> Finishing:
-        record.test, record.lease, record.worker = lease.test, lease.id, self.worker_id
+        record.unit, record.lease, record.worker = lease.unit, lease.id, self.worker_id
         s = self.settings
         args = [
             self.worker_id,
-            lease.test,
+            lease.unit,
             lease.id,
             record.outcome,
             record.to_json(),
@@ -249,13 +249,17 @@ class QueueWorker:
     def heartbeat(self, lease: Lease) -> bool:
         """Extend `lease`; False when it is no longer this worker's."""
         extended = self._call(
-            "heartbeat", self.worker_id, lease.test, lease.id, self.settings.lease_timeout_ms
+            "heartbeat", self.worker_id, lease.unit, lease.id, self.settings.lease_timeout_ms
         )
         return bool(extended)
 
     def release(self) -> list[str]:
         """On a clean shutdown: expire this worker's leases at once; returns the tests released."""
         return list(self._call("release", self.worker_id) or [])
+
+    def queued_units(self) -> list[str]:
+        """The units populated for this attempt (the leader's collection), in queue order."""
+        return list(self.client.lrange(self.keys.key("tests"), 0, -1))  # type: ignore[arg-type]
 
     def wait_for_lease(self, reservation: Reservation) -> Lease | None:
         """Turn `reservation` into a lease, waiting out `Wait`s; None once there are no more."""
@@ -265,33 +269,6 @@ class QueueWorker:
             pause = min(2 * pause, defaults.WAIT_POLL_CAP)
             reservation = self.reserve()
         return reservation if isinstance(reservation, Lease) else None
-
-    def leases(self) -> Iterator[Lease]:
-        """Leases one after another, for callers that acknowledge on their own (no combining)."""
-        while (lease := self.wait_for_lease(self.reserve())) is not None:
-            yield lease
-
-    def run(
-        self, execute: Callable[[Lease], AttemptRecord], heartbeat: Heartbeat | None = None
-    ) -> int:
-        """Run tests until the queue has none left for us; returns how many we executed.
-
-        Each test is executed under a live heartbeat, then acknowledged (or requeued, if it
-        failed and requeues are allowed) together with the next reserve.
-        """
-        executed = 0
-        reservation: Reservation | None = self.reserve()
-        try:
-            while reservation is not None and (lease := self.wait_for_lease(reservation)):
-                if heartbeat:
-                    heartbeat.hold(lease)
-                record = execute(lease)
-                executed += 1
-                finish = self.requeue if record.failed and self.may_requeue else self.acknowledge
-                _, reservation = finish(lease, record)
-        finally:
-            self.release()
-        return executed
 
     @property
     def may_requeue(self) -> bool:

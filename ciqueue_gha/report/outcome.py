@@ -65,7 +65,7 @@ class BuildOutcome:
     @classmethod
     def _merge(cls, records: list[BuildRecord]) -> BuildOutcome:
         current = records[-1]
-        units = list(dict.fromkeys(unit for record in records for unit in record.tests))
+        units = list(dict.fromkeys(unit for record in records for unit in record.units))
         cases: list[CaseHistory] = []
         takeovers: dict[str, int] = {}
         for record in records:

@@ -169,7 +169,7 @@ def assert_each_test_once(result: RoundResult, collected: list[str]) -> list[str
     cases = junit_cases(result.junit)
     counts = Counter(case_key(case) for case in cases)
     assert counts == Counter(junit_names(test) for test in collected), logs
-    assert sorted(result.record.tests) == sorted(collected), logs
+    assert sorted(result.record.units) == sorted(collected), logs
     missing = [test for test in collected if test not in result.record.results]
     by_key = {case_key(case): case for case in cases}
     summary_lines = result.stdout("summary").splitlines()

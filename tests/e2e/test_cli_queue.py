@@ -158,7 +158,7 @@ def test_status_follows_the_build(redis_url: str, build_id: str, tests_file: Pat
     reservation: Reservation | None = lease
     while isinstance(reservation, Lease):
         _, reservation = worker.acknowledge(
-            reservation, AttemptRecord(reservation.test, next(outcomes))
+            reservation, AttemptRecord(reservation.unit, next(outcomes))
         )
     done = run_cli(*status)
     assert done.stdout.splitlines()[:2] == [

@@ -153,7 +153,7 @@ def driver(client: redis.Redis, build: Build, name: str = "driver") -> QueueWork
 
 
 def passed(lease: Lease, outcome: str = "passed") -> AttemptRecord:
-    return AttemptRecord(lease.test, outcome, cases=[CaseRecord(lease.test, outcome)])
+    return AttemptRecord(lease.unit, outcome, cases=[CaseRecord(lease.unit, outcome)])
 
 
 def drive(worker: QueueWorker, count: int) -> list[Lease]:

@@ -9,8 +9,9 @@ Review the diff after regenerating: the golden files are what a user sees.
 input.json:
     build, verdict_text (optional), path_prefix (optional), and records: a list of build
     attempts, oldest first, each with ``tests`` (the populated units), ``takeovers``,
-    ``strays`` and ``attempts``: AttemptRecord fields plus ``disposition`` (final, requeued,
-    stale); an attempt's outcome, longrepr, file and line default to its worst case's.
+    ``strays`` and ``attempts``: AttemptRecord fields (the unit as ``test``) plus
+    ``disposition`` (final, requeued, stale); an attempt's outcome, longrepr, file and line
+    default to its worst case's.
 """
 
 from __future__ import annotations
@@ -51,12 +52,12 @@ def _record(record: dict[str, Any], leases: Any) -> BuildRecord:
         fields = dict(fields)
         disposition = fields.pop("disposition")
         attempt = _attempt(fields, next(leases))
-        history.setdefault(attempt.test, []).append(Attempt(attempt, disposition))
+        history.setdefault(attempt.unit, []).append(Attempt(attempt, disposition))
         if disposition == "final":
-            results[attempt.test] = attempt
+            results[attempt.unit] = attempt
     return BuildRecord(
         populated=True,
-        tests=record["tests"],
+        units=record["tests"],
         results=results,
         attempts=history,
         takeovers=record.get("takeovers", {}),
@@ -66,6 +67,7 @@ def _record(record: dict[str, Any], leases: Any) -> BuildRecord:
 
 def _attempt(fields: dict[str, Any], lease: int) -> AttemptRecord:
     cases = [CaseRecord(**case) for case in fields.pop("cases")]
+    fields["unit"] = fields.pop("test")  # input.json's name for the unit, kept as written
     shown = next((case for case in cases if case.failed), cases[0])
     fields.setdefault("lease", lease)
     fields.setdefault("duration", sum(case.duration for case in cases))

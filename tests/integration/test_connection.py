@@ -62,7 +62,7 @@ def test_scripts_are_loaded_again_after_a_restart(
     assert client.llen(build.key("queue")) == 3
     assert client.script_exists(sha("populate"), sha("reserve")) == [False, False]
     lease = lease_of(worker.reserve())
-    assert lease.test == "t1"
+    assert lease.unit == "t1"
     assert client.script_exists(sha("reserve")) == [True]
     disposition, _ = worker.acknowledge(lease, AttemptRecord("t1", "passed"), reserve_next=False)
     assert disposition == "final"
@@ -80,9 +80,9 @@ def test_a_connection_dropped_between_calls_is_retried(
     durable_redis.restart(empty=False)  # the client's socket is dead now
 
     assert worker.heartbeat(lease)
-    disposition, following = worker.acknowledge(lease, AttemptRecord(lease.test, "passed"))
+    disposition, following = worker.acknowledge(lease, AttemptRecord(lease.unit, "passed"))
     assert disposition == "final"
-    assert lease_of(following).test == "t2"
+    assert lease_of(following).unit == "t2"
 
 
 def test_an_acknowledge_that_cannot_be_sent_is_made_at_once_not_when_its_reply_is_read(
@@ -99,7 +99,7 @@ def test_an_acknowledge_that_cannot_be_sent_is_made_at_once_not_when_its_reply_i
     assert socket is not None
     socket.close()  # the send fails at once (EBADF)
 
-    finishing = worker.acknowledge_later(first, AttemptRecord(first.test, "passed"))
+    finishing = worker.acknowledge_later(first, AttemptRecord(first.unit, "passed"))
     # Done before anyone asks for the reply: finalized, and the last test reserved.
     assert client.hget(build.key("results"), "t1") == str(first.id)
     assert client.llen(build.key("queue")) == 0
@@ -125,7 +125,7 @@ def test_a_call_rides_out_a_server_that_is_down_for_seconds(
     finally:
         restarter.join()
     assert time.monotonic() - started >= down_for
-    assert lease.test == "t1"
+    assert lease.unit == "t1"
 
 
 def test_first_contact_fails_fast() -> None:
@@ -162,24 +162,24 @@ def test_every_key_of_a_build_has_a_ttl(client: redis.Redis, keys: BuildKeys) ->
     first = lease_of(a.reserve())
     assert a.heartbeat(first)
     every_key_expires()
-    disposition, second = a.requeue(first, AttemptRecord(first.test, "failed"))
+    disposition, second = a.requeue(first, AttemptRecord(first.unit, "failed"))
     assert disposition == "requeued"
     every_key_expires()
     disposition, third = a.acknowledge(lease_of(second), AttemptRecord(TESTS[1], "failed"))
     assert disposition == "final"
     every_key_expires()
-    assert a.release() == [lease_of(third).test]  # a's lease expires at once
+    assert a.release() == [lease_of(third).unit]  # a's lease expires at once
     every_key_expires()
     taken = lease_of(b.reserve())  # b takes the released test over
-    assert taken.test == lease_of(third).test
+    assert taken.unit == lease_of(third).unit
     stale, _ = a.acknowledge(
-        lease_of(third), AttemptRecord(taken.test, "passed"), reserve_next=False
+        lease_of(third), AttemptRecord(taken.unit, "passed"), reserve_next=False
     )
     assert stale == "stale"
     every_key_expires()
     assert b.heartbeat(taken)
-    _, last = b.acknowledge(taken, AttemptRecord(taken.test, "passed"))
-    _, done = b.acknowledge(lease_of(last), AttemptRecord(lease_of(last).test, "passed"))
+    _, last = b.acknowledge(taken, AttemptRecord(taken.unit, "passed"))
+    _, done = b.acknowledge(lease_of(last), AttemptRecord(lease_of(last).unit, "passed"))
     assert done is not None and not isinstance(done, Lease)
     every_key_expires()
 

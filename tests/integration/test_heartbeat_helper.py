@@ -95,8 +95,8 @@ def redis_now_ms(client: redis.Redis) -> float:
 
 def wait_heartbeats(client: redis.Redis, lease: Lease) -> None:
     """Until the helper moves the lease's deadline beyond where it is now."""
-    seen = deadline(client, lease.test)
-    wait_until(lambda: deadline(client, lease.test) > seen, f"{lease.test} is heartbeat")
+    seen = deadline(client, lease.unit)
+    wait_until(lambda: deadline(client, lease.unit) > seen, f"{lease.unit} is heartbeat")
 
 
 def first_lease(client: redis.Redis, tests: list[str]) -> tuple[QueueWorker, Lease]:
@@ -148,9 +148,9 @@ def test_an_error_reply_does_not_kill_the_helper(
             return "OOM" in "".join(said)
 
         wait_until(warned, "the helper warns that heartbeats fail")
-        before = deadline(client, lease.test)
+        before = deadline(client, lease.unit)
         time.sleep(2 * LEASE_TIMEOUT)
-        assert deadline(client, lease.test) == before  # no heartbeat got through
+        assert deadline(client, lease.unit) == before  # no heartbeat got through
         assert helper.process.poll() is None
         client.config_set("maxmemory", 0)
         wait_heartbeats(client, lease)
@@ -201,7 +201,7 @@ def test_a_unit_past_max_test_duration_is_a_timeout_error_and_its_lease_ahead_go
         finalized_after = time.monotonic() - held_at
         # The unit held behind it went back at once: B takes it without waiting for a lease.
         assert deadline(client, "behind") <= redis_now_ms(client)
-        assert as_lease(other.reserve()).test == "behind"
+        assert as_lease(other.reserve()).unit == "behind"
         assert helper.process.poll() is None
     finally:
         helper.close()

@@ -40,6 +40,7 @@ from ciqueue_gha.queue import (
 )
 from ciqueue_gha.queue.heartbeat import HeartbeatProcess, HelperConfig
 from ciqueue_gha.redis_server import PrivateRedis
+from tests.support.drain import drain_queue
 from tests.support.tcp_proxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,7 +95,7 @@ def queued(client: redis.Redis, keys: BuildKeys) -> list[str]:
 
 def attempt(outcome: str) -> AttemptRecord:
     # The worker fills in test, lease and worker from the lease it acknowledges.
-    return AttemptRecord(test="", outcome=outcome)
+    return AttemptRecord(unit="", outcome=outcome)
 
 
 def as_lease(reservation: Reservation | None) -> Lease:
@@ -107,11 +108,11 @@ def take_over(
 ) -> tuple[Lease, Lease]:
     """A leases the first test, its lease expires, B takes the test over: (A's, B's lease)."""
     lease_a = as_lease(a.reserve())
-    expire_lease(client, keys, lease_a.test)
+    expire_lease(client, keys, lease_a.unit)
     lease_b = as_lease(b.reserve())
-    assert lease_b.test == lease_a.test
+    assert lease_b.unit == lease_a.unit
     assert lease_b.id > lease_a.id
-    assert current_lease(client, keys, lease_a.test) == lease_b.id
+    assert current_lease(client, keys, lease_a.unit) == lease_b.id
     return lease_a, lease_b
 
 
@@ -154,10 +155,10 @@ def supervisor(client: redis.Redis, keys: BuildKeys) -> Supervisor:
 
 def wait_first_heartbeat(client: redis.Redis, keys: BuildKeys, lease: Lease) -> None:
     """Wait until the helper has moved the deadline the reserve set: it is heartbeating."""
-    reserved = deadline(client, keys, lease.test)
+    reserved = deadline(client, keys, lease.unit)
     assert reserved is not None
     wait_until(
-        lambda: (deadline(client, keys, lease.test) or 0) > reserved,
+        lambda: (deadline(client, keys, lease.unit) or 0) > reserved,
         timeout=5 * LEASE_TIMEOUT,
         what="the heartbeat helper moved the deadline",
     )
@@ -348,7 +349,7 @@ def test_a_killed_worker_loses_its_test_within_the_lease_timeout(
         helper_pid = held["helper_pid"]
         lease = Lease(held["lease"][0], held["lease"][1])
         assert held["worker_pid"] == a.pid
-        assert lease.test == "t"
+        assert lease.unit == "t"
         # Alive, A keeps its test past the lease timeout: its helper heartbeats.
         alive_until = time.monotonic() + 1.5 * LEASE_TIMEOUT
         while time.monotonic() < alive_until:
@@ -362,7 +363,7 @@ def test_a_killed_worker_loses_its_test_within_the_lease_timeout(
         taken_after = time.monotonic() - killed_at
 
         assert taken_after < LEASE_TIMEOUT + 2
-        assert (taken.test, taken.id > lease.id) == ("t", True)
+        assert (taken.unit, taken.id > lease.id) == ("t", True)
         # The helper saw its pipe close and exited by itself: no heartbeat outlives its worker.
         wait_until(lambda: _process_gone(helper_pid), timeout=3, what="the helper exited")
         assert b.acknowledge(taken, attempt("passed")) == ("final", Done("exhausted"))
@@ -398,7 +399,7 @@ def test_the_lease_an_unread_acknowledge_reserved_is_kept_alive_by_the_helper(
     assert BuildRecord.load(client, keys).takeovers == {}
     # Without a heartbeat the unread lease runs out like any other, and B takes it over.
     assert a.acknowledge(running, attempt("passed"), reserve_next=False)[0] == "final"
-    assert reserve_until_lease(b, timeout=LEASE_TIMEOUT + 2).test == "unread"
+    assert reserve_until_lease(b, timeout=LEASE_TIMEOUT + 2).unit == "unread"
 
 
 # --- 7: an expired lease on a test that already has a completed attempt --------------------
@@ -455,7 +456,7 @@ def test_a_retried_reserve_returns_the_same_lease_and_takes_one_test(
     assert queued(client, keys) == ["t2", "t3"]
     assert leases_issued(client, keys) == 1
     other = as_lease(b.reserve())
-    assert other.test != first.test
+    assert other.unit != first.unit
     assert queued(client, keys) == ["t3"]
     assert a.reserve(retry=True) == first  # still A's, B did not disturb it
 
@@ -472,7 +473,7 @@ class _HandedOut:
         return reservation
 
     def tests(self) -> Counter[str]:
-        return Counter(lease.test for _, lease in self.leases)
+        return Counter(lease.unit for _, lease in self.leases)
 
 
 @pytest.fixture
@@ -501,7 +502,7 @@ def test_a_lost_reply_on_the_wire_neither_loses_nor_doubles_a_test(
         assert leases_issued(client, keys) == 1
         assert queued(client, keys) == tests[1:]
         lease_b = as_lease(handed.note(b, b.reserve()))
-        assert lease_b.test != lease_a.test
+        assert lease_b.unit != lease_a.unit
 
         proxy.drop_next_reply()
         disposition, reservation = a.acknowledge(lease_a, attempt("passed"))
@@ -509,7 +510,7 @@ def test_a_lost_reply_on_the_wire_neither_loses_nor_doubles_a_test(
         assert proxy.dropped_replies == 2
         assert disposition == "final"
         following = as_lease(handed.note(a, reservation))
-        assert following.test not in (lease_a.test, lease_b.test)
+        assert following.unit not in (lease_a.unit, lease_b.unit)
         assert leases_issued(client, keys) == 3
 
         drops = _drain({a: following, b: lease_b}, a, handed, proxy)
@@ -566,10 +567,10 @@ def test_a_full_drain_by_both_workers_is_exhausted_with_every_test_finalized_onc
 
     def execute(lease: Lease) -> AttemptRecord:
         with lock:
-            runs[lease.test] += 1
-            first = runs[lease.test] == 1
+            runs[lease.unit] += 1
+            first = runs[lease.unit] == 1
         time.sleep(0.005)
-        return attempt("failed" if lease.test == flaky and first else "passed")
+        return attempt("failed" if lease.unit == flaky and first else "passed")
 
     with (
         closing(connect(redis_url)) as client_a,
@@ -579,7 +580,7 @@ def test_a_full_drain_by_both_workers_is_exhausted_with_every_test_finalized_onc
         workers = [QueueWorker(c, keys, w, settings) for c, w in ((client_a, "A"), (client_b, "B"))]
         for worker in workers:
             worker.populate(tests)
-        executed = [pool.submit(worker.run, execute) for worker in workers]
+        executed = [pool.submit(drain_queue, worker, execute) for worker in workers]
         outcome = Supervisor(client, keys, poll_interval=0.02, report_timeout=20).wait()
         runs_when_exhausted = sum(runs.values())
         counts = [future.result(timeout=20) for future in executed]

@@ -137,7 +137,7 @@ class Model:
         return not self.queue and not self.running and len(self.results) == len(self.tests)
 
     def holds(self, lease: Lease) -> bool:
-        run = self.running.get(lease.test)
+        run = self.running.get(lease.unit)
         return run is not None and run.lease == lease.id
 
     def next_seq(self, worker: str) -> int:
@@ -192,7 +192,7 @@ class Model:
         return disposition, self.reserve(worker, seq) if seq else None
 
     def _settle(self, script: str, worker: str, lease: Lease, outcome: str) -> str:
-        test = lease.test
+        test = lease.unit
         self.attempts[lease.id] = (test, worker, outcome)
         if not self.holds(lease):
             self.dispositions[lease.id] = "stale"
@@ -217,7 +217,7 @@ class Model:
     def heartbeat(self, worker: str, lease: Lease) -> bool:
         if not self.holds(lease):
             return False
-        self.running[lease.test].deadline = None
+        self.running[lease.unit].deadline = None
         latest = self.reservations.get(worker)
         if latest is not None and self.holds(Lease(latest[1], latest[2])):
             self.running[latest[1]].deadline = None  # the worker's latest grant, kept alive too
@@ -354,7 +354,7 @@ class Finish:
 
 
 def attempt(outcome: str) -> AttemptRecord:
-    return AttemptRecord(test="", outcome=outcome)
+    return AttemptRecord(unit="", outcome=outcome)
 
 
 def assert_reservation(real: Reservation | None, predicted: Reservation | None) -> None:
@@ -745,7 +745,7 @@ class QueueMachine(RuleBasedStateMachine):
         tests and expired leases, and a retried one refreshes its caller's own lease).
         """
         step = self.step
-        if step.lease is not None and before.leases.get(step.lease.test) != step.lease.id:
+        if step.lease is not None and before.leases.get(step.lease.unit) != step.lease.id:
             for test in before.running:
                 own = before.holders[test] == step.actor
                 if not step.reserves or (before.live(test) and not own):

@@ -21,6 +21,7 @@ from ciqueue_gha.connection import connect
 from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue import AttemptRecord, Lease, QueueSettings, QueueWorker
 from ciqueue_gha.redis_server import PrivateRedis
+from tests.support.drain import drain_queue
 
 N = 200
 #: Tests that fail once and are requeued: requeue shares its round trip with the next reserve.
@@ -57,11 +58,11 @@ def run_worker(worker: QueueWorker) -> int:
     runs: Counter[str] = Counter()
 
     def execute(lease: Lease) -> AttemptRecord:
-        runs[lease.test] += 1
-        flaky_first_run = lease.test.endswith("flaky") and runs[lease.test] == 1
-        return AttemptRecord(test=lease.test, outcome="failed" if flaky_first_run else "passed")
+        runs[lease.unit] += 1
+        flaky_first_run = lease.unit.endswith("flaky") and runs[lease.unit] == 1
+        return AttemptRecord(unit=lease.unit, outcome="failed" if flaky_first_run else "passed")
 
-    return worker.run(execute)
+    return drain_queue(worker, execute)
 
 
 def commandstats(admin: redis.Redis) -> dict[str, int]:

@@ -17,6 +17,7 @@ from ciqueue_gha.errors import QueueStateLost
 from ciqueue_gha.protocol.keys import QUEUE_KEYS, BuildKeys
 from ciqueue_gha.protocol.scripts import SCRIPT_NAMES
 from ciqueue_gha.queue import AttemptRecord, Lease, QueueWorker, Supervisor
+from tests.support.drain import drain_queue
 
 TESTS = [f"t{n}" for n in range(6)]
 
@@ -39,7 +40,7 @@ STRUCTURAL_KEYS = [
 
 
 def record(outcome: str = "passed") -> AttemptRecord:
-    return AttemptRecord(test="", outcome=outcome)
+    return AttemptRecord(unit="", outcome=outcome)
 
 
 def half_way(client: redis.Redis, keys: BuildKeys) -> tuple[QueueWorker, list[Lease]]:
@@ -181,12 +182,12 @@ def test_a_whole_build_passes_every_check_to_the_end(client: redis.Redis, keys: 
     w1.populate(TESTS)
     first = w1.reserve()
     assert isinstance(first, Lease)
-    client.zadd(keys.key("running"), {first.test: 0}, xx=True)  # w1's lease runs out
+    client.zadd(keys.key("running"), {first.unit: 0}, xx=True)  # w1's lease runs out
     taken = w2.reserve()
-    assert taken == Lease(first.test, 2)
+    assert taken == Lease(first.unit, 2)
     assert w1.acknowledge(first, record("failed"), reserve_next=False)[0] == "stale"
     assert w2.acknowledge(taken, record(), reserve_next=False)[0] == "final"
-    executed = w1.run(lambda lease: record()) + w2.run(lambda lease: record())
+    executed = drain_queue(w1, lambda lease: record()) + drain_queue(w2, lambda lease: record())
     assert executed == len(TESTS) - 1
     status = Supervisor(client, keys).status()
     assert status.exhausted and status.finalized == len(TESTS)

@@ -39,6 +39,7 @@ from ciqueue_gha.queue import (
     Verdict,
 )
 from ciqueue_gha.redis_server import PrivateRedis
+from tests.support.drain import drain_queue
 
 SEED = 20261128
 TESTS = 2000
@@ -63,11 +64,11 @@ class Ledger:
     leases: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
 
     def note(self, worker: str, lease: Lease) -> int:
-        """Record an execution of `lease.test` by `worker`; returns its execution number."""
+        """Record an execution of `lease.unit` by `worker`; returns its execution number."""
         with self.lock:
-            self.runs[lease.test] += 1
+            self.runs[lease.unit] += 1
             self.leases[worker].append(lease.id)
-            return self.runs[lease.test]
+            return self.runs[lease.unit]
 
     def all_leases(self) -> list[int]:
         return [lease for leases in self.leases.values() for lease in leases]
@@ -119,13 +120,13 @@ def worker_loop(
     def execute(lease: Lease) -> AttemptRecord:
         execution = ledger.note(worker_id, lease)
         time.sleep(rng.uniform(0, MAX_TEST_SECONDS))
-        return AttemptRecord(test=lease.test, outcome=suite.outcome(lease.test, execution))
+        return AttemptRecord(unit=lease.unit, outcome=suite.outcome(lease.unit, execution))
 
     with closing(connect(url)) as client:
         # Waits are short here: the lease timeout is long, only the chaos expires leases.
         worker = QueueWorker(client, keys, worker_id, SETTINGS, sleep=lambda s: time.sleep(0.005))
         worker.populate(suite.tests)
-        return worker.run(execute)
+        return drain_queue(worker, execute)
 
 
 @dataclass

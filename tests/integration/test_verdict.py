@@ -104,8 +104,8 @@ def run_attempt(client: redis.Redis, keys: BuildKeys, tests: list[str], failing:
     queued = [t for t in tests if plan.units is None or t in plan.units]
     worker.populate(queued, allow_empty=plan.units is not None, basis=plan.basis)
     while isinstance(lease := worker.reserve(), Lease):
-        outcome = "failed" if lease.test in failing else "passed"
-        worker.acknowledge(lease, attempt_record(lease.test, outcome), reserve_next=False)
+        outcome = "failed" if lease.unit in failing else "passed"
+        worker.acknowledge(lease, attempt_record(lease.unit, outcome), reserve_next=False)
 
 
 TESTS = ["a", "b", "c", "d"]
@@ -161,13 +161,13 @@ def test_the_history_of_a_chain_of_retries(client: redis.Redis, keys: BuildKeys)
     run_attempt(client, attempts[1], TESTS, failing={"a"})
     run_attempt(client, attempts[2], TESTS, failing=set())
     history = load_history(client, attempts[2])
-    assert [len(record.tests) for record in history.records] == [4, 2, 1]
+    assert [len(record.units) for record in history.records] == [4, 2, 1]
     assert history.carried is None
 
     AttemptVerdict.of(1, 1, history.records[:1]).save(client, keys.build_id)
     client.delete(attempts[0].key("ready"))
     history = load_history(client, attempts[2])
-    assert [len(record.tests) for record in history.records] == [2, 1]
+    assert [len(record.units) for record in history.records] == [2, 1]
     assert history.carried is not None and history.carried.units == 4
 
     client.delete(attempts[0].key("verdict"))

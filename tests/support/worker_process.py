@@ -67,7 +67,7 @@ def main(argv: list[str]) -> int:
             return 1
         helper.hold(lease)
         line = {
-            "lease": [lease.test, lease.id],
+            "lease": [lease.unit, lease.id],
             "worker_pid": os.getpid(),
             "helper_pid": helper.process.pid,
         }

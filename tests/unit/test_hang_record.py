@@ -22,7 +22,7 @@ Current thread 0x00007f01 (most recent call first):
 
 def test_a_hung_unit_is_an_error_at_the_innermost_line_of_its_file() -> None:
     record = timeout_record("tests/test_net.py::test_fetch", 5.0, 1000.0, 5.2, STACK)
-    assert (record.outcome, record.test, record.file, record.line) == (
+    assert (record.outcome, record.unit, record.file, record.line) == (
         "error",
         "tests/test_net.py::test_fetch",
         "tests/test_net.py",

@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import pytest
 
-from ciqueue_gha.pytest_plugin import LateNextItem
+from ciqueue_gha.plugin.ahead import LateNextItem
 from ciqueue_gha.queue import Done, Lease, Reservation, Wait
 
 
@@ -44,7 +44,7 @@ def test_reserves_nothing_until_pytest_asks() -> None:
     reserve = Reserves(Lease("t2", 7))
     nextitem = late(reserve, "t1", "t2")
     assert reserve.calls == 0
-    assert nextitem.reservation is None
+    assert nextitem.reply is None
 
 
 def test_the_teardown_question_reserves_once_and_answers_with_the_next_items_chain() -> None:
@@ -54,7 +54,7 @@ def test_the_teardown_question_reserves_once_and_answers_with_the_next_items_cha
     assert nextitem.listchain() == ["session", "module", "t2"]
     assert nextitem.nodeid == "t2"  # any other attribute is the next item's
     assert reserve.calls == 1
-    assert nextitem.reservation == Lease("t2", 7)
+    assert nextitem.reply == Lease("t2", 7)
 
 
 @pytest.mark.parametrize("answer", [Wait(0.5), Done("exhausted"), Lease("not-collected", 3)])
@@ -62,7 +62,7 @@ def test_no_next_item_here_means_nothing_is_needed(answer: Reservation) -> None:
     reserve = Reserves(answer)
     nextitem = late(reserve, "t1")
     assert nextitem.listchain() == []
-    assert nextitem.reservation == answer
+    assert nextitem.reply == answer
     with pytest.raises(AttributeError):
         _: Any = nextitem.nodeid
     nextitem.raise_error()  # nothing to raise
@@ -73,7 +73,7 @@ def test_an_error_reserving_is_kept_for_the_worker_not_raised_in_the_teardown() 
     reserve = Reserves(ConnectionError("gone"))
     nextitem = late(reserve, "t1")
     assert nextitem.listchain() == []
-    assert nextitem.reservation is None
+    assert nextitem.reply is None
     assert nextitem.listchain() == []
     assert reserve.calls == 1
     with pytest.raises(ConnectionError, match="gone"):

@@ -6,7 +6,7 @@ from argparse import Namespace
 
 import pytest
 
-from ciqueue_gha.maxfail import build_max_failures, take_over_maxfail
+from ciqueue_gha.plugin.maxfail import build_max_failures, take_over_maxfail
 from ciqueue_gha.queue.settings import QueueSettings
 
 

@@ -10,7 +10,7 @@ from ciqueue_gha.report.utilization import WorkerUsage, worker_usage
 
 def run(test: str, worker: str, start: float, duration: float, cases: int = 1) -> AttemptRecord:
     return AttemptRecord(
-        test=test,
+        unit=test,
         outcome="passed",
         worker=worker,
         started_at=start,
@@ -22,7 +22,7 @@ def run(test: str, worker: str, start: float, duration: float, cases: int = 1) -
 def record(*runs: tuple[AttemptRecord, str]) -> BuildRecord:
     attempts: dict[str, list[Attempt]] = {}
     for attempt, disposition in runs:
-        attempts.setdefault(attempt.test, []).append(Attempt(attempt, disposition))
+        attempts.setdefault(attempt.unit, []).append(Attempt(attempt, disposition))
     return BuildRecord(True, list(attempts), {}, attempts, {})
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from argparse import Namespace
 from dataclasses import replace
 
-from .queue.settings import QueueSettings
+from ..queue.settings import QueueSettings
 
 
 def build_max_failures(max_failures: int | None, maxfail: int) -> int | None:

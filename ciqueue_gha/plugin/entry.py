@@ -9,6 +9,7 @@ session is configured by its environment, so ``CIQUEUE_REDIS_URL`` (and a token,
 in the environment the process started with, which a test can read in
 ``/proc/self/environ`` though it is taken out of ``os.environ``; and under a runner its
 output is pytest's own, not a block the runner reads no command from (github/log.py).
+Imported by every pytest run in the environment, so it imports nothing else until asked.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import click
 import pytest
 
-from .errors import CiqueueError
+from ..errors import CiqueueError
 
 PLUGIN_NAME = "ciqueue-worker"
 
@@ -33,7 +34,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     if not config.getoption("ciqueue") or config.pluginmanager.has_plugin(PLUGIN_NAME):
         return
-    from .commands.worker import start_session, worker_command
+    from ..commands.worker import worker_command  # its options, read from CIQUEUE_*
+    from .session import start_session
 
     try:
         params = worker_command.make_context("worker", []).params

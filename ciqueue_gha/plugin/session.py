@@ -1,0 +1,150 @@
+"""A pytest session started as a queue worker: connected, its worker id claimed, its heartbeat
+helper running; and the worker's exit code from what its session did (DESIGN.md §1).
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import click
+import pytest
+import redis
+
+from .. import durations
+from ..connection import check_server, connect
+from ..errors import (
+    EXIT_FAILED,
+    EXIT_INCOMPLETE,
+    EXIT_INTERRUPTED,
+    EXIT_PASSED,
+    EXIT_USAGE,
+    CiqueueError,
+    InfrastructureError,
+)
+from ..options import Target, default_worker_id, durations_namespace, queue_settings
+from ..queue import claim, hang
+from ..queue.heartbeat import HeartbeatProcess, HelperConfig
+from ..queue.settings import QueueSettings
+from ..queue.worker import QueueWorker
+from ..secrets import Scrubber, take_secrets, url_secrets
+from .hooks import QueuePlugin
+
+# pytest's exit codes that mean the worker could not do its job, and ours for each.
+_PYTEST_EXIT = {
+    pytest.ExitCode.INTERRUPTED: EXIT_INCOMPLETE,  # collection errors, Ctrl-C
+    pytest.ExitCode.INTERNAL_ERROR: EXIT_INCOMPLETE,
+    pytest.ExitCode.USAGE_ERROR: EXIT_USAGE,
+}
+
+
+@dataclass
+class WorkerSession:
+    """A connected queue worker, its heartbeat helper, and the pytest plugin driving both."""
+
+    plugin: QueuePlugin
+    heartbeat: HeartbeatProcess
+    stack_file: IO[bytes]
+    id_claim: claim.Claim | None = None
+
+    def close(self) -> None:
+        # A worker that lost Redis has nothing to release, and must not wait for it again.
+        lost = isinstance(self.plugin.error, InfrastructureError)
+        self.heartbeat.close(at_once=lost)
+        if not lost:
+            with suppress(redis.RedisError, CiqueueError):  # best effort
+                self.plugin.worker.release()
+                if self.id_claim is not None:
+                    claim.release(self.plugin.worker.client, self.plugin.worker.keys, self.id_claim)
+        self.plugin.worker.close(read_in_flight=not lost)
+        self.stack_file.close()
+        with suppress(OSError):
+            os.unlink(self.stack_file.name)
+
+
+def start_session(
+    redis_url: str | None,
+    insecure_tls: bool,
+    build_id: str | None,
+    attempt: int | None,
+    worker_id: str | None,
+    unit: str,
+    durations_file: Path | None,
+    **queue: Any,
+) -> WorkerSession:
+    """Connect, check the server, start the heartbeat helper; the options are the command's."""
+    target = Target.resolve(redis_url, insecure_tls, build_id, attempt)
+    settings = queue_settings(**queue)
+    client = connect(target.redis_url, verify_tls=target.verify_tls)
+    check_server(client, target.redis_url)
+    held = _claim_worker_id(client, target, worker_id, settings)
+    worker = QueueWorker(client, target.keys, held.worker_id, settings)
+    known = durations.load_redis(client, durations_namespace())
+    if durations_file:
+        known.update(durations.load_file(durations_file))
+    stack_file = hang.arm()
+    heartbeat = _start_helper(target, held, settings, stack_file.name)
+    plugin = QueuePlugin(
+        worker,
+        heartbeat,
+        unit=unit,
+        order=lambda units: durations.order_by_duration(units, known),
+        durations=known,
+    )
+    # Tests learn which worker and build run them, and never see a secret: pytest's
+    # assertion introspection would print os.environ into the report.
+    os.environ.update(CIQUEUE_WORKER_ID=held.worker_id, CIQUEUE_BUILD_ID=target.keys.build_id)
+    plugin.scrub = Scrubber([*url_secrets(target.redis_url), *take_secrets()])
+    return WorkerSession(plugin, heartbeat, stack_file, held)
+
+
+def _claim_worker_id(
+    client: redis.Redis, target: Target, worker_id: str | None, settings: QueueSettings
+) -> claim.Claim:
+    """Claim `worker_id` (or the default) for this process; say so when it was in use."""
+    held = claim.claim(
+        client, target.keys, worker_id or default_worker_id(), settings.lease_timeout
+    )
+    if held.collided:
+        click.echo(
+            f"ciqueue-gha: WARNING: worker id {held.asked} is in use by another live "
+            f"process of this build: this one runs as {held.worker_id}",
+            err=True,
+        )
+    return held
+
+
+def _start_helper(
+    target: Target, held: claim.Claim, settings: QueueSettings, stack_file: str
+) -> HeartbeatProcess:
+    """The heartbeat helper of worker `held.worker_id`."""
+    return HeartbeatProcess(
+        HelperConfig(
+            redis_url=target.redis_url,
+            verify_tls=target.verify_tls,
+            build_id=target.keys.build_id,
+            attempt=target.keys.attempt,
+            worker_id=held.worker_id,
+            lease_timeout=settings.lease_timeout,
+            heartbeat_interval=settings.heartbeat_every,
+            max_test_duration=settings.heartbeat_for,
+            claim_token=held.token,
+            stack_file=stack_file,
+        )
+    )
+
+
+def exit_code(plugin: QueuePlugin, pytest_code: int | pytest.ExitCode) -> int:
+    """The worker's exit code (DESIGN.md §1) from what its tests did and what pytest said."""
+    if plugin.error is not None:
+        raise plugin.error
+    if plugin.collection_interrupted:  # as plain pytest: collection errors, no test run
+        return EXIT_INTERRUPTED
+    if pytest_code in _PYTEST_EXIT:
+        return _PYTEST_EXIT[pytest.ExitCode(pytest_code)]
+    if plugin.tally.final_failures or plugin.tally.stopped or plugin.collection_failed:
+        return EXIT_FAILED
+    return EXIT_PASSED
