@@ -171,3 +171,26 @@ def test_status_follows_the_build(redis_url: str, build_id: str, tests_file: Pat
     assert as_json["ready"] is True
     assert (as_json["total"], as_json["finalized"], as_json["failed"]) == (3, 3, 1)
     assert as_json["since_seen_ms"] >= 0
+
+
+def test_populate_of_a_retry_queues_what_the_attempt_before_left(
+    redis_url: str, build_id: str, tests_file: Path, raw: redis.Redis
+) -> None:
+    """Attempt 2 queues the units attempt 1 failed or never finished, as a worker would."""
+    populate = ["queue", "populate", "--redis-url", redis_url, "--build-id", build_id]
+    assert run_cli(*populate, "--tests-file", str(tests_file)).code == 0
+    worker = QueueWorker(connect(redis_url), BuildKeys(build_id), "w1")
+    worker.populate(TESTS)
+    failed = worker.reserve()
+    assert isinstance(failed, Lease)
+    _, passed = worker.acknowledge(failed, AttemptRecord(failed.unit, "failed"))
+    assert isinstance(passed, Lease)
+    worker.acknowledge(passed, AttemptRecord(passed.unit, "passed"), reserve_next=False)
+    # The third unit never ran: attempt 1 ends with one failed and one unfinished.
+
+    retry = run_cli(*populate, "--attempt", "2", "--tests-file", str(tests_file))
+    assert (retry.code, retry.stderr) == (0, "")
+    assert retry.stdout == f"leader: build {build_id} attempt 2: 2 tests\n"
+    second = BuildKeys(build_id, 2)
+    assert raw.lrange(second.key("queue"), 0, -1) == [t for t in TESTS if t != passed.unit]
+    assert raw.get(second.key("basis")) == "1"  # its summary merges attempt 1

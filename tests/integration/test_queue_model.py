@@ -665,7 +665,7 @@ class QueueMachine(RuleBasedStateMachine):
                 assert real.running[test] == run.deadline
         assert real.results == m.results
         recorded = {
-            lease: (record["test"], record["worker"], record["outcome"], record["lease"])
+            lease: (record["unit"], record["worker"], record["outcome"], record["lease"])
             for lease, record in real.attempts.items()
         }
         assert recorded == {lease: (*a, lease) for lease, a in m.attempts.items()}
