@@ -2,8 +2,16 @@
 reserves, acknowledges and waits.
 
 pytest tears fixtures down according to the *next* item, so a worker knows the unit after the
-one it runs before that one's teardown: one round trip a unit, each acknowledge carrying the
-reserve of the unit after next (DESIGN.md §2, acknowledge and window).
+one it runs before that one's teardown: it holds that unit's lease behind the running one, and
+each acknowledge carries the reserve of the unit after that: one round trip a unit
+(DESIGN.md §2, acknowledge). A passed unit's acknowledge is not waited for: the unit behind
+starts at once, and the reply is read when its teardown asks which item is next, by when it
+has long arrived. A failed unit's acknowledge is waited for: its reply may say the build
+stopped (--max-failures).
+
+A unit held behind waits for the one running, though another worker may be idle: so a unit
+expected to run long (recorded durations, `LATE_RESERVE_ROUND_TRIPS`) runs with nothing held
+behind it, and its successor is reserved as its teardown starts: one more round trip for it.
 """
 
 from __future__ import annotations
