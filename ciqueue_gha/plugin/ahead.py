@@ -56,47 +56,50 @@ class WorkerTally:
 
 
 class ReserveAhead:
-    """The leases of one worker: the one running, and what it knows of the unit behind it.
+    """The leases of one worker: `lease`, its running unit's, and `behind`, what it knows of
+    the unit to run after that one.
 
-    ========================  =====================================  =====================
-    state                     ``behind``                             heartbeat holds
-    ========================  =====================================  =====================
-    nothing held              ``running`` is None                    nothing
-    running, lease behind     the reserve's reply: a lease (held),   running and the lease
-                              a wait, or the end                     behind (*)
-    running long              None: reserved when pytest asks        running
-    reply in flight           the acknowledge of the unit before,    running
-                              with the reserve behind, unread
-    ========================  =====================================  =====================
+    =====================  ==========================================  ====================
+    state                  ``behind``                                  heartbeat holds
+    =====================  ==========================================  ====================
+    nothing held           any (``lease`` is None: before `start`,     no live lease
+                           after the end)
+    running, lease behind  a reserve's reply: a lease, a wait, or the  ``lease``, and the
+                           end                                         lease behind (*)
+    running long           None: reserved when pytest asks             ``lease``
+    reply in flight        the `Finishing` of the unit before: its     ``lease``
+                           acknowledge with the reserve behind, unread
+    =====================  ==========================================  ====================
 
-    (*) A lease behind that came as running's teardown started is heartbeat from when its
-    unit runs: a teardown is short of a lease timeout, and the worker sends no more.
+    (*) A lease behind that came as the running unit's teardown started is heartbeat from
+    when its unit runs: a teardown is short of a lease timeout, and the worker sends no more.
 
     ==============================  ========================================================
     event                           what happens
     ==============================  ========================================================
-    `start`                         reserve (waiting out waits): running; then reserve
-                                    behind it, unless it runs long; returns the lease
-    pytest asks for the next item   running long: reserve now; reply in flight: read it. A
-    (`answer_teardown`)             reply that is running's own unit under a new lease (this
-                                    worker stalled past its lease and got the unit back):
-                                    that lease becomes running, and the unit behind is
-                                    reserved now. Returns the reply behind
-    unit passed (`finish`), a       acknowledge sent, not waited for: the lease behind
-    lease behind, not long          becomes running, the reply is in flight
-    unit failed, or the lease       acknowledge (or requeue) waited for, with the reserve
-    behind runs long, or none       of the unit after behind unless behind runs long (a
-                                    failure under a failure cap always reserves: its reply
-                                    says whether the build stopped)
-    the build stopped, or pytest    acknowledge, release what is held: nothing held
-    was told to stop
+    `start`                         reserve, waiting out waits: that lease runs, with a
+                                    lease reserved behind it unless it runs long
+    pytest asks for the next item   running long: reserve now. Reply in flight: read it; if
+    (`answer_teardown`)             it is the running unit's own under a new lease (this
+                                    worker stalled past its lease and got the unit back),
+                                    that lease replaces ``lease``, and the unit behind is
+                                    reserved now
+    `finish`: unit passed, a lease  acknowledge sent, not waited for: the lease behind runs,
+    behind that does not run long   the reply in flight
+    `finish`: unit failed, or the   acknowledge (or requeue) waited for, with the reserve of
+    lease behind runs long, or      the unit after unless the lease behind runs long (under
+    none is behind                  a failure cap a failure always reserves: the reply says
+                                    whether the build stopped). The lease behind runs; none:
+                                    the reply's lease (after waits); the reply is the lease
+                                    behind's own unit: it runs under that new lease
+    `finish`: the build stopped,    acknowledge, release what is held: nothing held
+    or pytest was told to stop
     ==============================  ========================================================
 
-    Invariants: at most two leases held, the running one and the one behind; the heartbeat
-    holds exactly those; a unit never runs twice in a row under two leases (a lease behind
-    that is the running unit's own replaces it); every attempt is acknowledged under the
-    lease it ran under, the latest one. `finish` returns the lease to run next; None once
-    there is nothing more for this worker.
+    Invariants: at most two leases held, ``lease`` and the one behind; a unit never runs
+    twice in a row under two leases (its newer lease replaces the older); every attempt is
+    acknowledged under the latest lease its unit ran under. `start` and `finish` return the
+    lease to run next; None once there is nothing more for this worker.
     """
 
     def __init__(
@@ -110,7 +113,7 @@ class ReserveAhead:
         self.heartbeat = heartbeat
         self.expected = expected  # seconds each unit is expected to take
         self.tally = tally
-        self.running: Lease | None = None
+        self.lease: Lease | None = None  # the running unit's
         self.behind: Reservation | Finishing | None = None
         self.round_trip: float | None = None  # moving average, seconds
         self._late: LateNextItem | None = None
@@ -141,8 +144,8 @@ class ReserveAhead:
             self.tally.count(disposition, failed=False)
             assert reply is not None  # asked for with the acknowledge
             self.behind = reply
-            if isinstance(reply, Lease) and self.running and reply.unit == self.running.unit:
-                self.running, self.behind = reply, self._reserve()
+            if isinstance(reply, Lease) and self.lease and reply.unit == self.lease.unit:
+                self.lease, self.behind = reply, self._reserve()
                 self._hold()
         return self.behind
 
@@ -152,34 +155,37 @@ class ReserveAhead:
         if self._late is not None:
             self._late.resolve()
             self._late.raise_error()
-        lease, behind = self.running, self.behind
+        lease, behind = self.lease, self.behind
         assert lease is not None and not isinstance(behind, Finishing) and behind is not None
-        held = behind if isinstance(behind, Lease) else None
+        lease_behind = behind if isinstance(behind, Lease) else None
         if behind == Done("stopped"):
             self._finish(lease, record, reserve_next=False)
             self._stop()
             return None
         capped_failure = record.failed and self.worker.settings.max_failures is not None
-        reserve_next = held is None or not self._runs_long(held.unit) or capped_failure
-        if held is not None and reserve_next and not record.failed and not stopping:
-            return self._run_behind(held, self.worker.acknowledge_later(lease, record))
+        reserve_next = (
+            lease_behind is None or not self._runs_long(lease_behind.unit) or capped_failure
+        )
+        if lease_behind is not None and reserve_next and not record.failed and not stopping:
+            return self._run_behind(lease_behind, self.worker.acknowledge_later(lease, record))
         reply = self._finish(lease, record, reserve_next=reserve_next)
         if stopping or reply == Done("stopped"):
             self._stop()
             return None
-        if held is None:
+        if lease_behind is None:
             assert reply is not None  # asked for with the acknowledge
             return self._begin(self.worker.wait_for_lease(reply))
-        if isinstance(reply, Lease) and reply.unit == held.unit:
+        if isinstance(reply, Lease) and reply.unit == lease_behind.unit:
             # This worker stalled past the lease it held behind, and got the unit back under
             # a new lease: run it once, under that one (running the item twice in a row
             # would break pytest's setup state).
             return self._begin(reply)
-        return self._run_behind(held, reply)  # no reply: held runs long, its teardown reserves
+        # No reply: the lease behind runs long, and its teardown reserves.
+        return self._run_behind(lease_behind, reply)
 
     def _begin(self, lease: Lease | None) -> Lease | None:
         """Run `lease` next, with the unit behind it reserved now unless it runs long."""
-        self.running = lease
+        self.lease = lease
         if lease is None:
             self.behind = Done("exhausted")
             return None
@@ -187,23 +193,23 @@ class ReserveAhead:
         self._hold()
         return lease
 
-    def _run_behind(self, held: Lease, behind: Reservation | Finishing | None) -> Lease:
-        """Run the lease held behind next; `behind` is what is known of the unit after it."""
-        self.running, self.behind = held, behind
+    def _run_behind(self, lease: Lease, behind: Reservation | Finishing | None) -> Lease:
+        """Run `lease`, the one held behind, next; `behind`: what is known of the unit after."""
+        self.lease, self.behind = lease, behind
         self._hold()
-        return held
+        return lease
 
     def _stop(self) -> None:
         """The build stopped (--max-failures) or pytest was told to (-x, --maxfail): what is
         held goes back at once, unrun."""
         self.worker.release()
         self.tally.stopped = True
-        self.running, self.behind = None, Done("stopped")
+        self.lease, self.behind = None, Done("stopped")
 
     def _hold(self) -> None:
-        if self.heartbeat and self.running is not None:
-            held = [self.behind] if isinstance(self.behind, Lease) else []
-            self.heartbeat.hold(self.running, *held)
+        if self.heartbeat and self.lease is not None:
+            behind = [self.behind] if isinstance(self.behind, Lease) else []
+            self.heartbeat.hold(self.lease, *behind)
 
     def _finish(
         self, lease: Lease, record: AttemptRecord, *, reserve_next: bool

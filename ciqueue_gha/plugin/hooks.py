@@ -153,13 +153,12 @@ class QueuePlugin:
         if not population.matches:
             self._report_mismatch(offered)
         seconds = expected(list(units), self.durations)
-        ahead = ReserveAhead(self.worker, self.heartbeat, seconds, self.tally)
-        lease = ahead.start()
+        policy = ReserveAhead(self.worker, self.heartbeat, seconds, self.tally)
+        lease = policy.start()
         while lease is not None:
-            record = self._execute(
-                session, lease.unit, units.get(lease.unit), ahead.next_item(units)
-            )
-            lease = ahead.finish(record, stopping=bool(session.shouldstop or session.shouldfail))
+            nextitem = policy.next_item(units)
+            record = self._execute(session, lease.unit, units.get(lease.unit), nextitem)
+            lease = policy.finish(record, stopping=bool(session.shouldstop or session.shouldfail))
             self._maybe_report_progress()
 
     def _report_mismatch(self, names: list[str]) -> None:

@@ -76,7 +76,7 @@ def test_a_lease_behind_that_expired_comes_back_and_replaces_the_running_one(
     client.zadd(keys.key("running"), {behind.unit: 0}, xx=True)  # this worker stalled
     assert ahead.finish(passed(), stopping=False) == behind
     ahead.answer_teardown()  # the reply: the running unit again, under a new lease
-    regranted = ahead.running
+    regranted = ahead.lease
     assert regranted is not None and regranted.unit == behind.unit and regranted.id > behind.id
     after = ahead.behind
     assert isinstance(after, Lease) and after.unit == "u3"
