@@ -38,8 +38,8 @@ from ..queue.retry import (
 )
 from ..queue.supervisor import Supervisor, Verdict
 from ..queue.verdict import AttemptVerdict
+from ..report.build import BuildReport
 from ..report.junit import write_junit
-from ..report.outcome import BuildOutcome
 from ..report.text import render_text
 
 #: How often a re-run summary looks for the retry's workers, seconds.
@@ -89,24 +89,23 @@ def summarize(
     populated = records[-1].populated
     collection = CollectionRecord.load(client, keys)
     collection.check_whole(keys, populated=populated)
-    outcome = BuildOutcome.from_records(records, collection)
-    write_junit(outcome, junit_xml)
+    report = BuildReport.from_records(records, collection)
+    write_junit(report, junit_xml)
     if keys == target.keys:  # a report of an earlier attempt again: its durations are in
-        save_durations(client, outcome, durations_file)
+        save_durations(client, report, durations_file)
     log = RunnerLog()
-    log.text(render_text(outcome, keys, verdict))
+    log.text(render_text(report, keys, verdict))
     for line in collision_lines(client, keys):
         log.text(line)
     for line in history_notes(history, keys):
         log.text(f"ciqueue-gha: {line}")
     click.echo(f"ciqueue-gha: merged JUnit: {junit_xml}")
-    code = outcome.exit_code_after(verdict)
+    code = report.exit_code_after(verdict)
     if populated:  # what a retry of this attempt needs, kept after the build's keys expire
         attempt_verdict = AttemptVerdict.of(keys.attempt, code, records, history.carried)
         keep_verdict(client, keys.build_id, attempt_verdict)
     finished = FinishedBuild(
-        outcome,
-        records,
+        report,
         keys,
         code,
         None if verdict is Verdict.EXHAUSTED else verdict.value,
@@ -200,9 +199,9 @@ def report_verdict(kept: AttemptVerdict, keys: BuildKeys) -> int:
     return kept.exit_code
 
 
-def save_durations(client: redis.Redis, outcome: BuildOutcome, path: Path | None) -> None:
+def save_durations(client: redis.Redis, report: BuildReport, path: Path | None) -> None:
     """Blend this build's unit durations into the stored moving averages."""
-    measured = outcome.unit_durations()
+    measured = report.unit_durations()
     namespace = durations_namespace()
     stored = durations.load_redis(client, namespace)
     durations.save_redis(client, namespace, durations.blend(stored, measured))

@@ -13,16 +13,22 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TextIO
 
+from ..report.annotations import Annotation
 from .log import RunnerLog, escape_data, escape_property
 
-__all__ = ["WorkflowCommands", "escape_data", "escape_property"]
+__all__ = ["WorkflowCommands", "escape_data", "escape_property", "workflow_annotations"]
 
 #: Output names the runner accepts and that cannot break the ``name<<delimiter`` line.
 _OUTPUT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+#: Error annotations the runner shows per step; workflow commands beyond it are not shown.
+WORKFLOW_ANNOTATION_LIMIT = 10
+
+_LEVEL_COMMANDS = {"failure": "error", "warning": "warning", "notice": "notice"}
 
 
 class WorkflowCommands:
@@ -124,3 +130,42 @@ def _delimiter(value: str) -> str:
         delimiter = f"ghadelimiter_{uuid.uuid4()}"
         if delimiter not in value:
             return delimiter
+
+
+def workflow_annotations(
+    annotations: Sequence[Annotation],
+    commands: WorkflowCommands,
+    *,
+    limit: int = WORKFLOW_ANNOTATION_LIMIT,
+) -> int:
+    """The fallback when the token cannot write checks: one ``::error`` (``::warning``,
+    ``::notice``) command per annotation, at most `limit` of each level; returns how many
+    were written.
+
+    The runner shows only the first 10 annotations of each level per step, and each
+    command is a log line carrying a traceback, so writing the rest would flood the log to
+    show nothing more: one notice says how many were left out and where they are."""
+    written: dict[str, int] = {}
+    left_out = 0
+    for annotation in annotations:
+        level = _LEVEL_COMMANDS.get(annotation.annotation_level, "error")
+        if written.get(level, 0) >= limit:
+            left_out += 1
+            continue
+        written[level] = written.get(level, 0) + 1
+        commands.command(
+            level,
+            annotation.message,
+            file=annotation.path,
+            line=annotation.start_line,
+            endLine=annotation.end_line,
+            title=annotation.title,
+        )
+    if left_out:
+        commands.notice(
+            f"{left_out} more failing tests are not annotated here (the runner shows "
+            f"{limit} annotations of a kind per step); the job summary and the merged JUnit "
+            "file list them all.",
+            title="ciqueue-gha: more failures",
+        )
+    return sum(written.values())

@@ -8,21 +8,16 @@ from typing import Any
 
 import pytest
 
-from ciqueue_gha.github.checks import Annotation
-from ciqueue_gha.github.workflow import WorkflowCommands
+from ciqueue_gha.github.workflow import WorkflowCommands, workflow_annotations
 from ciqueue_gha.queue.record import CaseRecord
-from ciqueue_gha.report.annotations import (
-    MESSAGE_LIMIT,
-    TITLE_LIMIT,
-    annotations_for,
-    workflow_annotations,
-)
-from ciqueue_gha.report.outcome import BuildOutcome, CaseHistory
+from ciqueue_gha.report.annotations import Annotation, annotations_for
+from ciqueue_gha.report.build import BuildReport, CaseHistory
+from ciqueue_gha.truncate import FAILURE_TEXT_LIMIT, TITLE_LIMIT
 
 
-def outcome(*cases: CaseRecord, missing: list[str] | None = None) -> BuildOutcome:
+def outcome(*cases: CaseRecord, missing: list[str] | None = None) -> BuildReport:
     histories = [CaseHistory(case, case.nodeid, "w1") for case in cases]
-    return BuildOutcome(histories, missing or [], {}, len(histories) + len(missing or []))
+    return BuildReport(histories, missing or [], {}, len(histories) + len(missing or []))
 
 
 def failed(nodeid: str = "tests/test_a.py::test_x", **fields: Any) -> CaseRecord:
@@ -107,7 +102,7 @@ def test_huge_texts_are_cut_within_the_api_limits() -> None:
     assert annotation.title is not None and len(annotation.title) == TITLE_LIMIT
     assert annotation.title.endswith("…")
     assert len(annotation.message.encode()) < 64 * 1024
-    assert annotation.message.startswith("m" * (MESSAGE_LIMIT // 2))
+    assert annotation.message.startswith("m" * (FAILURE_TEXT_LIMIT // 2))
     assert "line 0 " in annotation.message and "line 4999 " in annotation.message
     assert annotation.raw_details is not None and len(annotation.raw_details.encode()) < 64 * 1024
     assert annotation.raw_details.startswith("red\N{REPLACEMENT CHARACTER}ooo")

@@ -12,9 +12,9 @@ from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue.collection import CollectedReport, CollectionRecord
 from ciqueue_gha.queue.record import AttemptRecord, BuildRecord, CaseRecord
 from ciqueue_gha.queue.supervisor import Verdict
+from ciqueue_gha.report.build import BuildReport
 from ciqueue_gha.report.junit import write_junit
 from ciqueue_gha.report.markdown import render_job_summary
-from ciqueue_gha.report.outcome import BuildOutcome
 from ciqueue_gha.report.text import render_text
 
 BROKEN = CaseRecord(
@@ -45,11 +45,11 @@ def record(tests: dict[str, str]) -> BuildRecord:
     return BuildRecord(bool(tests), list(tests), results, {}, {})
 
 
-def outcome_of(tests: dict[str, str], *reports: CaseRecord, interrupted: bool) -> BuildOutcome:
+def outcome_of(tests: dict[str, str], *reports: CaseRecord, interrupted: bool) -> BuildReport:
     collection = CollectionRecord(
         [CollectedReport(case, "w0") for case in reports], "w0" if interrupted else None
     )
-    return BuildOutcome.from_records([record(tests)], collection)
+    return BuildReport.from_records([record(tests)], collection)
 
 
 def test_interrupted_build_reports_the_errors_and_exits_as_pytest() -> None:
@@ -60,7 +60,7 @@ def test_interrupted_build_reports_the_errors_and_exits_as_pytest() -> None:
     assert "2 tests, 0 passed, 0 failed, 1 errors, 1 skipped" in text
     assert "ciqueue-gha: Interrupted: 1 error during collection" in text
     assert "ERROR check_broken.py (check_broken.py:3) - ModuleNotFoundError" in text
-    summary = render_job_summary(outcome, [], build="b", verdict_text=Verdict.INTERRUPTED.value)
+    summary = render_job_summary(outcome, build="b", verdict_text=Verdict.INTERRUPTED.value)
     assert "❌ interrupted" in summary and "Interrupted: 1 error during collection" in summary
 
 
