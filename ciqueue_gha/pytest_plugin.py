@@ -43,6 +43,7 @@ import redis
 
 from .durations import expected
 from .errors import EXIT_INCOMPLETE, CiqueueError
+from .github.env import GitHubEnv
 from .maxfail import take_over_maxfail
 from .protocol.scripts import redis_failure
 from .queue.collection import record_collection
@@ -507,7 +508,7 @@ class SourcePaths:
     @classmethod
     def of(cls, config: pytest.Config) -> SourcePaths:
         rootdir = config.rootpath.resolve()
-        workspace = os.environ.get("GITHUB_WORKSPACE")
+        workspace = GitHubEnv.from_environ().workspace
         repository = Path(workspace).resolve() if workspace else rootdir
         if not rootdir.is_relative_to(repository):
             repository = rootdir

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import TextIO
 
 from ..report.annotations import Annotation
+from .env import GitHubEnv
 from .log import RunnerLog, escape_data, escape_property
 
 __all__ = ["WorkflowCommands", "escape_data", "escape_property", "workflow_annotations"]
@@ -33,7 +34,7 @@ _LEVEL_COMMANDS = {"failure": "error", "warning": "warning", "notice": "notice"}
 
 class WorkflowCommands:
     """Writes workflow commands to `out` (the step's log) and appends to the files the runner
-    names in `env` (``GITHUB_OUTPUT``, ``GITHUB_STEP_SUMMARY``).
+    names in `env` (``GITHUB_OUTPUT``, ``GITHUB_STEP_SUMMARY``), read at each write.
 
     Outside GitHub Actions the commands are harmless log lines and the file methods do
     nothing (they return False), so callers need no "am I on a runner" test.
@@ -105,23 +106,24 @@ class WorkflowCommands:
         if not _OUTPUT_NAME.fullmatch(name):
             raise ValueError(f"invalid output name {name!r}")
         delimiter = _delimiter(value)
-        return self._append("GITHUB_OUTPUT", f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+        path = GitHubEnv.from_environ(self._env).output
+        return _append(path, f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
 
     def append_summary(self, markdown: str) -> bool:
         """Append `markdown` to the step's job summary; False (nothing written) outside a
         runner."""
-        return self._append(
-            "GITHUB_STEP_SUMMARY", markdown if markdown.endswith("\n") else markdown + "\n"
-        )
+        path = GitHubEnv.from_environ(self._env).step_summary
+        return _append(path, markdown if markdown.endswith("\n") else markdown + "\n")
 
-    def _append(self, variable: str, text: str) -> bool:
-        path = self._env.get(variable, "")
-        if not path:
-            return False
-        # newline="" keeps LF as LF on Windows runners too: the runner reads either.
-        with open(path, "a", encoding="utf-8", newline="") as file:
-            file.write(text)
-        return True
+
+def _append(path: str, text: str) -> bool:
+    """Append `text` to the runner's file at `path`; False when there is none."""
+    if not path:
+        return False
+    # newline="" keeps LF as LF on Windows runners too: the runner reads either.
+    with open(path, "a", encoding="utf-8", newline="") as file:
+        file.write(text)
+    return True
 
 
 def _delimiter(value: str) -> str:
