@@ -1,12 +1,16 @@
 """Cutting text to a size, and every size text is cut to, so a huge output cannot sink a
 report, a request or a log line.
 
-Four ways to cut, each for where the text goes:
+The ways to cut, each for where the text goes:
 - `cut`: head and tail around a note of what was cut, for multi-line text whose both ends
   matter (a traceback's start names the test, its end the assertion);
 - `fit_chars`: the head and ``…``, for one line (a title, a table cell);
-- `fit_bytes`: the head within a number of UTF-8 bytes and a note, for the API's byte limits;
+- `fit_bytes`: the head within a number of UTF-8 bytes and a note, for the API's byte
+  limits; `head_bytes` the same without the note, for a last resort that must fit;
 - `shown`: the head of a value echoed in a one-line message, quoted, with its length.
+
+Every limit is here, named for what it bounds: a module that cuts text imports its limit
+rather than defining a number of its own.
 """
 
 from __future__ import annotations
@@ -56,6 +60,9 @@ API_REPLY_LIMIT = 300
 
 #: Characters of a bad value a one-line message echoes (a 10 KB build id is not echoed whole).
 VALUE_LIMIT = 100
+#: Characters of Redis's own error reply a one-line message quotes (a script error can
+#: carry a whole Lua traceback).
+REDIS_REPLY_LIMIT = 200
 
 
 def cut(text: str, limit: int = RECORD_TEXT_LIMIT) -> str:

@@ -41,6 +41,7 @@ from ..queue.verdict import AttemptVerdict
 from ..report.build import BuildReport
 from ..report.junit import write_junit
 from ..report.text import render_text
+from ..truncate import REDIS_REPLY_LIMIT, shown
 
 #: How often a re-run summary looks for the retry's workers, seconds.
 RETRY_POLL = 0.2
@@ -127,10 +128,10 @@ def keep_verdict(client: redis.Redis, build_id: str, verdict: AttemptVerdict) ->
     try:
         verdict.save(client, build_id)
     except redis.RedisError as exc:
+        said = shown(" ".join(str(exc).split()), REDIS_REPLY_LIMIT, quote=False)
         click.echo(
             f"ciqueue-gha: WARNING: attempt {verdict.attempt}'s verdict was not kept "
-            f"({' '.join(str(exc).split())[:120]}): a re-run after the build's keys expire "
-            "runs the whole suite",
+            f"({said}): a re-run after the build's keys expire runs the whole suite",
             err=True,
         )
 
