@@ -236,14 +236,25 @@ def _head(report: BuildReport, build: str, verdict_text: str | None) -> str:
     return "\n\n".join(lines)
 
 
-def _failures(report: BuildReport) -> _Section:
-    failures = report.failures
+def _counted(title: str, entries: list[_Entry], what: str, **layout: str) -> _Section:
+    """A section titled with its count of `entries`, whose line for those left out calls
+    them `what`; `layout` is the section's preamble or separator."""
     return _Section(
-        f"### Failures ({len(failures)})",
-        [_failure(history) for history in failures],
-        lambda n: f"… and {n} more failures, left out to fit the size limit.",
-        separator="\n\n",
+        f"### {title} ({len(entries)})",
+        entries,
+        lambda n: f"… and {n} more {what}, left out to fit the size limit.",
+        **layout,
     )
+
+
+def _table(title: str, header: str, rows: list[str], what: str) -> _Section:
+    """`_counted` for table rows under `header`."""
+    return _counted(title, [_Entry(row) for row in rows], what, preamble=header)
+
+
+def _failures(report: BuildReport) -> _Section:
+    entries = [_failure(history) for history in report.failures]
+    return _counted("Failures", entries, "failures", separator="\n\n")
 
 
 def _failure(history: CaseHistory) -> _Entry:
@@ -266,12 +277,7 @@ def _failure(history: CaseHistory) -> _Entry:
 
 def _not_run(report: BuildReport) -> _Section:
     rows = [f"| {code(test.unit)} | {test.why(code)} |" for test in report.not_run]
-    return _Section(
-        f"### Not run ({len(rows)})",
-        [_Entry(row) for row in rows],
-        lambda n: f"… and {n} more tests that did not run, left out to fit the size limit.",
-        preamble="| test | why |\n|---|---|",
-    )
+    return _table("Not run", "| test | why |\n|---|---|", rows, "tests that did not run")
 
 
 def _flaky(report: BuildReport) -> _Section:
@@ -282,12 +288,8 @@ def _flaky(report: BuildReport) -> _Section:
             f"| {code(history.final.nodeid)} | {len(history.earlier_failures)} "
             f"| {code(first, ROW_MESSAGE_LIMIT) if first.strip() else ''} |"
         )
-    return _Section(
-        f"### Flaky tests ({len(rows)})",
-        [_Entry(row) for row in rows],
-        lambda n: f"… and {n} more flaky tests, left out to fit the size limit.",
-        preamble="| test | failed attempts before it passed | first failure |\n|---|---:|---|",
-    )
+    header = "| test | failed attempts before it passed | first failure |\n|---|---:|---|"
+    return _table("Flaky tests", header, rows, "flaky tests")
 
 
 def _takeovers(report: BuildReport) -> _Section:
@@ -298,12 +300,8 @@ def _takeovers(report: BuildReport) -> _Section:
         + " |"
         for unit, count in sorted(report.takeovers.items())
     ]
-    return _Section(
-        f"### Taken over from lost workers ({len(rows)})",
-        [_Entry(row) for row in rows],
-        lambda n: f"… and {n} more tests taken over, left out to fit the size limit.",
-        preamble="| test | times its lease expired | finished by |\n|---|---:|---|",
-    )
+    header = "| test | times its lease expired | finished by |\n|---|---:|---|"
+    return _table("Taken over from lost workers", header, rows, "tests taken over")
 
 
 def _slowest(report: BuildReport) -> str:
