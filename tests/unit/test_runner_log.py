@@ -172,7 +172,7 @@ def test_verbatim_holds_both_streams_and_the_descriptors() -> None:
 def test_the_text_report_runs_no_command_of_its_not_run_and_taken_over_lines() -> None:
     hostile_id = "t.py::test[\r::error::x]"
     failed = CaseRecord(hostile_id, "failed", message=HOSTILE[0], longrepr=HOSTILE[2])
-    outcome = BuildReport(
+    report = BuildReport(
         [CaseHistory(failed, hostile_id, "w1")],
         missing=["t.py::lost\n::add-mask::the"],
         takeovers={"t.py::slow\n::warning::x": 2},
@@ -180,7 +180,7 @@ def test_the_text_report_runs_no_command_of_its_not_run_and_taken_over_lines() -
         strays={"t.py::stray\n##[error]x": "w2"},
     )
     out = io.StringIO()
-    RunnerLog(out, RUNNER).text(render_text(outcome, BuildKeys("b"), Verdict.INACTIVE_WORKERS))
+    RunnerLog(out, RUNNER).text(render_text(report, BuildKeys("b"), Verdict.INACTIVE_WORKERS))
     found = commands(out.getvalue())
     assert without_blocks(found) == [] and open_block(found) is None
     for line in ("NOT RUN t.py::lost\n::add-mask::the", "TAKEN OVER t.py::slow\n::warning::x"):
