@@ -8,12 +8,13 @@ from __future__ import annotations
 from ..protocol.keys import BuildKeys
 from ..queue.supervisor import Verdict
 from ..truncate import FAILURE_TEXT_LIMIT, cut
-from .build import BuildReport, interrupted_line
+from .build import BuildReport, NotRun, interrupted_line
 
 
 def render_text(report: BuildReport, keys: BuildKeys, verdict: Verdict) -> str:
     """The totals, each failure with its traceback, the flaky tests, those taken over, why
-    the summary stopped waiting, and the tests not run: each test said once."""
+    the summary stopped waiting, and the tests not run (a test not run is not also listed
+    as taken over)."""
     lines = [_totals(report, keys)]
     for history in report.failures:
         case = history.final
@@ -33,16 +34,14 @@ def render_text(report: BuildReport, keys: BuildKeys, verdict: Verdict) -> str:
         if unit not in not_run
     )
     lines.extend(_stopped(report, verdict))
-    lines.extend(
-        f"NOT RUN {test.unit}"
-        + (
-            f": {test.why()} (workers collected different test sets)"
-            if test.collected_by is not None
-            else ""
-        )
-        for test in report.not_run
-    )
+    lines.extend(_not_run_line(test) for test in report.not_run)
     return "\n".join(lines)
+
+
+def _not_run_line(test: NotRun) -> str:
+    if test.collected_by is None:
+        return f"NOT RUN {test.unit}"
+    return f"NOT RUN {test.unit}: {test.why()} (workers collected different test sets)"
 
 
 def _totals(report: BuildReport, keys: BuildKeys) -> str:
