@@ -11,7 +11,7 @@ import ssl
 import sys
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import redis
@@ -266,6 +266,22 @@ def min_redis_version(env: Mapping[str, str] = os.environ) -> tuple[int, int]:
     return int(major), int(minor or 0)
 
 
+class Server(NamedTuple):
+    """A client whose server was reached and checked, and the server's version."""
+
+    client: redis.Redis
+    version: tuple[int, ...]
+
+
+def open_server(url: str, *, verify_tls: bool = True, retry: bool = True) -> Server:
+    """How every command opens Redis: `connect`, then `check_server`, each with its retry
+    budget; without `retry`, one try of each (for a server about to be shut down)."""
+    budget = defaults.RETRY_BUDGET if retry else 0
+    client = connect(url, verify_tls=verify_tls, retry_budget=budget)
+    first_budget = defaults.FIRST_CONTACT_BUDGET if retry else 0
+    return Server(client, check_server(client, url, retry_budget=first_budget))
+
+
 def check_server(
     client: redis.Redis,
     url: str,
@@ -282,11 +298,24 @@ def check_server(
 
     Raises `RedisUnreachable`, `RedisAuthFailed` or `RedisTooOld` with a one-line message.
     """
+    text = str(_first_contact(client, url, retry_budget).get("redis_version", "0"))
+    version = tuple(int(part) for part in text.split(".") if part.isdigit())
+    need_version = min_version or min_redis_version()
+    if version[:2] < need_version:
+        need = ".".join(map(str, need_version))
+        shown = redact(url)
+        raise RedisTooOld(f"Redis {text} at {shown} is too old: ciqueue-gha needs Redis >= {need}")
+    warn_if_evicting(client, url)
+    return version
+
+
+def _first_contact(client: redis.Redis, url: str, retry_budget: float) -> dict[str, Any]:
+    """The server's INFO, retrying only a refused connection; every failure one line."""
     shown = redact(url)
     kept = client.get_retry()
     client.set_retry(_first_contact_retry(retry_budget))
     try:
-        info = client.info("server")
+        info: dict[str, Any] = client.info("server")
     except redis.AuthenticationError:
         raise RedisAuthFailed(f"Redis at {shown} refused the credentials") from None
     except redis.ResponseError as exc:
@@ -303,14 +332,7 @@ def check_server(
     finally:
         if kept is not None:
             client.set_retry(kept)
-    text = str(info.get("redis_version", "0"))
-    version = tuple(int(part) for part in text.split(".") if part.isdigit())
-    need_version = min_version or min_redis_version()
-    if version[:2] < need_version:
-        need = ".".join(map(str, need_version))
-        raise RedisTooOld(f"Redis {text} at {shown} is too old: ciqueue-gha needs Redis >= {need}")
-    warn_if_evicting(client, url)
-    return version
+    return info
 
 
 def eviction_policy(client: redis.Redis) -> str | None:
