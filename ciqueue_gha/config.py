@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 T = TypeVar("T", bound="DataclassInstance")
-F = TypeVar("F", bound=Callable[..., Any])
+Command = Callable[..., Any]
 
 
 @dataclass(frozen=True)
@@ -86,15 +86,15 @@ class PassOptions(Generic[T]):
     """A click decorator: adds `options` to a command, which is called with their values
     gathered in one `kind` object, the keyword `name`, in their place."""
 
-    def __init__(self, name: str, kind: type[T], options: Callable[[F], F]) -> None:
+    def __init__(self, name: str, kind: type[T], options: Callable[[Command], Command]) -> None:
         self.name, self.kind, self.options = name, kind, options
 
-    def __call__(self, command: F) -> F:
+    def __call__(self, command: Command) -> Command:
         @functools.wraps(command)
         def gathered(**params: Any) -> Any:
             return command(**self.gather(params))
 
-        return self.options(gathered)  # type: ignore[arg-type, return-value]
+        return self.options(gathered)
 
     def gather(self, params: dict[str, Any]) -> dict[str, Any]:
         """`params` (as click parsed them) as the command takes them."""
