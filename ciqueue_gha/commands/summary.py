@@ -101,9 +101,9 @@ def load_outcome(
     """The records the report stands on, and the build's outcome merged from them."""
     # A build its collection errors stopped queued nothing: nothing of a queue to check.
     history = load_history(client, keys, populated=verdict is not Verdict.INTERRUPTED)
-    # The records hold no cycles and live as long as this process, which ends after the
-    # report: out of the collector's sight, they cost the merge, the JUnit and the report no
-    # scans (a third of their time at 100,000 tests). Reference counting still frees them.
+    # A process-wide choice, made here because this process ends after the report: the
+    # records hold no cycles and live until then, so out of the cyclic collector's sight they
+    # cost the JUnit and report phases no scans. Reference counting still frees them.
     gc.freeze()
     collection = CollectionRecord.load(client, keys)
     collection.check_whole(keys, populated=history.records[-1].populated)
