@@ -34,6 +34,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not config.getoption("ciqueue") or config.pluginmanager.has_plugin(PLUGIN_NAME):
         return
     from .commands.worker import start_session, worker_command
+    from .config import pass_build
 
     try:
         params = worker_command.make_context("worker", []).params
@@ -42,7 +43,7 @@ def pytest_configure(config: pytest.Config) -> None:
             for k, v in params.items()
             if k not in ("junit_xml", "pytest_arguments", "queue_init_timeout")
         }
-        session = start_session(**params)
+        session = start_session(**pass_build.gather(params))
     except (CiqueueError, click.ClickException) as exc:
         raise pytest.UsageError(f"ciqueue-gha: {exc}") from None
     config.pluginmanager.register(session.plugin, PLUGIN_NAME)

@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from .. import durations
-from ..connection import check_server, connect
+from ..config import BuildOptions, pass_build
 from ..errors import (
     EXIT_FAILED,
     EXIT_INCOMPLETE,
@@ -30,11 +30,10 @@ from ..errors import (
 )
 from ..github.log import RunnerLog
 from ..options import (
-    Target,
-    connection_options,
     default_worker_id,
     durations_namespace,
     durations_option,
+    junit_xml_option,
     pytest_args,
     queue_init_option,
     queue_options,
@@ -56,7 +55,7 @@ _PYTEST_EXIT = {
 
 
 @click.command("worker", context_settings={"ignore_unknown_options": True})
-@connection_options
+@pass_build
 @queue_options
 @queue_init_option
 @durations_option
@@ -64,19 +63,10 @@ _PYTEST_EXIT = {
     "Unique per worker within a build; a second live process given an id in use runs as "
     "<id>~2, and the summary says so. Default: host name and pid."
 )
-@click.option(
-    "--junit-xml",
-    envvar="CIQUEUE_JUNIT_XML",
-    show_envvar=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write this worker's own results here (the summary writes the merged file).",
-)
+@junit_xml_option("Write this worker's own results here (the summary writes the merged file).")
 @click.argument("pytest_arguments", nargs=-1, type=click.UNPROCESSED)
 def worker_command(
-    redis_url: str | None,
-    insecure_tls: bool,
-    build_id: str | None,
-    attempt: int | None,
+    build: BuildOptions,
     worker_id: str | None,
     junit_xml: Path | None,
     unit: str,
@@ -89,9 +79,7 @@ def worker_command(
 
     Everything after -- is the pytest command line (a leading `pytest` may be left out).
     """
-    session = start_session(
-        redis_url, insecure_tls, build_id, attempt, worker_id, unit, durations_file, **queue
-    )
+    session = start_session(build, worker_id, unit, durations_file, **queue)
     args = pytest_args(pytest_arguments)
     if junit_xml:
         args += [f"--junitxml={junit_xml}"]
@@ -128,20 +116,16 @@ class WorkerSession:
 
 
 def start_session(
-    redis_url: str | None,
-    insecure_tls: bool,
-    build_id: str | None,
-    attempt: int | None,
+    build: BuildOptions,
     worker_id: str | None,
     unit: str,
     durations_file: Path | None,
     **queue: Any,
 ) -> WorkerSession:
     """Connect, check the server, start the heartbeat helper; the options are the command's."""
-    target = Target.resolve(redis_url, insecure_tls, build_id, attempt)
+    target = build.target()
     settings = queue_settings(**queue)
-    client = connect(target.redis_url, verify_tls=target.verify_tls)
-    check_server(client, target.redis_url)
+    client = target.open()
     held = claim.claim(
         client, target.keys, worker_id or default_worker_id(), settings.lease_timeout
     )
