@@ -5,8 +5,8 @@ populates 100,000 tests (realistic node ids), then four `QueueWorker`s take turn
 them, each acknowledge carrying a small attempt record (as a trivial test's) and the next
 reserve; one test in a thousand fails with a traceback. Then a fresh interpreter does what
 the summary does after its wait, one phase at a time: `BuildRecord.load_attempts`,
-`BuildOutcome.from_records`, `write_junit`, and the job summary (`render_job_summary` with
-`worker_usage`). Each phase's seconds and the process's peak resident memory when it ends
+`BuildReport.from_records` (worker usage included), `write_junit`, and the job summary
+(`render_job_summary`). Each phase's seconds and the process's peak resident memory when it ends
 (ru_maxrss, which only grows) are printed:
 
     python -m benchmarks.scale [--tests N] [--limit S] [--memory MB]
@@ -142,10 +142,9 @@ def report_phases(url: str, junit: Path, markdown: Path) -> list[Row]:
     """The summary's merge and report, in this process (the child): one row per phase."""
     # Imported here: the child's memory should hold what the summary holds, nothing more.
     from ciqueue_gha.queue import BuildRecord
+    from ciqueue_gha.report.build import BuildReport
     from ciqueue_gha.report.junit import write_junit
     from ciqueue_gha.report.markdown import render_job_summary
-    from ciqueue_gha.report.outcome import BuildOutcome
-    from ciqueue_gha.report.utilization import worker_usage
 
     rows = [Row("interpreter and imports", 0.0, peak_mb())]
     keys = BuildKeys(BUILD)
@@ -154,13 +153,13 @@ def report_phases(url: str, junit: Path, markdown: Path) -> list[Row]:
         records = BuildRecord.load_attempts(client, keys)
         rows.append(Row("load (BuildRecord.load_attempts)", time.perf_counter() - start, peak_mb()))
     start = time.perf_counter()
-    outcome = BuildOutcome.from_records(records)
-    rows.append(Row("merge (BuildOutcome.from_records)", time.perf_counter() - start, peak_mb()))
+    report = BuildReport.from_records(records)
+    rows.append(Row("merge (BuildReport.from_records)", time.perf_counter() - start, peak_mb()))
     start = time.perf_counter()
-    write_junit(outcome, junit)
+    write_junit(report, junit)
     rows.append(Row("write_junit", time.perf_counter() - start, peak_mb()))
     start = time.perf_counter()
-    summary = render_job_summary(outcome, worker_usage(records), build=f"{BUILD} attempt 1")
+    summary = render_job_summary(report, build=f"{BUILD} attempt 1")
     markdown.write_text(summary, encoding="utf-8")
     rows.append(Row("job summary (Markdown)", time.perf_counter() - start, peak_mb()))
     return rows

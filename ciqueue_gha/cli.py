@@ -17,22 +17,16 @@ from . import __version__
 from .errors import EXIT_USAGE, CiqueueError
 from .fastexit import exit_now
 from .github.log import RunnerLog
-from .options import whole
+from .options import insecure_tls_option, redis_url_option, whole
 from .redis_server import PrivateRedis
-from .secrets import hand_over, received, received_default
+from .secrets import hand_over, received
 
-redis_url_option = click.option(
-    "--redis-url",
-    envvar="CIQUEUE_REDIS_URL",
-    default=received_default("CIQUEUE_REDIS_URL", option="--redis-url"),
-    required=True,
-    help="redis://, rediss:// (TLS, verified) or unix:// URL of the queue's Redis.",
+#: The redis group's own words for the connection options: it checks or stops a server.
+server_url_option = redis_url_option(
+    "redis://, rediss:// (TLS, verified) or unix:// URL of the queue's Redis.", required=True
 )
-insecure_tls_option = click.option(
-    "--insecure-tls",
-    envvar="CIQUEUE_INSECURE_TLS",
-    is_flag=True,
-    help="Do not verify the certificate of a rediss:// server (says so loudly).",
+server_tls_option = insecure_tls_option(
+    "Do not verify the certificate of a rediss:// server (says so loudly)."
 )
 
 
@@ -82,16 +76,15 @@ def redis_start(port: int | None) -> None:
 
 
 @redis_group.command("check")
-@redis_url_option
-@insecure_tls_option
+@server_url_option
+@server_tls_option
 def redis_check(redis_url: str, insecure_tls: bool) -> None:
     """Check that Redis is reachable, new enough, and runs the queue's scripts."""
-    from .connection import check_server, connect, redact
+    from .connection import open_server, redact
     from .protocol.keys import BuildKeys
     from .protocol.scripts import SCRIPT_NAMES, Scripts
 
-    client = connect(redis_url, verify_tls=not insecure_tls)
-    version = check_server(client, redis_url)
+    client, version = open_server(redis_url, verify_tls=not insecure_tls)
     scripts = Scripts(client)
     scripts.load_all()
     # Loading is not running (an ACL may allow one, not the other): run a read-only one.
@@ -101,16 +94,15 @@ def redis_check(redis_url: str, insecure_tls: bool) -> None:
 
 
 @redis_group.command("stop")
-@redis_url_option
-@insecure_tls_option
+@server_url_option
+@server_tls_option
 def redis_stop(redis_url: str, insecure_tls: bool) -> None:
     """Shut down the Redis at --redis-url (one started by `redis start`), without saving."""
     import redis
 
-    from .connection import check_server, connect, redact
+    from .connection import open_server, redact
 
-    client = connect(redis_url, verify_tls=not insecure_tls, retry_budget=0)
-    check_server(client, redis_url, retry_budget=0)
+    client = open_server(redis_url, verify_tls=not insecure_tls, retry=False).client
     # The server closes the connection as it goes: that is success.
     with suppress(redis.ConnectionError):
         client.shutdown(nosave=True)

@@ -10,16 +10,15 @@ import math
 import os
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from . import defaults
-from .errors import UsageError
 from .github.env import GitHubEnv
-from .protocol.keys import MAX_ATTEMPT, BuildKeys
+from .protocol.keys import MAX_ATTEMPT
 from .queue.settings import QueueSettings
 from .secrets import received_default
 from .truncate import shown
@@ -141,17 +140,17 @@ class WorkerIdType(click.ParamType):  # type: ignore[type-arg]
         return text
 
 
-def worker_id_option(help: str) -> Callable[[F], F]:
-    return click.option(
-        "--worker-id", envvar="CIQUEUE_WORKER_ID", show_envvar=True, type=WorkerIdType(), help=help
-    )
-
-
-def _option(*names: str, env: str, **kwargs: Any) -> Callable[[F], F]:
+def _option(*names: str, **kwargs: Any) -> Callable[[F], F]:
+    """An option also read from CIQUEUE_<NAME> (``--lease-timeout``: CIQUEUE_LEASE_TIMEOUT)."""
     kind = kwargs.get("type")
     if isinstance(kind, Number):
         kwargs["help"] = f"{kwargs['help']} Range: {kind.range}."
-    return click.option(*names, envvar=f"CIQUEUE_{env}", show_envvar=True, **kwargs)
+    env = "CIQUEUE_" + names[0].lstrip("-").replace("-", "_").upper()
+    return click.option(*names, envvar=env, show_envvar=True, **kwargs)
+
+
+def _seconds_option(name: str, default: float, help: str) -> Callable[[F], F]:
+    return _option(name, type=seconds(), default=default, show_default=True, help=help)
 
 
 def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
@@ -165,29 +164,42 @@ def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
     return apply
 
 
-connection_options = _stack(
-    _option(
+def redis_url_option(help: str, *, required: bool = False) -> Callable[[F], F]:
+    """``--redis-url``; when `required`, none given is click's "missing option", else the
+    command says what is missing itself (`config.BuildOptions`)."""
+    return _option(
         "--redis-url",
-        env="REDIS_URL",
-        default=received_default("CIQUEUE_REDIS_URL"),
-        help="redis://, rediss:// or unix:// URL.",
-    ),
-    _option(
-        "--insecure-tls",
-        env="INSECURE_TLS",
-        is_flag=True,
-        type=ShortBool(),
-        help="Do not verify a rediss:// server's certificate (says so loudly).",
-    ),
+        default=received_default("CIQUEUE_REDIS_URL", option="--redis-url" if required else ""),
+        required=required,
+        help=help,
+    )
+
+
+def insecure_tls_option(help: str) -> Callable[[F], F]:
+    return _option("--insecure-tls", is_flag=True, type=ShortBool(), help=help)
+
+
+def worker_id_option(help: str) -> Callable[[F], F]:
+    return _option("--worker-id", type=WorkerIdType(), help=help)
+
+
+def junit_xml_option(help: str, default: Path | None = None) -> Callable[[F], F]:
+    given = {} if default is None else {"default": default, "show_default": True}
+    return _option(
+        "--junit-xml", type=click.Path(dir_okay=False, path_type=Path), help=help, **given
+    )
+
+
+connection_options = _stack(
+    redis_url_option("redis://, rediss:// or unix:// URL."),
+    insecure_tls_option("Do not verify a rediss:// server's certificate (says so loudly)."),
     _option(
         "--build-id",
-        env="BUILD_ID",
         help="Names the queue; every worker and the summary of a run share it. "
         "Default: GITHUB_RUN_ID.",
     ),
     _option(
         "--attempt",
-        env="ATTEMPT",
         type=whole(1, MAX_ATTEMPT),
         help="Attempt of the build (GitHub re-run). Default: GITHUB_RUN_ATTEMPT, else 1.",
     ),
@@ -198,7 +210,6 @@ connection_options = _stack(
 queue_options = _stack(
     _option(
         "--lease-timeout",
-        env="LEASE_TIMEOUT",
         type=seconds(*LEASE_TIMEOUT_RANGE, above=False),
         default=defaults.LEASE_TIMEOUT,
         show_default=True,
@@ -206,20 +217,17 @@ queue_options = _stack(
     ),
     _option(
         "--heartbeat-interval",
-        env="HEARTBEAT_INTERVAL",
         type=seconds(high=LEASE_TIMEOUT_RANGE[1]),
         help="Seconds between heartbeats. Default: lease timeout / 5.",
     ),
     _option(
         "--max-test-duration",
-        env="MAX_TEST_DURATION",
         type=seconds(),
         help="After this long a test stops heartbeating, so a hung test is reclaimed. "
         "Default: 10 x lease timeout.",
     ),
     _option(
         "--max-requeues",
-        env="MAX_REQUEUES",
         type=whole(0, MAX_REQUEUES),
         default=0,
         show_default=True,
@@ -227,7 +235,6 @@ queue_options = _stack(
     ),
     _option(
         "--requeue-tolerance",
-        env="REQUEUE_TOLERANCE",
         type=Number(0, 1),
         default=0.0,
         show_default=True,
@@ -235,13 +242,11 @@ queue_options = _stack(
     ),
     _option(
         "--max-failures",
-        env="MAX_FAILURES",
         type=whole(1, MAX_FAILURES),
         help="Stop handing out tests once this many have failed.",
     ),
     _option(
         "--unit",
-        env="UNIT",
         type=ShortChoice(["test", "file"]),
         default="test",
         show_default=True,
@@ -250,41 +255,17 @@ queue_options = _stack(
 )
 
 
-queue_init_option = _option(
+queue_init_option = _seconds_option(
     "--queue-init-timeout",
-    env="QUEUE_INIT_TIMEOUT",
-    type=seconds(),
-    default=defaults.QUEUE_INIT_TIMEOUT,
-    show_default=True,
-    help="Seconds to wait for the queue to be populated.",
+    defaults.QUEUE_INIT_TIMEOUT,
+    "Seconds to wait for the queue to be populated.",
 )
 
 durations_option = _option(
     "--durations-file",
-    env="DURATIONS_FILE",
     type=click.Path(dir_okay=False, path_type=Path),
     help="JSON of test durations: read to queue the longest first, written by the "
     "summary. Redis keeps them too.",
-)
-
-
-supervisor_options = _stack(
-    _option(
-        "--report-timeout",
-        env="REPORT_TIMEOUT",
-        type=seconds(),
-        default=defaults.REPORT_TIMEOUT,
-        show_default=True,
-        help="Seconds the summary waits for every test before giving up.",
-    ),
-    _option(
-        "--inactive-workers-timeout",
-        env="INACTIVE_WORKERS_TIMEOUT",
-        type=seconds(),
-        default=defaults.INACTIVE_WORKERS_TIMEOUT,
-        show_default=True,
-        help="Seconds the summary waits with no live worker before giving up.",
-    ),
 )
 
 
@@ -298,7 +279,6 @@ github_options = _stack(
     ),
     _option(
         "--check-name",
-        env="CHECK_NAME",
         default="ciqueue-gha",
         show_default=True,
         help="Name of the check run on the pull request.",
@@ -306,30 +286,23 @@ github_options = _stack(
 )
 
 
-@dataclass(frozen=True)
-class Target:
-    """Where the queue is: the Redis URL and the build attempt's keys."""
-
-    redis_url: str
-    verify_tls: bool
-    keys: BuildKeys
-
-    @classmethod
-    def resolve(
-        cls,
-        redis_url: str | None,
-        insecure_tls: bool,
-        build_id: str | None,
-        attempt: int | None,
-        github: GitHubEnv | None = None,
-    ) -> Target:
-        if not redis_url:
-            raise UsageError("no Redis: pass --redis-url or set CIQUEUE_REDIS_URL")
-        github = github or GitHubEnv.from_environ()
-        build = build_id or github.run_id
-        if not build:
-            raise UsageError("no build id: pass --build-id, or run inside GitHub Actions")
-        return cls(redis_url, not insecure_tls, BuildKeys(build, attempt or github.attempt))
+# The summary's options (`summary`, and `run`, which runs one): `config.ReportOptions`.
+report_options = _stack(
+    _seconds_option(
+        "--report-timeout",
+        defaults.REPORT_TIMEOUT,
+        "Seconds the summary waits for every test before giving up.",
+    ),
+    _seconds_option(
+        "--inactive-workers-timeout",
+        defaults.INACTIVE_WORKERS_TIMEOUT,
+        "Seconds the summary waits with no live worker before giving up.",
+    ),
+    queue_init_option,
+    durations_option,
+    junit_xml_option("Where to write the merged JUnit file.", Path("ciqueue-junit.xml")),
+    github_options,
+)
 
 
 def default_worker_id() -> str:
@@ -342,23 +315,10 @@ def durations_namespace(github: GitHubEnv | None = None) -> str:
     return repository.replace("{", "").replace("}", "")
 
 
-def queue_settings(
-    lease_timeout: float,
-    heartbeat_interval: float | None,
-    max_test_duration: float | None,
-    max_requeues: int,
-    requeue_tolerance: float,
-    max_failures: int | None,
-    **_: Any,
-) -> QueueSettings:
-    return QueueSettings(
-        lease_timeout=lease_timeout,
-        heartbeat_interval=heartbeat_interval,
-        max_test_duration=max_test_duration,
-        max_requeues=max_requeues,
-        requeue_tolerance=requeue_tolerance,
-        max_failures=max_failures,
-    )
+def queue_settings(**options: Any) -> QueueSettings:
+    """The queue's settings from a command's options (the others ignored)."""
+    names = {field.name for field in fields(QueueSettings)}
+    return QueueSettings(**{name: value for name, value in options.items() if name in names})
 
 
 PYTEST_PREFIXES = (
@@ -377,14 +337,3 @@ def pytest_args(args: tuple[str, ...] | list[str]) -> list[str]:
         if args[: len(prefix)] == prefix:
             return args[len(prefix) :]
     return args
-
-
-merged_junit_option = click.option(
-    "--junit-xml",
-    envvar="CIQUEUE_JUNIT_XML",
-    show_envvar=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("ciqueue-junit.xml"),
-    show_default=True,
-    help="Where to write the merged JUnit file.",
-)

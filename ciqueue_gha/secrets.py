@@ -33,6 +33,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import click
 
 from .errors import UsageError
+from .truncate import shown
 
 #: Variables that carry secrets; none of them reaches a process that runs tests.
 SECRET_VARIABLES = ("CIQUEUE_REDIS_URL", "CIQUEUE_GITHUB_TOKEN", "GITHUB_TOKEN")
@@ -128,7 +129,7 @@ def _read_pipe(fd_text: str) -> dict[str, str]:
         with open(int(fd_text), "rb") as pipe:
             values = json.loads(pipe.read())
     except (ValueError, OSError):
-        raise UsageError(f"{SECRETS_FD}={fd_text[:20]!r} names no readable pipe") from None
+        raise UsageError(f"{SECRETS_FD}={shown(fd_text)} names no readable pipe") from None
     if not isinstance(values, dict):
         raise UsageError(f"{SECRETS_FD}: not what ciqueue-gha hands over")
     return {str(k): v for k, v in values.items() if isinstance(v, str)}

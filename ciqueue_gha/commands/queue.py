@@ -12,9 +12,9 @@ from typing import TextIO
 
 import click
 
-from ..connection import check_server, connect
+from ..config import BuildOptions, pass_build
 from ..errors import UsageError
-from ..options import Target, connection_options, default_worker_id, worker_id_option
+from ..options import default_worker_id, worker_id_option
 from ..protocol.keys import BuildKeys
 from ..queue.collection import record_collection
 from ..queue.retry import populate_attempt
@@ -28,7 +28,7 @@ def queue_command() -> None:
 
 
 @queue_command.command("populate")
-@connection_options
+@pass_build
 @click.option(
     "--tests-file",
     envvar="CIQUEUE_TESTS_FILE",
@@ -40,22 +40,14 @@ def queue_command() -> None:
 @worker_id_option(
     "Who populates; a retry under the same id is recognised. Default: host name and pid."
 )
-def populate_command(
-    redis_url: str | None,
-    insecure_tls: bool,
-    build_id: str | None,
-    attempt: int | None,
-    tests_file: TextIO,
-    worker_id: str | None,
-) -> None:
+def populate_command(build: BuildOptions, tests_file: TextIO, worker_id: str | None) -> None:
     """Queue the build's tests: the first caller is the leader and pushes them, others follow.
 
     Prints the role this call got and how many tests the queue holds.
     """
-    target = Target.resolve(redis_url, insecure_tls, build_id, attempt)
+    target = build.target()
     tests = read_tests(tests_file)
-    client = connect(target.redis_url, verify_tls=target.verify_tls)
-    check_server(client, target.redis_url)
+    client = target.open()
     worker = QueueWorker(client, target.keys, worker_id or default_worker_id())
     # A list collects nothing but tests: an empty collection record, as a worker leaves one.
     record_collection(client, target.keys, worker.worker_id, [], interrupted=False)
@@ -92,19 +84,11 @@ def read_tests(stream: TextIO) -> list[str]:
 
 
 @queue_command.command("status")
-@connection_options
+@pass_build
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
-def status_command(
-    redis_url: str | None,
-    insecure_tls: bool,
-    build_id: str | None,
-    attempt: int | None,
-    as_json: bool,
-) -> None:
+def status_command(build: BuildOptions, as_json: bool) -> None:
     """Print what the supervisor sees of the build's queue."""
-    target = Target.resolve(redis_url, insecure_tls, build_id, attempt)
-    client = connect(target.redis_url, verify_tls=target.verify_tls)
-    check_server(client, target.redis_url)
+    target, client = build.open()
     status = Supervisor(client, target.keys).status()
     if as_json:
         click.echo(json.dumps({**asdict(status), "exhausted": status.exhausted}))

@@ -18,27 +18,18 @@ import threading
 import time
 import uuid
 from contextlib import ExitStack, suppress
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from ..config import BuildOptions, ReportOptions, Target, pass_build, pass_report
 from ..errors import EXIT_INCOMPLETE, QueueNeverPopulated
 from ..github.env import GitHubEnv
 from ..github.log import RunnerLog
-from ..options import (
-    Target,
-    connection_options,
-    durations_option,
-    github_options,
-    merged_junit_option,
-    queue_init_option,
-    queue_options,
-    queue_settings,
-    supervisor_options,
-    whole,
-)
+from ..options import queue_options, queue_settings, whole
 from ..redis_server import PrivateRedis
 from ..secrets import SECRET_VARIABLES, SECRETS_FD, secrets_pipe
 
@@ -144,15 +135,6 @@ def wait_exit(process: subprocess.Popen[bytes], timeout: float) -> None:
     process.poll()
 
 
-def _connect(target: Target) -> redis.Redis:
-    """A checked client for the build's Redis (Redis's client library is loaded only now)."""
-    from ..connection import check_server, connect
-
-    client = connect(target.redis_url, verify_tls=target.verify_tls)
-    check_server(client, target.redis_url)
-    return client
-
-
 def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
     raise KeyboardInterrupt
 
@@ -174,13 +156,9 @@ def interrupt_on_sigterm() -> None:
     show_default="number of CPUs",
     help="Worker processes to start.",
 )
-@connection_options
+@pass_build
 @queue_options
-@queue_init_option
-@durations_option
-@supervisor_options
-@merged_junit_option
-@github_options
+@pass_report
 @click.option(
     "--log-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -190,17 +168,8 @@ def interrupt_on_sigterm() -> None:
 @click.argument("pytest_arguments", nargs=-1, type=click.UNPROCESSED)
 def run_command(
     workers: int,
-    redis_url: str | None,
-    insecure_tls: bool,
-    build_id: str | None,
-    attempt: int | None,
-    queue_init_timeout: float,
-    durations_file: Path | None,
-    report_timeout: float,
-    inactive_workers_timeout: float,
-    junit_xml: Path,
-    github_token: str | None,
-    check_name: str,
+    build: BuildOptions,
+    report_options: ReportOptions,
     log_dir: Path | None,
     pytest_arguments: tuple[str, ...],
     **queue: Any,
@@ -214,60 +183,87 @@ def run_command(
     with ExitStack() as stack:
         # The workers start while the private Redis does, and the summary's libraries load
         # while the workers start: each is start-up time the whole build waits for.
-        private = None
-        if not redis_url:
-            private = PrivateRedis()
-            private.launch()
-            stack.callback(private.stop)
-            redis_url = private.url
-        build_id = build_id or GitHubEnv.from_environ().run_id or f"local-{uuid.uuid4().hex[:12]}"
-        target = Target.resolve(redis_url, insecure_tls, build_id, attempt)
+        private = None if build.redis_url else _private_redis(stack)
+        target = _local_target(build, private)
         # A given Redis is checked before any worker starts on a wrong URL.
-        client = _connect(target) if private is None else None
-        kept = log_dir
-        if log_dir is None:
-            log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ciqueue-")))
-        log_dir.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        env.update(CIQUEUE_BUILD_ID=target.keys.build_id, CIQUEUE_ATTEMPT=str(target.keys.attempt))
-        if durations_file:
-            queue["durations_file"] = durations_file
-        queue["insecure_tls"] = insecure_tls
-        argvs = [_worker_argv(i, queue, pytest_arguments, kept) for i in range(workers)]
-        processes = WorkerProcesses(argvs, env, log_dir, {"CIQUEUE_REDIS_URL": target.redis_url})
-        stack.callback(processes.stop)
-        click.echo(f"ciqueue-gha: build {build_id}: {workers} workers; logs in {log_dir}", err=True)
-        from .summary import summarize
-
-        if private is not None:
-            private.wait_ready()
-        client = client if client is not None else _connect(target)
-        try:
-            code = summarize(
-                client,
-                target,
-                report_timeout=report_timeout,
-                inactive_workers_timeout=inactive_workers_timeout,
-                queue_init_timeout=queue_init_timeout,
-                junit_xml=junit_xml,
-                durations_file=durations_file,
-                github_token=github_token,
-                check_name=check_name,
-                workers_gone=processes.all_exited,
-            )
-        except QueueNeverPopulated:
-            # Every worker exited before queueing anything: their own words say why.
-            processes.show_log_tails()
-            codes = processes.exit_codes()
-            click.echo(
-                "ciqueue-gha: error: every worker exited before queueing a test "
-                f"(exit codes {', '.join(map(str, codes))}); their output is above",
-                err=True,
-            )
-            raise SystemExit(max(codes) if max(codes) > 0 else EXIT_INCOMPLETE) from None
+        client = target.open() if private is None else None
+        logs = _logs(stack, log_dir)
+        given = dict(
+            queue, durations_file=report_options.durations_file, insecure_tls=build.insecure_tls
+        )
+        argvs = [_worker_argv(i, given, pytest_arguments, log_dir) for i in range(workers)]
+        processes = _start_workers(stack, argvs, target, logs)
+        code = _summarize(private, client, target, report_options, processes)
         # The queue is done with them, their pytest sessions are not: let each end its own
         # session (its output and JUnit complete) before the rest are stopped.
         processes.wait(STOP_GRACE)
         if code != 0:
             processes.show_log_tails()
         raise SystemExit(code)
+
+
+def _private_redis(stack: ExitStack) -> PrivateRedis:
+    """A private Redis launched (not yet ready), stopped when the run ends."""
+    private = PrivateRedis()
+    private.launch()
+    stack.callback(private.stop)
+    return private
+
+
+def _local_target(build: BuildOptions, private: PrivateRedis | None) -> Target:
+    """The run's build: on the private Redis when there is one, under a build id of its own
+    when neither --build-id nor GitHub gives one."""
+    build_id = build.build_id or GitHubEnv.from_environ().run_id or f"local-{uuid.uuid4().hex[:12]}"
+    redis_url = private.url if private is not None else build.redis_url
+    return replace(build, redis_url=redis_url, build_id=build_id).target()
+
+
+def _logs(stack: ExitStack, log_dir: Path | None) -> Path:
+    """Where the workers' output goes: `log_dir`, else a temporary folder the run removes."""
+    if log_dir is None:
+        log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ciqueue-")))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return log_dir
+
+
+def _start_workers(
+    stack: ExitStack, argvs: list[list[str]], target: Target, logs: Path
+) -> WorkerProcesses:
+    """The worker processes of `target`'s build, stopped when the run ends; the Redis URL
+    reaches them on a pipe."""
+    env = dict(os.environ)
+    env.update(CIQUEUE_BUILD_ID=target.keys.build_id, CIQUEUE_ATTEMPT=str(target.keys.attempt))
+    processes = WorkerProcesses(argvs, env, logs, {"CIQUEUE_REDIS_URL": target.redis_url})
+    stack.callback(processes.stop)
+    click.echo(
+        f"ciqueue-gha: build {target.keys.build_id}: {len(argvs)} workers; logs in {logs}",
+        err=True,
+    )
+    return processes
+
+
+def _summarize(
+    private: PrivateRedis | None,
+    client: redis.Redis | None,
+    target: Target,
+    options: ReportOptions,
+    processes: WorkerProcesses,
+) -> int:
+    """The summary's exit code, once the private Redis (if any) is ready; when every worker
+    exited before queueing anything, their own words say why."""
+    from .summary import summarize  # its libraries load while the private Redis starts
+
+    if private is not None:
+        private.wait_ready()
+    client = client if client is not None else target.open()
+    try:
+        return summarize(client, target, options, workers_gone=processes.all_exited)
+    except QueueNeverPopulated:
+        processes.show_log_tails()
+        codes = processes.exit_codes()
+        click.echo(
+            "ciqueue-gha: error: every worker exited before queueing a test "
+            f"(exit codes {', '.join(map(str, codes))}); their output is above",
+            err=True,
+        )
+        raise SystemExit(max(codes) if max(codes) > 0 else EXIT_INCOMPLETE) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,22 +11,13 @@ import click
 import redis
 
 from .. import durations
-from ..connection import check_server, connect
+from ..config import BuildOptions, ReportOptions, Target, pass_build, pass_report
 from ..errors import EXIT_PASSED
 from ..github.env import GitHubEnv
 from ..github.log import RunnerLog
 from ..github.publish import FinishedBuild, publish
 from ..github.workflow import WorkflowCommands
-from ..options import (
-    Target,
-    connection_options,
-    durations_namespace,
-    durations_option,
-    github_options,
-    merged_junit_option,
-    queue_init_option,
-    supervisor_options,
-)
+from ..options import durations_namespace
 from ..protocol.keys import BuildKeys
 from ..queue.claim import collision_lines
 from ..queue.collection import CollectionRecord
@@ -38,9 +30,10 @@ from ..queue.retry import (
 )
 from ..queue.supervisor import Supervisor, Verdict
 from ..queue.verdict import AttemptVerdict
+from ..report.build import BuildReport
 from ..report.junit import write_junit
-from ..report.outcome import BuildOutcome
 from ..report.text import render_text
+from ..truncate import REDIS_REPLY_LIMIT, shown
 
 #: How often a re-run summary looks for the retry's workers, seconds.
 RETRY_POLL = 0.2
@@ -49,14 +42,8 @@ RETRY_POLL = 0.2
 def summarize(
     client: redis.Redis,
     target: Target,
+    options: ReportOptions,
     *,
-    report_timeout: float,
-    inactive_workers_timeout: float,
-    queue_init_timeout: float,
-    junit_xml: Path,
-    durations_file: Path | None,
-    github_token: str | None = None,
-    check_name: str = "ciqueue-gha",
     workers_gone: Callable[[], bool] | None = None,
     summary_only_rerun: bool = False,
 ) -> int:
@@ -68,58 +55,82 @@ def summarize(
     was queued for reports the latest earlier attempt that left state, at once.
     """
     keys = (
-        reported_attempt(client, target.keys, queue_init_timeout)
+        reported_attempt(client, target.keys, options.queue_init_timeout)
         if summary_only_rerun
         else target.keys
     )
     if not has_trace(client, keys) and (kept := AttemptVerdict.load(client, keys)):
         return report_verdict(kept, keys)
+    verdict = wait_for_build(client, keys, options, workers_gone)
+    history, report = load_report(client, keys, verdict)
+    write_junit(report, options.junit_xml)
+    if keys == target.keys:  # a report of an earlier attempt again: its durations are in
+        save_durations(client, report, options.durations_file)
+    log_report(client, keys, verdict, history, report)
+    click.echo(f"ciqueue-gha: merged JUnit: {options.junit_xml}")
+    code = report.exit_code_after(verdict)
+    records = history.records
+    if records[-1].populated:  # what a retry of this attempt needs, after the keys expire
+        attempt_verdict = AttemptVerdict.of(keys.attempt, code, records, history.carried)
+        keep_verdict(client, keys.build_id, attempt_verdict)
+    stopped = None if verdict is Verdict.EXHAUSTED else verdict.value
+    publish_report(FinishedBuild(report, keys, code, stopped, options.junit_xml), options)
+    return code
+
+
+def wait_for_build(
+    client: redis.Redis,
+    keys: BuildKeys,
+    options: ReportOptions,
+    workers_gone: Callable[[], bool] | None,
+) -> Verdict:
+    """Why the summary stopped waiting: every unit done, or a timeout, or the workers gone."""
     supervisor = Supervisor(
         client,
         keys,
-        report_timeout=report_timeout,
-        inactive_workers_timeout=inactive_workers_timeout,
-        queue_init_timeout=queue_init_timeout,
+        report_timeout=options.report_timeout,
+        inactive_workers_timeout=options.inactive_workers_timeout,
+        queue_init_timeout=options.queue_init_timeout,
         workers_gone=workers_gone,
     )
-    verdict = supervisor.wait().verdict
+    return supervisor.wait().verdict
+
+
+def load_report(
+    client: redis.Redis, keys: BuildKeys, verdict: Verdict
+) -> tuple[BuildHistory, BuildReport]:
+    """The records the report stands on, and the build's report merged from them."""
     # A build its collection errors stopped queued nothing: nothing of a queue to check.
     history = load_history(client, keys, populated=verdict is not Verdict.INTERRUPTED)
-    records = history.records
-    populated = records[-1].populated
+    # A process-wide choice, made here because this process ends after the report: the
+    # records hold no cycles and live until then, so out of the cyclic collector's sight they
+    # cost the JUnit and report phases no scans. Reference counting still frees them.
+    gc.freeze()
     collection = CollectionRecord.load(client, keys)
-    collection.check_whole(keys, populated=populated)
-    outcome = BuildOutcome.from_records(records, collection)
-    write_junit(outcome, junit_xml)
-    if keys == target.keys:  # a report of an earlier attempt again: its durations are in
-        save_durations(client, outcome, durations_file)
+    collection.check_whole(keys, populated=history.records[-1].populated)
+    return history, BuildReport.from_records(history.records, collection)
+
+
+def log_report(
+    client: redis.Redis,
+    keys: BuildKeys,
+    verdict: Verdict,
+    history: BuildHistory,
+    report: BuildReport,
+) -> None:
+    """The report as text in the log, then what it says of worker ids and attempts."""
     log = RunnerLog()
-    log.text(render_text(outcome, keys, verdict))
+    log.text(render_text(report, keys, verdict))
     for line in collision_lines(client, keys):
         log.text(line)
     for line in history_notes(history, keys):
         log.text(f"ciqueue-gha: {line}")
-    click.echo(f"ciqueue-gha: merged JUnit: {junit_xml}")
-    code = outcome.exit_code_after(verdict)
-    if populated:  # what a retry of this attempt needs, kept after the build's keys expire
-        attempt_verdict = AttemptVerdict.of(keys.attempt, code, records, history.carried)
-        keep_verdict(client, keys.build_id, attempt_verdict)
-    finished = FinishedBuild(
-        outcome,
-        records,
-        keys,
-        code,
-        None if verdict is Verdict.EXHAUSTED else verdict.value,
-        junit_xml,
-    )
-    publish(
-        finished,
-        GitHubEnv.from_environ(),
-        WorkflowCommands(),
-        token=github_token,
-        check_name=check_name,
-    )
-    return code
+
+
+def publish_report(finished: FinishedBuild, options: ReportOptions) -> None:
+    """The report on GitHub (step outputs, job summary, check run), when run there."""
+    env, commands = GitHubEnv.from_environ(), WorkflowCommands()
+    publish(finished, env, commands, token=options.github_token, check_name=options.check_name)
 
 
 def keep_verdict(client: redis.Redis, build_id: str, verdict: AttemptVerdict) -> None:
@@ -128,10 +139,10 @@ def keep_verdict(client: redis.Redis, build_id: str, verdict: AttemptVerdict) ->
     try:
         verdict.save(client, build_id)
     except redis.RedisError as exc:
+        said = shown(" ".join(str(exc).split()), REDIS_REPLY_LIMIT, quote=False)
         click.echo(
             f"ciqueue-gha: WARNING: attempt {verdict.attempt}'s verdict was not kept "
-            f"({' '.join(str(exc).split())[:120]}): a re-run after the build's keys expire "
-            "runs the whole suite",
+            f"({said}): a re-run after the build's keys expire runs the whole suite",
             err=True,
         )
 
@@ -200,9 +211,9 @@ def report_verdict(kept: AttemptVerdict, keys: BuildKeys) -> int:
     return kept.exit_code
 
 
-def save_durations(client: redis.Redis, outcome: BuildOutcome, path: Path | None) -> None:
+def save_durations(client: redis.Redis, report: BuildReport, path: Path | None) -> None:
     """Blend this build's unit durations into the stored moving averages."""
-    measured = outcome.unit_durations()
+    measured = report.unit_durations()
     namespace = durations_namespace()
     stored = durations.load_redis(client, namespace)
     durations.save_redis(client, namespace, durations.blend(stored, measured))
@@ -211,44 +222,13 @@ def save_durations(client: redis.Redis, outcome: BuildOutcome, path: Path | None
 
 
 @click.command("summary")
-@connection_options
-@supervisor_options
-@queue_init_option
-@durations_option
-@merged_junit_option
-@github_options
-def summary_command(
-    redis_url: str | None,
-    insecure_tls: bool,
-    build_id: str | None,
-    attempt: int | None,
-    report_timeout: float,
-    inactive_workers_timeout: float,
-    queue_init_timeout: float,
-    durations_file: Path | None,
-    junit_xml: Path,
-    github_token: str | None,
-    check_name: str,
-) -> None:
+@pass_build
+@pass_report
+def summary_command(build: BuildOptions, report_options: ReportOptions) -> None:
     """Wait for every test of the build, merge the results, report them.
 
     Exits 0 when every test ran and passed, 1 when some failed, 3 when some did not run,
     4 when Redis or the queue failed.
     """
-    target = Target.resolve(redis_url, insecure_tls, build_id, attempt)
-    client = connect(target.redis_url, verify_tls=target.verify_tls)
-    check_server(client, target.redis_url)
-    raise SystemExit(
-        summarize(
-            client,
-            target,
-            report_timeout=report_timeout,
-            inactive_workers_timeout=inactive_workers_timeout,
-            queue_init_timeout=queue_init_timeout,
-            junit_xml=junit_xml,
-            durations_file=durations_file,
-            github_token=github_token,
-            check_name=check_name,
-            summary_only_rerun=True,
-        )
-    )
+    target, client = build.open()
+    raise SystemExit(summarize(client, target, report_options, summary_only_rerun=True))

@@ -13,10 +13,11 @@ from typing import Any
 import click
 import pytest
 
+from ..config import BuildOptions, pass_build
 from ..github.log import RunnerLog
 from ..options import (
-    connection_options,
     durations_option,
+    junit_xml_option,
     pytest_args,
     queue_init_option,
     queue_options,
@@ -26,7 +27,7 @@ from ..plugin.session import exit_code, start_session
 
 
 @click.command("worker", context_settings={"ignore_unknown_options": True})
-@connection_options
+@pass_build
 @queue_options
 @queue_init_option
 @durations_option
@@ -34,19 +35,10 @@ from ..plugin.session import exit_code, start_session
     "Unique per worker within a build; a second live process given an id in use runs as "
     "<id>~2, and the summary says so. Default: host name and pid."
 )
-@click.option(
-    "--junit-xml",
-    envvar="CIQUEUE_JUNIT_XML",
-    show_envvar=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write this worker's own results here (the summary writes the merged file).",
-)
+@junit_xml_option("Write this worker's own results here (the summary writes the merged file).")
 @click.argument("pytest_arguments", nargs=-1, type=click.UNPROCESSED)
 def worker_command(
-    redis_url: str | None,
-    insecure_tls: bool,
-    build_id: str | None,
-    attempt: int | None,
+    build: BuildOptions,
     worker_id: str | None,
     junit_xml: Path | None,
     unit: str,
@@ -59,9 +51,7 @@ def worker_command(
 
     Everything after -- is the pytest command line (a leading `pytest` may be left out).
     """
-    session = start_session(
-        redis_url, insecure_tls, build_id, attempt, worker_id, unit, durations_file, **queue
-    )
+    session = start_session(build, worker_id, unit, durations_file, **queue)
     args = pytest_args(pytest_arguments)
     if junit_xml:
         args += [f"--junitxml={junit_xml}"]
@@ -71,3 +61,4 @@ def worker_command(
     finally:
         session.close()
     raise SystemExit(exit_code(session.plugin, code))
+

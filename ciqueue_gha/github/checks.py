@@ -33,19 +33,20 @@ from urllib.parse import quote
 import requests
 
 from .. import __version__
+from ..report.annotations import Annotation
+from ..truncate import (
+    ANNOTATION_TEXT_LIMIT,
+    API_REPLY_LIMIT,
+    OUTPUT_TEXT_LIMIT,
+    TITLE_LIMIT,
+    fit_bytes,
+    fit_chars,
+)
 
 logger = logging.getLogger(__name__)
 
 #: Annotations the API accepts in one request.
 ANNOTATIONS_PER_REQUEST = 50
-#: The API's limit on the output's summary and text (65,535 characters). We count UTF-8
-#: bytes (DESIGN.md §3), which never exceeds the characters, so either reading holds.
-OUTPUT_TEXT_LIMIT = 65_535
-#: The API's limit on an annotation's message and raw details: 64 KB.
-ANNOTATION_TEXT_LIMIT = 64 * 1024
-#: The API's limit on an annotation's title, in characters; the output's title, which has
-#: no documented limit and shows as one line, is held to it too.
-TITLE_LIMIT = 255
 #: The REST API version the requests are written for.
 API_VERSION = "2022-11-28"
 #: Seconds one request may take before it counts as a connection failure.
@@ -62,19 +63,6 @@ CONCLUSIONS = frozenset(
     {"success", "failure", "neutral", "cancelled", "timed_out", "action_required", "skipped"}
 )
 ANNOTATION_LEVELS = frozenset({"failure", "warning", "notice"})
-
-
-@dataclass(frozen=True)
-class Annotation:
-    """One annotation of the check run: a message at lines of a file."""
-
-    path: str  # relative to the repository root
-    start_line: int  # 1-based
-    end_line: int
-    annotation_level: str  # "failure" | "warning" | "notice"
-    message: str
-    title: str | None = None
-    raw_details: str | None = None
 
 
 @dataclass(frozen=True)
@@ -249,7 +237,7 @@ class ChecksClient:
             payload = None
         message = payload.get("message") if isinstance(payload, dict) else None
         text = str(message) if message else response.text or response.reason or ""
-        return self._redact(" ".join(text.split())[:300])
+        return self._redact(fit_chars(" ".join(text.split()), API_REPLY_LIMIT))
 
     def _redact(self, text: str) -> str:
         return text.replace(self._token, "***") if self._token else text
@@ -344,26 +332,3 @@ def _run_id(response: requests.Response) -> int:
             f"the check run was created (HTTP {response.status_code}) but the reply has no id"
         )
     return run_id
-
-
-def fit_bytes(text: str, limit: int, what: str) -> str:
-    """`text` if its UTF-8 form fits in `limit` bytes, else its head, cut on a character
-    (at a line, where one ends near the cut) and followed by a note saying it was cut.
-
-    Characters UTF-8 cannot carry (lone surrogates from undecodable output) become ``?``."""
-    text = text.encode("utf-8", "replace").decode("utf-8")
-    data = text.encode("utf-8")
-    if len(data) <= limit:
-        return text
-    note = f"\n\n… ({what} cut: {len(data):,} bytes, GitHub takes {limit:,})"
-    # A cut inside a multi-byte character leaves a partial sequence: drop it.
-    head = data[: limit - len(note.encode("utf-8"))].decode("utf-8", "ignore")
-    line_end = head.rfind("\n")
-    if line_end >= len(head) * 9 // 10:
-        head = head[:line_end]
-    return head + note
-
-
-def fit_chars(text: str, limit: int) -> str:
-    """`text` if at most `limit` characters long, else cut to that with a trailing ``…``."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"

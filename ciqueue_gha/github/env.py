@@ -1,8 +1,10 @@
 """What a GitHub Actions job tells us about itself, read in one place.
 
-Run id, attempt, job, repository, API URL (GitHub Enterprise Server too), the event
-payload, and the commit a check run belongs on: the pull request's head, never the merge
-commit GitHub checks out for `pull_request` events.
+Whether a runner reads our log, run id, attempt, repository, API URL (GitHub Enterprise
+Server too), the workspace, the files that take step outputs and the job summary, and the
+commit a check run belongs on: the pull request's head, never the merge commit GitHub
+checks out for `pull_request` events. Cheap to read at each use: the event payload is read
+only when asked for.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -24,35 +27,38 @@ PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target", "pull_request_revi
 class GitHubEnv:
     """The parts of a job's environment ciqueue-gha uses; empty strings where absent."""
 
+    runner: bool = False  # GITHUB_ACTIONS: a runner reads this process's log for commands
     run_id: str = ""
     run_attempt: str = ""
-    job: str = ""
     repository: str = ""
     api_url: str = "https://api.github.com"
-    server_url: str = "https://github.com"
     sha: str = ""
     event_name: str = ""
-    event: dict[str, Any] = field(default_factory=dict)
-    workspace: str = ""
-    step_summary: str = ""
-    output: str = ""
+    event_path: str = ""
+    workspace: str = ""  # the checkout: annotations need paths relative to it
+    step_summary: str = ""  # the file the job summary is appended to
+    output: str = ""  # the file step outputs are appended to
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str] = os.environ) -> GitHubEnv:
         return cls(
+            runner=env.get("GITHUB_ACTIONS") == "true",
             run_id=env.get("GITHUB_RUN_ID", ""),
             run_attempt=env.get("GITHUB_RUN_ATTEMPT", ""),
-            job=env.get("GITHUB_JOB", ""),
             repository=env.get("GITHUB_REPOSITORY", ""),
             api_url=env.get("GITHUB_API_URL", "https://api.github.com").rstrip("/"),
-            server_url=env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/"),
             sha=env.get("GITHUB_SHA", ""),
             event_name=env.get("GITHUB_EVENT_NAME", ""),
-            event=_read_event(env.get("GITHUB_EVENT_PATH", "")),
+            event_path=env.get("GITHUB_EVENT_PATH", ""),
             workspace=env.get("GITHUB_WORKSPACE", ""),
             step_summary=env.get("GITHUB_STEP_SUMMARY", ""),
             output=env.get("GITHUB_OUTPUT", ""),
         )
+
+    @cached_property
+    def event(self) -> dict[str, Any]:
+        """The event payload; a missing or unreadable file is an empty payload, not a crash."""
+        return _read_event(self.event_path)
 
     @property
     def attempt(self) -> int:
@@ -79,15 +85,8 @@ class GitHubEnv:
                 return str(head["sha"])
         return self.sha
 
-    @property
-    def run_url(self) -> str:
-        if not self.in_actions:
-            return ""
-        return f"{self.server_url}/{self.repository}/actions/runs/{self.run_id}"
-
 
 def _read_event(path: str) -> dict[str, Any]:
-    """The event payload; a missing or unreadable file is an empty payload, not a crash."""
     if not path:
         return {}
     try:

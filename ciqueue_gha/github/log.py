@@ -30,6 +30,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from typing import TextIO
 
+from .env import GitHubEnv
+
 #: What the runner reads as the start of a command: ``::`` after leading whitespace, or
 #: the older ``##[`` anywhere in a line.
 _COMMAND_LIKE = re.compile(r"^\s*::|##\[", re.MULTILINE)
@@ -65,11 +67,6 @@ def could_be_command(text: str) -> bool:
     return bool(_COMMAND_LIKE.search("\n".join(_LINE_BREAKS.split(text))))
 
 
-def under_runner(env: Mapping[str, str] = os.environ) -> bool:
-    """Whether this process's output goes to a GitHub Actions runner's log."""
-    return env.get("GITHUB_ACTIONS") == "true"
-
-
 class RunnerLog:
     """Writes to one stream of a step's log: `stream`, else stdout (stderr with `err`), looked
     up at each write, since pytest and click swap ``sys.stdout``."""
@@ -95,7 +92,7 @@ class RunnerLog:
     @property
     def parsed(self) -> bool:
         """Whether a runner reads this log for commands."""
-        return under_runner(self._env)
+        return GitHubEnv.from_environ(self._env).runner
 
     def command(self, name: str, message: str = "", **properties: str | int | None) -> None:
         """One of the tool's own commands; inside a `verbatim` block, the block is ended

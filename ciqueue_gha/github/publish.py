@@ -12,25 +12,20 @@ from pathlib import Path
 
 from ..errors import EXIT_FAILED, EXIT_PASSED
 from ..protocol.keys import BuildKeys
-from ..queue.record import BuildRecord
-from ..report.annotations import annotations_for, workflow_annotations
+from ..report.annotations import annotations_for
+from ..report.build import BuildReport
 from ..report.markdown import render_job_summary
-from ..report.outcome import BuildOutcome
-from ..report.utilization import worker_usage
+from ..truncate import CHECK_SUMMARY_LIMIT, JOB_SUMMARY_LIMIT
 from .checks import CheckRunReport, ChecksClient, ChecksForbidden, ChecksUnavailable
 from .env import GitHubEnv
-from .workflow import WorkflowCommands
-
-#: Bytes of Markdown in the check run's summary (the API takes 65,535 characters).
-CHECK_SUMMARY_LIMIT = 60_000
+from .workflow import WorkflowCommands, workflow_annotations
 
 
 @dataclass(frozen=True)
 class FinishedBuild:
-    """What the summary knows once it stops waiting."""
+    """What the summary knows once it stops waiting: the report and how it ended."""
 
-    outcome: BuildOutcome
-    records: list[BuildRecord]
+    report: BuildReport
     keys: BuildKeys
     exit_code: int
     verdict_text: str | None  # why it stopped waiting, when not every test finished
@@ -43,36 +38,22 @@ class FinishedBuild:
             return "success"
         return "failure" if self.exit_code == EXIT_FAILED else "incomplete"
 
-    @property
-    def title(self) -> str:
-        outcome = self.outcome
-        failed = outcome.count("failed") + outcome.count("error")
-        # Counted as the job summary and the `passed` output count: skips are no passes.
-        skipped = outcome.count("skipped")
-        parts = [f"{len(outcome.cases)} tests", f"{outcome.count('passed')} passed"]
-        parts += [f"{failed} failed"] if failed else []
-        parts += [f"{skipped} skipped"] if skipped else []
-        parts += [f"{len(outcome.flaky)} flaky"] if outcome.flaky else []
-        not_run = len(outcome.missing) + len(outcome.strays)
-        parts += [f"{not_run} not run"] if not_run else []
-        return ", ".join(parts)
-
     def summary(self, limit: int) -> str:
-        usage = worker_usage(self.records)
         build = f"{self.keys.build_id} attempt {self.keys.attempt}"
         return render_job_summary(
-            self.outcome, usage, build=build, verdict_text=self.verdict_text, limit=limit
+            self.report, build=build, verdict_text=self.verdict_text, limit=limit
         )
 
 
 def write_outputs(build: FinishedBuild, commands: WorkflowCommands) -> None:
-    outcome = build.outcome
-    failed = outcome.count("failed") + outcome.count("error")
+    """The step outputs: the counts (as the job summary counts them), the conclusion and
+    where the merged JUnit file is."""
+    report = build.report
     outputs = {
-        "total": len(outcome.cases) + len(outcome.missing) + len(outcome.strays),
-        "passed": outcome.count("passed"),
-        "failed": failed,
-        "flaky": len(outcome.flaky),
+        "total": report.total,
+        "passed": report.count("passed"),
+        "failed": report.failed,
+        "flaky": len(report.flaky),
         "conclusion": build.conclusion,
         "junit-path": build.junit_path,
     }
@@ -90,10 +71,10 @@ def publish(
 ) -> None:
     """Step outputs, the job summary, and the check run (or annotations in its place)."""
     write_outputs(build, commands)
-    commands.append_summary(build.summary(limit=1024 * 1024))
+    commands.append_summary(build.summary(limit=JOB_SUMMARY_LIMIT))
     if not github.in_actions:
         return
-    annotations = annotations_for(build.outcome)
+    annotations = annotations_for(build.report)
     if not token or not github.head_sha:
         commands.notice("ciqueue-gha: no token or commit for a check run; annotations instead")
         workflow_annotations(annotations, commands)
@@ -102,7 +83,7 @@ def publish(
         name=check_name,
         head_sha=github.head_sha,
         conclusion="success" if build.conclusion == "success" else "failure",
-        title=build.title,
+        title=build.report.title,
         summary=build.summary(limit=CHECK_SUMMARY_LIMIT),
         annotations=annotations,
     )

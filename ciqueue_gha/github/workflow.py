@@ -13,21 +13,28 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TextIO
 
+from ..report.annotations import Annotation
+from .env import GitHubEnv
 from .log import RunnerLog, escape_data, escape_property
 
-__all__ = ["WorkflowCommands", "escape_data", "escape_property"]
+__all__ = ["WorkflowCommands", "escape_data", "escape_property", "workflow_annotations"]
 
 #: Output names the runner accepts and that cannot break the ``name<<delimiter`` line.
 _OUTPUT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
+#: Error annotations the runner shows per step; workflow commands beyond it are not shown.
+WORKFLOW_ANNOTATION_LIMIT = 10
+
+_LEVEL_COMMANDS = {"failure": "error", "warning": "warning", "notice": "notice"}
+
 
 class WorkflowCommands:
     """Writes workflow commands to `out` (the step's log) and appends to the files the runner
-    names in `env` (``GITHUB_OUTPUT``, ``GITHUB_STEP_SUMMARY``).
+    names in `env` (``GITHUB_OUTPUT``, ``GITHUB_STEP_SUMMARY``), read at each write.
 
     Outside GitHub Actions the commands are harmless log lines and the file methods do
     nothing (they return False), so callers need no "am I on a runner" test.
@@ -99,23 +106,24 @@ class WorkflowCommands:
         if not _OUTPUT_NAME.fullmatch(name):
             raise ValueError(f"invalid output name {name!r}")
         delimiter = _delimiter(value)
-        return self._append("GITHUB_OUTPUT", f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+        path = GitHubEnv.from_environ(self._env).output
+        return _append(path, f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
 
     def append_summary(self, markdown: str) -> bool:
         """Append `markdown` to the step's job summary; False (nothing written) outside a
         runner."""
-        return self._append(
-            "GITHUB_STEP_SUMMARY", markdown if markdown.endswith("\n") else markdown + "\n"
-        )
+        path = GitHubEnv.from_environ(self._env).step_summary
+        return _append(path, markdown if markdown.endswith("\n") else markdown + "\n")
 
-    def _append(self, variable: str, text: str) -> bool:
-        path = self._env.get(variable, "")
-        if not path:
-            return False
-        # newline="" keeps LF as LF on Windows runners too: the runner reads either.
-        with open(path, "a", encoding="utf-8", newline="") as file:
-            file.write(text)
-        return True
+
+def _append(path: str, text: str) -> bool:
+    """Append `text` to the runner's file at `path`; False when there is none."""
+    if not path:
+        return False
+    # newline="" keeps LF as LF on Windows runners too: the runner reads either.
+    with open(path, "a", encoding="utf-8", newline="") as file:
+        file.write(text)
+    return True
 
 
 def _delimiter(value: str) -> str:
@@ -124,3 +132,42 @@ def _delimiter(value: str) -> str:
         delimiter = f"ghadelimiter_{uuid.uuid4()}"
         if delimiter not in value:
             return delimiter
+
+
+def workflow_annotations(
+    annotations: Sequence[Annotation],
+    commands: WorkflowCommands,
+    *,
+    limit: int = WORKFLOW_ANNOTATION_LIMIT,
+) -> int:
+    """The fallback when the token cannot write checks: one ``::error`` (``::warning``,
+    ``::notice``) command per annotation, at most `limit` of each level; returns how many
+    were written.
+
+    The runner shows only the first 10 annotations of each level per step, and each
+    command is a log line carrying a traceback, so writing the rest would flood the log to
+    show nothing more: one notice says how many were left out and where they are."""
+    written: dict[str, int] = {}
+    left_out = 0
+    for annotation in annotations:
+        level = _LEVEL_COMMANDS.get(annotation.annotation_level, "error")
+        if written.get(level, 0) >= limit:
+            left_out += 1
+            continue
+        written[level] = written.get(level, 0) + 1
+        commands.command(
+            level,
+            annotation.message,
+            file=annotation.path,
+            line=annotation.start_line,
+            endLine=annotation.end_line,
+            title=annotation.title,
+        )
+    if left_out:
+        commands.notice(
+            f"{left_out} more failing tests are not annotated here (the runner shows "
+            f"{limit} annotations of a kind per step); the job summary and the merged JUnit "
+            "file list them all.",
+            title="ciqueue-gha: more failures",
+        )
+    return sum(written.values())

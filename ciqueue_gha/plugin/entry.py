@@ -35,6 +35,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not config.getoption("ciqueue") or config.pluginmanager.has_plugin(PLUGIN_NAME):
         return
     from ..commands.worker import worker_command  # its options, read from CIQUEUE_*
+    from ..config import pass_build
     from .session import start_session
 
     try:
@@ -44,7 +45,7 @@ def pytest_configure(config: pytest.Config) -> None:
             for k, v in params.items()
             if k not in ("junit_xml", "pytest_arguments", "queue_init_timeout")
         }
-        session = start_session(**params)
+        session = start_session(**pass_build.gather(params))
     except (CiqueueError, click.ClickException) as exc:
         raise pytest.UsageError(f"ciqueue-gha: {exc}") from None
     config.pluginmanager.register(session.plugin, PLUGIN_NAME)

@@ -9,7 +9,6 @@ the worker's process.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from ..github.env import GitHubEnv
 from ..queue.record import AttemptRecord, CaseRecord
 from ..truncate import cut
 
@@ -70,7 +70,7 @@ class SourcePaths:
     @classmethod
     def of(cls, config: pytest.Config) -> SourcePaths:
         rootdir = config.rootpath.resolve()
-        workspace = os.environ.get("GITHUB_WORKSPACE")
+        workspace = GitHubEnv.from_environ().workspace
         repository = Path(workspace).resolve() if workspace else rootdir
         if not rootdir.is_relative_to(repository):
             repository = rootdir

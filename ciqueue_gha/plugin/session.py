@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from .. import durations
-from ..connection import check_server, connect
+from ..config import BuildOptions, Target
 from ..errors import (
     EXIT_FAILED,
     EXIT_INCOMPLETE,
@@ -25,7 +25,7 @@ from ..errors import (
     CiqueueError,
     InfrastructureError,
 )
-from ..options import Target, default_worker_id, durations_namespace, queue_settings
+from ..options import default_worker_id, durations_namespace, queue_settings
 from ..queue import claim, hang
 from ..queue.heartbeat import HeartbeatProcess, HelperConfig
 from ..queue.settings import QueueSettings
@@ -66,20 +66,16 @@ class WorkerSession:
 
 
 def start_session(
-    redis_url: str | None,
-    insecure_tls: bool,
-    build_id: str | None,
-    attempt: int | None,
+    build: BuildOptions,
     worker_id: str | None,
     unit: str,
     durations_file: Path | None,
     **queue: Any,
 ) -> WorkerSession:
     """Connect, check the server, start the heartbeat helper; the options are the command's."""
-    target = Target.resolve(redis_url, insecure_tls, build_id, attempt)
+    target = build.target()
     settings = queue_settings(**queue)
-    client = connect(target.redis_url, verify_tls=target.verify_tls)
-    check_server(client, target.redis_url)
+    client = target.open()
     held = _claim_worker_id(client, target, worker_id, settings)
     worker = QueueWorker(client, target.keys, held.worker_id, settings)
     known = durations.load_redis(client, durations_namespace())

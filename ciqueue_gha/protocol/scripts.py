@@ -34,6 +34,7 @@ from ..errors import (
     RedisRefused,
     RedisUnreachable,
 )
+from ..truncate import REDIS_REPLY_LIMIT, shown
 
 SCRIPT_NAMES = ("populate", "reserve", "acknowledge", "requeue", "heartbeat", "release", "status")
 
@@ -81,9 +82,6 @@ _CODE_OF_CLASS = {
     "TryAgainError": "TRYAGAIN",
     "ExecAbortError": "EXECABORT",
 }
-
-#: How much of Redis's own message a one-line error keeps.
-REDIS_MESSAGE_CHARS = 200
 
 #: What makes a call on our own connection fall back to redis-py's call and its retries.
 _FALL_BACK = (redis.ConnectionError, redis.TimeoutError, NoScriptError)
@@ -262,4 +260,4 @@ def error_code(exc: redis.RedisError) -> str:
 
 
 def _short(text: str) -> str:
-    return text if len(text) <= REDIS_MESSAGE_CHARS else text[:REDIS_MESSAGE_CHARS] + " ..."
+    return shown(text, REDIS_REPLY_LIMIT, quote=False)

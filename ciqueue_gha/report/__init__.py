@@ -1,1 +1,3 @@
-"""Reports built from the build record: the merged JUnit file and the outcome tally."""
+"""Reports built from the build record: the build's report (build.py), which every output
+reads, and the outputs themselves: the merged JUnit file, the job summary, annotations, and
+the log's text. Nothing here knows GitHub's API or the runner: github/ sends what this makes."""

@@ -22,7 +22,7 @@ from junitparser import Attr, Error, Failure, IntAttr, Skipped, SystemOut, TestS
 from junitparser.xunit2 import FlakyFailure, RerunFailure, TestCase
 
 from ..queue.record import CaseRecord
-from .outcome import BuildOutcome, CaseHistory
+from .build import BuildReport, CaseHistory
 
 # Characters XML 1.0 cannot carry at all, even escaped.
 _XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -122,20 +122,18 @@ class _Totals:
         )
 
 
-def _testcases(outcome: BuildOutcome) -> Iterator[PytestCase]:
-    for history in outcome.cases:
+def _testcases(build: BuildReport) -> Iterator[PytestCase]:
+    for history in build.cases:
         yield _testcase(history)
-    for unit in outcome.missing:
-        yield _not_run_testcase(unit, "not run: no worker finished it")
-    for test, worker in sorted(outcome.strays.items()):
-        yield _not_run_testcase(test, f"not run: collected by {worker} only, never queued")
+    for test in build.not_run:
+        yield _not_run_testcase(test.unit, f"not run: {test.why()}")
 
 
 #: Testcases serialized per call: ElementTree's set-up per call costs as much as a small case.
 BATCH = 500
 
 
-def write_junit(outcome: BuildOutcome, path: Path, suite_name: str = "pytest") -> None:
+def write_junit(build: BuildReport, path: Path, suite_name: str = "pytest") -> None:
     """Write the merged JUnit file, a batch of testcases at a time.
 
     Streamed, not built as one tree: junitparser's pretty writer parses the whole document
@@ -146,7 +144,7 @@ def write_junit(outcome: BuildOutcome, path: Path, suite_name: str = "pytest") -
     totals = _Totals()
     with tempfile.TemporaryFile() as body:
         batch, held = TestSuite("batch"), 0  # junitparser's len() walks the whole suite
-        for case in _testcases(outcome):
+        for case in _testcases(build):
             totals.add(case)
             batch.append(case)
             held += 1

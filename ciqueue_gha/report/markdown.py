@@ -24,18 +24,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
-from ..truncate import cut
-from .outcome import BuildOutcome, CaseHistory, interrupted_line
+from ..truncate import (
+    FOLDED_TRACEBACK_LIMIT,
+    JOB_SUMMARY_LIMIT,
+    ROW_MESSAGE_LIMIT,
+    ROW_NAME_LIMIT,
+    cut,
+    head_bytes,
+)
+from .build import BuildReport, CaseHistory, interrupted_line
 from .plain import one_line, plain
 from .utilization import WorkerUsage
 
-#: GitHub's limit on one step's job summary.
-SUMMARY_LIMIT = 1024 * 1024
-#: Characters of one failure's traceback shown (head and tail), before any shrinking.
-TRACEBACK_LIMIT = 10_000
-#: Characters of a test name or a message shown in one row.
-NAME_LIMIT = 300
-MESSAGE_LIMIT = 200
 #: Rows of the slowest-tests table.
 SLOWEST = 10
 
@@ -43,7 +43,9 @@ SLOWEST = 10
 def truncated_note(limit: int) -> str:
     """The note under the totals of a summary that was shortened to fit `limit` bytes."""
     size = (
-        "1 MiB, GitHub's limit for a job summary" if limit == SUMMARY_LIMIT else f"{limit:,} bytes"
+        "1 MiB, GitHub's limit for a job summary"
+        if limit == JOB_SUMMARY_LIMIT
+        else f"{limit:,} bytes"
     )
     return (
         "> [!NOTE]\n"
@@ -56,12 +58,12 @@ def truncated_note(limit: int) -> str:
 _SPECIAL = re.compile(r"[&<>\"`*_\[\]\\|~$]")
 
 
-def text(value: str, limit: int = MESSAGE_LIMIT) -> str:
+def text(value: str, limit: int = ROW_MESSAGE_LIMIT) -> str:
     """`value` on one line, safe as Markdown inline text, in a table cell or in raw HTML."""
     return _SPECIAL.sub(lambda m: f"&#{ord(m.group())};", one_line(value, limit))
 
 
-def code(value: str, limit: int = NAME_LIMIT) -> str:
+def code(value: str, limit: int = ROW_NAME_LIMIT) -> str:
     """`value` as inline code (``<code>``), safe in the same places as `text`."""
     return f"<code>{text(value, limit)}</code>"
 
@@ -113,29 +115,28 @@ class _Section:
 
 
 def render_job_summary(
-    outcome: BuildOutcome,
-    usage: list[WorkerUsage],
+    report: BuildReport,
     *,
     build: str,
     verdict_text: str | None = None,
-    limit: int = SUMMARY_LIMIT,
+    limit: int = JOB_SUMMARY_LIMIT,
 ) -> str:
-    """The job summary for `outcome`, within `limit` bytes of UTF-8.
+    """The job summary for `report`, within `limit` bytes of UTF-8.
 
     `build` names the build in the heading (e.g. "1234 attempt 2"); `verdict_text`, when
     given, says why the summary stopped waiting (e.g. "report timeout")."""
-    head = _head(outcome, build, verdict_text)
+    head = _head(report, build, verdict_text)
     sections = [
         section
         for section in (
-            _failures(outcome),
-            _not_run(outcome),
-            _flaky(outcome),
-            _taken_over(outcome),
+            _failures(report),
+            _not_run(report),
+            _flaky(report),
+            _takeovers(report),
         )
         if section.entries
     ]
-    tail = [block for block in (_slowest(outcome), _utilization(usage)) if block]
+    tail = [block for block in (_slowest(report), _utilization(report.usage)) if block]
     return _whole(head, sections, tail, limit) or _shrink(head, sections, tail, limit)
 
 
@@ -177,7 +178,7 @@ def _shrink(head: str, sections: list[_Section], tail: list[str], limit: int) ->
     if _size(result) <= limit:
         return result
     # Only a limit smaller than the totals themselves gets here.
-    return _cut_bytes(head.split("\n\n")[0], limit)
+    return head_bytes(head.split("\n\n")[0], limit)
 
 
 def _upgrades(section: _Section, budget: int) -> tuple[set[int], int]:
@@ -201,14 +202,10 @@ def _size(value: str) -> int:
     return len(value.encode("utf-8"))
 
 
-def _cut_bytes(value: str, limit: int) -> str:
-    return value.encode("utf-8")[: max(0, limit)].decode("utf-8", "ignore")
-
-
-def _head(outcome: BuildOutcome, build: str, verdict_text: str | None) -> str:
-    not_run = len(outcome.missing) + len(outcome.strays)
-    failed, errors = outcome.count("failed"), outcome.count("error")
-    if outcome.interrupted:
+def _head(report: BuildReport, build: str, verdict_text: str | None) -> str:
+    not_run = len(report.not_run)
+    failed, errors = report.count("failed"), report.count("error")
+    if report.interrupted:
         status = "❌ interrupted"
     elif not_run or verdict_text:
         status = "⚠️ incomplete"
@@ -217,19 +214,19 @@ def _head(outcome: BuildOutcome, build: str, verdict_text: str | None) -> str:
     else:
         status = "✅ passed"
     lines = [f"## ciqueue-gha: build {text(build)}: {status}"]
-    if outcome.interrupted:
-        lines.append(f"**{text(interrupted_line(outcome.collection_errors))}**")
+    if report.interrupted:
+        lines.append(f"**{text(interrupted_line(report.collection_errors))}**")
     elif verdict_text:
         lines.append(
             f"**Stopped waiting: {text(verdict_text)}.** Tests that did not run are listed below."
         )
     counts = [
-        len(outcome.cases),
-        outcome.count("passed"),
+        len(report.cases),
+        report.count("passed"),
         failed,
         errors,
-        outcome.count("skipped"),
-        len(outcome.flaky),
+        report.count("skipped"),
+        len(report.flaky),
         not_run,
     ]
     lines.append(
@@ -239,21 +236,32 @@ def _head(outcome: BuildOutcome, build: str, verdict_text: str | None) -> str:
     return "\n\n".join(lines)
 
 
-def _failures(outcome: BuildOutcome) -> _Section:
-    failures = outcome.failures
+def _counted(title: str, entries: list[_Entry], what: str, **layout: str) -> _Section:
+    """A section titled with its count of `entries`, whose line for those left out calls
+    them `what`; `layout` is the section's preamble or separator."""
     return _Section(
-        f"### Failures ({len(failures)})",
-        [_failure(history) for history in failures],
-        lambda n: f"… and {n} more failures, left out to fit the size limit.",
-        separator="\n\n",
+        f"### {title} ({len(entries)})",
+        entries,
+        lambda n: f"… and {n} more {what}, left out to fit the size limit.",
+        **layout,
     )
+
+
+def _table(title: str, header: str, rows: list[str], what: str) -> _Section:
+    """`_counted` for table rows under `header`."""
+    return _counted(title, [_Entry(row) for row in rows], what, preamble=header)
+
+
+def _failures(report: BuildReport) -> _Section:
+    entries = [_failure(history) for history in report.failures]
+    return _counted("Failures", entries, "failures", separator="\n\n")
 
 
 def _failure(history: CaseHistory) -> _Entry:
     case = history.final
     label = "ERROR" if case.outcome == "error" else "FAILED"
     where = f" at {code(f'{case.file}:{case.line}')}" if case.file else ""
-    message = f": {code(case.message, MESSAGE_LIMIT)}" if case.message.strip() else ""
+    message = f": {code(case.message, ROW_MESSAGE_LIMIT)}" if case.message.strip() else ""
     compact = f"- ❌ {label} {code(case.nodeid)}{where}{message}"
     if case.longrepr.strip() in ("", case.message.strip()):
         return _Entry(compact)  # nothing to fold that the row does not say
@@ -261,60 +269,43 @@ def _failure(history: CaseHistory) -> _Entry:
     def full() -> str:
         summary = f"❌ {label} {code(case.nodeid)}{message}"
         location = f"\n\nAt {code(f'{case.file}:{case.line}')}" if case.file else ""
-        traceback = fenced(cut(plain(case.longrepr).strip("\n"), TRACEBACK_LIMIT))
+        traceback = fenced(cut(plain(case.longrepr).strip("\n"), FOLDED_TRACEBACK_LIMIT))
         return f"<details><summary>{summary}</summary>{location}\n\n{traceback}\n\n</details>"
 
     return _Entry(compact, full)
 
 
-def _not_run(outcome: BuildOutcome) -> _Section:
-    rows = [f"| {code(unit)} | no worker finished it |" for unit in outcome.missing]
-    rows += [
-        f"| {code(test)} | collected by {code(worker)} only, never queued |"
-        for test, worker in sorted(outcome.strays.items())
-    ]
-    return _Section(
-        f"### Not run ({len(rows)})",
-        [_Entry(row) for row in rows],
-        lambda n: f"… and {n} more tests that did not run, left out to fit the size limit.",
-        preamble="| test | why |\n|---|---|",
-    )
+def _not_run(report: BuildReport) -> _Section:
+    rows = [f"| {code(test.unit)} | {test.why(code)} |" for test in report.not_run]
+    return _table("Not run", "| test | why |\n|---|---|", rows, "tests that did not run")
 
 
-def _flaky(outcome: BuildOutcome) -> _Section:
+def _flaky(report: BuildReport) -> _Section:
     rows = []
-    for history in outcome.flaky:
+    for history in report.flaky:
         first = history.earlier_failures[0].message
         rows.append(
             f"| {code(history.final.nodeid)} | {len(history.earlier_failures)} "
-            f"| {code(first, MESSAGE_LIMIT) if first.strip() else ''} |"
+            f"| {code(first, ROW_MESSAGE_LIMIT) if first.strip() else ''} |"
         )
-    return _Section(
-        f"### Flaky tests ({len(rows)})",
-        [_Entry(row) for row in rows],
-        lambda n: f"… and {n} more flaky tests, left out to fit the size limit.",
-        preamble="| test | failed attempts before it passed | first failure |\n|---|---:|---|",
-    )
+    header = "| test | failed attempts before it passed | first failure |\n|---|---:|---|"
+    return _table("Flaky tests", header, rows, "flaky tests")
 
 
-def _taken_over(outcome: BuildOutcome) -> _Section:
-    finished_by = {history.unit: history.worker for history in outcome.cases}
+def _takeovers(report: BuildReport) -> _Section:
+    finished_by = {history.unit: history.worker for history in report.cases}
     rows = [
         f"| {code(unit)} | {count} | "
         + (code(finished_by[unit]) if unit in finished_by else "not finished")
         + " |"
-        for unit, count in sorted(outcome.taken_over.items())
+        for unit, count in sorted(report.takeovers.items())
     ]
-    return _Section(
-        f"### Taken over from lost workers ({len(rows)})",
-        [_Entry(row) for row in rows],
-        lambda n: f"… and {n} more tests taken over, left out to fit the size limit.",
-        preamble="| test | times its lease expired | finished by |\n|---|---:|---|",
-    )
+    header = "| test | times its lease expired | finished by |\n|---|---:|---|"
+    return _table("Taken over from lost workers", header, rows, "tests taken over")
 
 
-def _slowest(outcome: BuildOutcome) -> str:
-    timed = [history for history in outcome.cases if history.final.duration > 0]
+def _slowest(report: BuildReport) -> str:
+    timed = [history for history in report.cases if history.final.duration > 0]
     slowest = sorted(timed, key=lambda h: (-h.final.duration, h.final.nodeid))[:SLOWEST]
     if not slowest:
         return ""

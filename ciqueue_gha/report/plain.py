@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from ..truncate import fit_chars
+
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -17,5 +19,4 @@ def plain(text: str) -> str:
 
 def one_line(text: str, limit: int) -> str:
     """`text` on one line (whitespace runs as one space), at most `limit` characters."""
-    text = " ".join(plain(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return fit_chars(" ".join(plain(text).split()), limit)

@@ -7,54 +7,62 @@ from __future__ import annotations
 
 from ..protocol.keys import BuildKeys
 from ..queue.supervisor import Verdict
-from ..truncate import cut
-from .outcome import BuildOutcome, interrupted_line
-
-#: Characters of one failure's traceback printed in the log.
-TRACEBACK_LIMIT = 4000
+from ..truncate import FAILURE_TEXT_LIMIT, cut
+from .build import BuildReport, NotRun, interrupted_line
 
 
-def render_text(outcome: BuildOutcome, keys: BuildKeys, verdict: Verdict) -> str:
-    lines = [
-        f"ciqueue-gha: build {keys.build_id} attempt {keys.attempt}: "
-        f"{len(outcome.cases)} tests, {outcome.count('passed')} passed, "
-        f"{outcome.count('failed')} failed, {outcome.count('error')} errors, "
-        f"{outcome.count('skipped')} skipped, {len(outcome.flaky)} flaky"
-        + (
-            f", {len(outcome.missing) + len(outcome.strays)} NOT RUN"
-            if outcome.missing or outcome.strays
-            else ""
-        )
-    ]
-    for history in outcome.failures:
+def render_text(report: BuildReport, keys: BuildKeys, verdict: Verdict) -> str:
+    """The totals, each failure with its traceback, the flaky tests, those taken over, why
+    the summary stopped waiting, and the tests not run (a test not run is not also listed
+    as taken over)."""
+    lines = [_totals(report, keys)]
+    for history in report.failures:
         case = history.final
         label = "ERROR" if case.outcome == "error" else "FAILED"
         where = f" ({case.file}:{case.line})" if case.file else ""
         lines.append(f"{label} {case.nodeid}{where} - {case.message}")
-        lines.extend("    " + line for line in cut(case.longrepr, TRACEBACK_LIMIT).splitlines())
+        traceback = cut(case.longrepr, FAILURE_TEXT_LIMIT)
+        lines.extend("    " + line for line in traceback.splitlines())
     lines.extend(
         f"FLAKY {h.final.nodeid}: failed {len(h.earlier_failures)}x, then passed"
-        for h in outcome.flaky
+        for h in report.flaky
     )
-    not_run = set(outcome.missing)  # one thing said of each test: those are NOT RUN only
+    not_run = {test.unit for test in report.not_run}  # those are NOT RUN only
     lines.extend(
         f"TAKEN OVER {unit}: its lease expired {count}x and another worker ran it"
-        for unit, count in sorted(outcome.taken_over.items())
+        for unit, count in sorted(report.takeovers.items())
         if unit not in not_run
     )
-    if outcome.interrupted or verdict is Verdict.INTERRUPTED:
-        lines.append(f"ciqueue-gha: {interrupted_line(outcome.collection_errors)}")
-    elif verdict is Verdict.STOPPED:
-        after = "; these tests did not run:" if outcome.missing else ""
-        lines.append(
-            f"ciqueue-gha: {verdict.value} (or -x / --maxfail in the pytest command line){after}"
-        )
-    elif verdict is not Verdict.EXHAUSTED:
-        lines.append(f"ciqueue-gha: gave up waiting ({verdict.value}); these tests did not run:")
-    lines.extend(f"NOT RUN {unit}" for unit in outcome.missing)
-    lines.extend(
-        f"NOT RUN {test}: collected by {worker} only, never queued (workers collected "
-        "different test sets)"
-        for test, worker in sorted(outcome.strays.items())
-    )
+    lines.extend(_stopped(report, verdict))
+    lines.extend(_not_run_line(test) for test in report.not_run)
     return "\n".join(lines)
+
+
+def _not_run_line(test: NotRun) -> str:
+    if test.collected_by is None:
+        return f"NOT RUN {test.unit}"
+    return f"NOT RUN {test.unit}: {test.why()} (workers collected different test sets)"
+
+
+def _totals(report: BuildReport, keys: BuildKeys) -> str:
+    not_run = f", {len(report.not_run)} NOT RUN" if report.not_run else ""
+    return (
+        f"ciqueue-gha: build {keys.build_id} attempt {keys.attempt}: "
+        f"{len(report.cases)} tests, {report.count('passed')} passed, "
+        f"{report.count('failed')} failed, {report.count('error')} errors, "
+        f"{report.count('skipped')} skipped, {len(report.flaky)} flaky{not_run}"
+    )
+
+
+def _stopped(report: BuildReport, verdict: Verdict) -> list[str]:
+    """Why the summary stopped before every test finished; nothing when it did not."""
+    if report.interrupted or verdict is Verdict.INTERRUPTED:
+        return [f"ciqueue-gha: {interrupted_line(report.collection_errors)}"]
+    if verdict is Verdict.STOPPED:
+        after = "; these tests did not run:" if report.missing else ""
+        return [
+            f"ciqueue-gha: {verdict.value} (or -x / --maxfail in the pytest command line){after}"
+        ]
+    if verdict is not Verdict.EXHAUSTED:
+        return [f"ciqueue-gha: gave up waiting ({verdict.value}); these tests did not run:"]
+    return []

@@ -23,12 +23,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ciqueue_gha.github.workflow import WorkflowCommands
+from ciqueue_gha.github.workflow import WorkflowCommands, workflow_annotations
 from ciqueue_gha.queue.record import Attempt, AttemptRecord, BuildRecord, CaseRecord
-from ciqueue_gha.report.annotations import annotations_for, workflow_annotations
+from ciqueue_gha.report.annotations import annotations_for
+from ciqueue_gha.report.build import BuildReport
 from ciqueue_gha.report.markdown import render_job_summary
-from ciqueue_gha.report.outcome import BuildOutcome
-from ciqueue_gha.report.utilization import worker_usage
 
 GOLDEN = Path(__file__).resolve().parent
 OUTPUTS = ("summary.md", "annotations.json", "workflow-commands.txt")
@@ -84,14 +83,13 @@ def render(case: Path) -> dict[str, str]:
     """The reporters' output for one case: file name -> text."""
     description = json.loads((case / "input.json").read_text(encoding="utf-8"))
     records = load_records(description)
-    outcome = BuildOutcome.from_records(records)
+    report = BuildReport.from_records(records)
     summary = render_job_summary(
-        outcome,
-        worker_usage(records),
+        report,
         build=description["build"],
         verdict_text=description.get("verdict_text"),
     )
-    annotations = annotations_for(outcome, path_prefix=description.get("path_prefix", ""))
+    annotations = annotations_for(report, path_prefix=description.get("path_prefix", ""))
     log = io.StringIO()
     workflow_annotations(annotations, WorkflowCommands(log, {}))
     return {

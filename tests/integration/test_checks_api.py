@@ -17,13 +17,13 @@ import pytest
 import requests
 
 from ciqueue_gha.github.checks import (
-    Annotation,
     CheckRunReport,
     ChecksClient,
     ChecksError,
     ChecksForbidden,
     ChecksUnavailable,
 )
+from ciqueue_gha.report.annotations import Annotation
 from tests.support.fake_github import RUN_ID, FakeGitHub, Reply, Request, validate
 
 TOKEN = "ghs_s3cr3tT0kenN0bodyMayS33"

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from ciqueue_gha.connection import check_server, connect
-from ciqueue_gha.errors import RedisUnreachable
+from ciqueue_gha.errors import RedisTooOld, RedisUnreachable
 from ciqueue_gha.protocol.keys import QUEUE_KEYS, BuildKeys
 from ciqueue_gha.protocol.scripts import source
 from ciqueue_gha.queue import AttemptRecord, Lease, QueueSettings, QueueWorker
@@ -139,6 +139,13 @@ def test_first_contact_fails_fast() -> None:
     # What comes after has the client's own, long retries again (a server down for longer
     # than the first contact's backoff is ridden out: see the test above).
     assert client.get_retry() is kept
+
+
+def test_a_server_older_than_the_scripts_need_is_refused(redis_url: str) -> None:
+    client = connect(redis_url)
+    assert check_server(client, redis_url, min_version=(6, 0)) >= (6, 0)
+    with pytest.raises(RedisTooOld, match=r"too old: ciqueue-gha needs Redis >= 99\.0"):
+        check_server(client, redis_url, min_version=(99, 0))
 
 
 def test_every_key_of_a_build_has_a_ttl(client: redis.Redis, keys: BuildKeys) -> None:

@@ -8,21 +8,16 @@ from typing import Any
 
 import pytest
 
-from ciqueue_gha.github.checks import Annotation
-from ciqueue_gha.github.workflow import WorkflowCommands
+from ciqueue_gha.github.workflow import WorkflowCommands, workflow_annotations
 from ciqueue_gha.queue.record import CaseRecord
-from ciqueue_gha.report.annotations import (
-    MESSAGE_LIMIT,
-    TITLE_LIMIT,
-    annotations_for,
-    workflow_annotations,
-)
-from ciqueue_gha.report.outcome import BuildOutcome, CaseHistory
+from ciqueue_gha.report.annotations import Annotation, annotations_for
+from ciqueue_gha.report.build import BuildReport, CaseHistory
+from ciqueue_gha.truncate import FAILURE_TEXT_LIMIT, TITLE_LIMIT
 
 
-def outcome(*cases: CaseRecord, missing: list[str] | None = None) -> BuildOutcome:
+def report_of(*cases: CaseRecord, missing: list[str] | None = None) -> BuildReport:
     histories = [CaseHistory(case, case.nodeid, "w1") for case in cases]
-    return BuildOutcome(histories, missing or [], {}, len(histories) + len(missing or []))
+    return BuildReport(histories, missing or [], {}, len(histories) + len(missing or []))
 
 
 def failed(nodeid: str = "tests/test_a.py::test_x", **fields: Any) -> CaseRecord:
@@ -39,7 +34,7 @@ def failed(nodeid: str = "tests/test_a.py::test_x", **fields: Any) -> CaseRecord
 
 def test_one_failure_annotation_per_failing_case_at_its_line() -> None:
     result = annotations_for(
-        outcome(
+        report_of(
             failed(),
             CaseRecord("tests/test_a.py::test_ok", "passed", file="tests/test_a.py", line=3),
             CaseRecord("tests/test_a.py::test_skip", "skipped", message="later"),
@@ -63,7 +58,7 @@ def test_one_failure_annotation_per_failing_case_at_its_line() -> None:
 
 def test_a_failure_without_a_location_sits_on_line_1_of_its_test_file() -> None:
     (annotation,) = annotations_for(
-        outcome(
+        report_of(
             failed(
                 "tests/sub/test_c.py::TestK::test_z[1]",
                 outcome="error",
@@ -79,7 +74,7 @@ def test_a_failure_without_a_location_sits_on_line_1_of_its_test_file() -> None:
 
 
 def test_units_that_never_ran_get_no_annotation() -> None:
-    assert annotations_for(outcome(missing=["tests/test_lost.py::test_gone"])) == []
+    assert annotations_for(report_of(missing=["tests/test_lost.py::test_gone"])) == []
 
 
 @pytest.mark.parametrize(
@@ -92,7 +87,7 @@ def test_units_that_never_ran_get_no_annotation() -> None:
     ],
 )
 def test_path_prefix(prefix: str, path: str, expected: str) -> None:
-    (annotation,) = annotations_for(outcome(failed(file=path)), path_prefix=prefix)
+    (annotation,) = annotations_for(report_of(failed(file=path)), path_prefix=prefix)
     assert annotation.path == expected
 
 
@@ -103,11 +98,11 @@ def test_huge_texts_are_cut_within_the_api_limits() -> None:
         longrepr="\n".join(f"line {i} " + "é" * 50 for i in range(5000)),
         output="\x1b[31mred\x1b[0m\x00" + "o" * 100_000,
     )
-    (annotation,) = annotations_for(outcome(case))
+    (annotation,) = annotations_for(report_of(case))
     assert annotation.title is not None and len(annotation.title) == TITLE_LIMIT
     assert annotation.title.endswith("…")
     assert len(annotation.message.encode()) < 64 * 1024
-    assert annotation.message.startswith("m" * (MESSAGE_LIMIT // 2))
+    assert annotation.message.startswith("m" * (FAILURE_TEXT_LIMIT // 2))
     assert "line 0 " in annotation.message and "line 4999 " in annotation.message
     assert annotation.raw_details is not None and len(annotation.raw_details.encode()) < 64 * 1024
     assert annotation.raw_details.startswith("red\N{REPLACEMENT CHARACTER}ooo")

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 
 import pytest
 
 from ciqueue_gha.queue.record import CaseRecord
-from ciqueue_gha.report.markdown import (
-    SUMMARY_LIMIT,
-    code,
-    fenced,
-    render_job_summary,
-    truncated_note,
-)
-from ciqueue_gha.report.outcome import BuildOutcome, CaseHistory
+from ciqueue_gha.report.build import BuildReport, CaseHistory
+from ciqueue_gha.report.markdown import code, fenced, render_job_summary, truncated_note
 from ciqueue_gha.report.utilization import WorkerUsage
+from ciqueue_gha.truncate import JOB_SUMMARY_LIMIT as SUMMARY_LIMIT
 
 USAGE = [WorkerUsage("w1", 3, 3, 30.0, 10.0), WorkerUsage("w2", 1, 1, 10.0, 30.0)]
 
@@ -52,13 +48,17 @@ def assert_well_formed(markdown: str) -> None:
     assert details == 0, "a <details> is left open"
 
 
-def outcome(
+def with_usage(report: BuildReport) -> BuildReport:
+    return dataclasses.replace(report, usage=USAGE)
+
+
+def report_of(
     failures: int = 0,
     traceback: str = "E   assert 1 == 2\n",
     passes: int = 0,
     missing: int = 0,
     name: str = "tests/test_{i}.py::test_{i}",
-) -> BuildOutcome:
+) -> BuildReport:
     cases = [
         CaseHistory(
             CaseRecord(
@@ -80,11 +80,11 @@ def outcome(
         for i in range(passes)
     ]
     lost = [f"tests/test_lost.py::test_{i}" for i in range(missing)]
-    return BuildOutcome(cases, lost, {}, len(cases) + missing)
+    return BuildReport(cases, lost, {}, len(cases) + missing)
 
 
 def test_a_passing_build() -> None:
-    summary = render_job_summary(outcome(passes=3), USAGE, build="12 attempt 1")
+    summary = render_job_summary(with_usage(report_of(passes=3)), build="12 attempt 1")
     assert summary.startswith("## ciqueue-gha: build 12 attempt 1: ✅ passed\n")
     assert "| 3 | 3 | 0 | 0 | 0 | 0 | 0 |" in summary
     assert "### Failures" not in summary and "<details>" not in summary
@@ -95,7 +95,7 @@ def test_a_passing_build() -> None:
 
 
 def test_failures_are_folded_with_their_traceback() -> None:
-    summary = render_job_summary(outcome(failures=2), [], build="b")
+    summary = render_job_summary(report_of(failures=2), build="b")
     assert "## ciqueue-gha: build b: ❌ failed" in summary
     assert summary.count("<details><summary>❌ FAILED <code>tests/test&#95;1.py") == 1
     assert "```text\nE   assert 1 == 2\n```" in summary
@@ -105,7 +105,7 @@ def test_failures_are_folded_with_their_traceback() -> None:
 
 def test_incomplete_build_says_why_and_lists_what_did_not_run() -> None:
     summary = render_job_summary(
-        outcome(passes=1, missing=2), [], build="b", verdict_text="report timeout"
+        report_of(passes=1, missing=2), build="b", verdict_text="report timeout"
     )
     assert "⚠️ incomplete" in summary
     assert "**Stopped waiting: report timeout.**" in summary
@@ -125,7 +125,7 @@ def test_incomplete_build_says_why_and_lists_what_did_not_run() -> None:
 )
 def test_names_cannot_break_the_markdown(name: str) -> None:
     summary = render_job_summary(
-        outcome(failures=1, name=name, traceback="```\n</details>\n````\n"), [], build=name
+        report_of(failures=1, name=name, traceback="```\n</details>\n````\n"), build=name
     )
     assert_well_formed(summary)
     rendered = code(name)
@@ -142,7 +142,7 @@ def test_fenced_code_is_longer_than_any_backtick_run_inside() -> None:
 
 
 def test_slowest_tests_top_ten_by_duration() -> None:
-    summary = render_job_summary(outcome(failures=15), [], build="b")
+    summary = render_job_summary(report_of(failures=15), build="b")
     slowest = summary.split("### Slowest tests (top 10)")[1]
     rows = [line for line in slowest.splitlines() if line.startswith("| <code>")]
     assert len(rows) == 10
@@ -150,12 +150,12 @@ def test_slowest_tests_top_ten_by_duration() -> None:
     assert rows[-1].startswith("| <code>tests/test&#95;5.py::test&#95;5</code> | 0.50 |")
 
 
-def test_huge_outcome_stays_within_1_mib_and_well_formed() -> None:
+def test_a_huge_build_stays_within_1_mib_and_well_formed() -> None:
     traceback = "".join(f"E   line {n:4d} `x` </details> " + "y" * 20 + "\n" for n in range(250))
     assert len(traceback) > 10_000
-    big = outcome(failures=5000, traceback=traceback, missing=1000)
+    big = report_of(failures=5000, traceback=traceback, missing=1000)
     started = time.perf_counter()
-    summary = render_job_summary(big, USAGE, build="big")
+    summary = render_job_summary(with_usage(big), build="big")
     elapsed = time.perf_counter() - started
     size = len(summary.encode())
     assert SUMMARY_LIMIT * 0.9 < size <= SUMMARY_LIMIT  # the room is used, not thrown away
@@ -174,8 +174,8 @@ def test_huge_outcome_stays_within_1_mib_and_well_formed() -> None:
 
 
 def test_rows_beyond_what_fits_are_counted_not_shown() -> None:
-    big = outcome(failures=20_000, traceback="E   boom\n", missing=500)
-    summary = render_job_summary(big, USAGE, build="big")
+    big = report_of(failures=20_000, traceback="E   boom\n", missing=500)
+    summary = render_job_summary(with_usage(big), build="big")
     assert len(summary.encode()) <= SUMMARY_LIMIT
     assert_well_formed(summary)
     assert "<details>" not in summary
@@ -188,8 +188,8 @@ def test_rows_beyond_what_fits_are_counted_not_shown() -> None:
 
 def test_tracebacks_go_before_rows() -> None:
     traceback = "E   " + "z" * 20_000 + "\n"
-    big = outcome(failures=40, traceback=traceback)
-    summary = render_job_summary(big, [], build="b", limit=100_000)
+    big = report_of(failures=40, traceback=traceback)
+    summary = render_job_summary(big, build="b", limit=100_000)
     assert len(summary.encode()) <= 100_000
     assert_well_formed(summary)
     assert "shortened to fit 100,000 bytes:" in summary
@@ -201,13 +201,13 @@ def test_tracebacks_go_before_rows() -> None:
 
 @pytest.mark.parametrize("limit", [600, 1_000, 2_000, 5_000, 20_000, 100_000])
 def test_any_limit_is_honoured(limit: int) -> None:
-    big = outcome(failures=50, traceback="E   ü" * 500, missing=50, name="tests/t.py::test_é{i}")
-    summary = render_job_summary(big, USAGE, build="b", limit=limit)
+    big = report_of(failures=50, traceback="E   ü" * 500, missing=50, name="tests/t.py::test_é{i}")
+    summary = render_job_summary(with_usage(big), build="b", limit=limit)
     assert len(summary.encode()) <= limit
     assert_well_formed(summary)
 
 
 def test_a_limit_below_the_totals_still_gives_the_heading() -> None:
-    summary = render_job_summary(outcome(failures=3), USAGE, build="b", limit=30)
+    summary = render_job_summary(with_usage(report_of(failures=3)), build="b", limit=30)
     assert len(summary.encode()) <= 30
     assert summary.startswith("## ciqueue-gha")

@@ -9,17 +9,17 @@ import pytest
 from junitparser import Error, Failure
 from junitparser.xunit2 import FlakyFailure, JUnitXml, RerunFailure
 
+from ciqueue_gha.report.build import BuildReport
 from ciqueue_gha.report.junit import junit_names, write_junit
-from ciqueue_gha.report.outcome import BuildOutcome
 from tests.golden.regenerate import cases, load_records
 
 
 @pytest.mark.parametrize("case", cases(), ids=lambda case: case.name)
 def test_streamed_file_counts_as_junitparser_counts(case: Path, tmp_path: Path) -> None:
     description = json.loads((case / "input.json").read_text(encoding="utf-8"))
-    outcome = BuildOutcome.from_records(load_records(description))
+    report = BuildReport.from_records(load_records(description))
     path = tmp_path / "merged.xml"
-    write_junit(outcome, path)
+    write_junit(report, path)
 
     xml = JUnitXml.fromfile(str(path))
     suites = list(xml)
@@ -40,8 +40,8 @@ def test_streamed_file_counts_as_junitparser_counts(case: Path, tmp_path: Path) 
             suite.time,
         )
     )
-    expected = [junit_names(h.final.nodeid) for h in outcome.cases]
-    expected += [junit_names(unit) for unit in [*outcome.missing, *sorted(outcome.strays)]]
+    expected = [junit_names(h.final.nodeid) for h in report.cases]
+    expected += [junit_names(unit) for unit in [*report.missing, *sorted(report.strays)]]
     assert [(c.classname, c.name) for c in suite] == expected
     assert suite.tests == len(expected) > 0
 
@@ -49,9 +49,9 @@ def test_streamed_file_counts_as_junitparser_counts(case: Path, tmp_path: Path) 
 def test_failures_flaky_and_not_run_cases_are_written(tmp_path: Path) -> None:
     case = next(case for case in cases() if case.name == "mixed")
     description = json.loads((case / "input.json").read_text(encoding="utf-8"))
-    outcome = BuildOutcome.from_records(load_records(description))
+    report = BuildReport.from_records(load_records(description))
     path = tmp_path / "merged.xml"
-    write_junit(outcome, path)
+    write_junit(report, path)
     suite = next(iter(JUnitXml.fromfile(str(path))))
     results = [type(entry) for testcase in suite for entry in testcase.result]
     assert Failure in results and Error in results

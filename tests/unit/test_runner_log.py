@@ -18,7 +18,7 @@ from ciqueue_gha.github.workflow import WorkflowCommands
 from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue.record import CaseRecord
 from ciqueue_gha.queue.supervisor import Verdict
-from ciqueue_gha.report.outcome import BuildOutcome, CaseHistory
+from ciqueue_gha.report.build import BuildReport, CaseHistory
 from ciqueue_gha.report.text import render_text
 from tests.support.runner_log import Command, commands, lines, open_block, without_blocks
 
@@ -172,15 +172,15 @@ def test_verbatim_holds_both_streams_and_the_descriptors() -> None:
 def test_the_text_report_runs_no_command_of_its_not_run_and_taken_over_lines() -> None:
     hostile_id = "t.py::test[\r::error::x]"
     failed = CaseRecord(hostile_id, "failed", message=HOSTILE[0], longrepr=HOSTILE[2])
-    outcome = BuildOutcome(
+    report = BuildReport(
         [CaseHistory(failed, hostile_id, "w1")],
         missing=["t.py::lost\n::add-mask::the"],
-        taken_over={"t.py::slow\n::warning::x": 2},
+        takeovers={"t.py::slow\n::warning::x": 2},
         total_units=3,
         strays={"t.py::stray\n##[error]x": "w2"},
     )
     out = io.StringIO()
-    RunnerLog(out, RUNNER).text(render_text(outcome, BuildKeys("b"), Verdict.INACTIVE_WORKERS))
+    RunnerLog(out, RUNNER).text(render_text(report, BuildKeys("b"), Verdict.INACTIVE_WORKERS))
     found = commands(out.getvalue())
     assert without_blocks(found) == [] and open_block(found) is None
     for line in ("NOT RUN t.py::lost\n::add-mask::the", "TAKEN OVER t.py::slow\n::warning::x"):

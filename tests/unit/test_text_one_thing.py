@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue.supervisor import Verdict
-from ciqueue_gha.report.outcome import BuildOutcome
+from ciqueue_gha.report.build import BuildReport
 from ciqueue_gha.report.text import render_text
 
 
 def test_a_test_taken_over_and_never_finished_is_only_not_run() -> None:
-    outcome = BuildOutcome(
-        cases=[], missing=["t.py::lost"], taken_over={"t.py::lost": 2}, total_units=1
+    report = BuildReport(
+        cases=[], missing=["t.py::lost"], takeovers={"t.py::lost": 2}, total_units=1
     )
-    lines = render_text(outcome, BuildKeys("b"), Verdict.INACTIVE_WORKERS).splitlines()
+    lines = render_text(report, BuildKeys("b"), Verdict.INACTIVE_WORKERS).splitlines()
     assert "NOT RUN t.py::lost" in lines
     assert not [line for line in lines if "TAKEN OVER" in line], lines

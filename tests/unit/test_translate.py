@@ -15,7 +15,8 @@ from ciqueue_gha.errors import (
     RedisRefused,
     RedisUnreachable,
 )
-from ciqueue_gha.protocol.scripts import REDIS_MESSAGE_CHARS, error_code, redis_failure
+from ciqueue_gha.protocol.scripts import error_code, redis_failure
+from ciqueue_gha.truncate import REDIS_REPLY_LIMIT
 
 LOCATION = " script: 86fa747aaa87e819c3191f0a45b0b7c58191abb1, on @user_script:1."
 OOM = "command not allowed when used memory > 'maxmemory'."
@@ -84,4 +85,4 @@ def test_a_long_or_multi_line_reply_is_cut_to_one_short_line() -> None:
     failure = redis_failure(redis.ResponseError("ERR " + "x" * 5000 + "\nsecond line"))
     message = str(failure)
     assert "\n" not in message
-    assert len(message) < REDIS_MESSAGE_CHARS + 100
+    assert len(message) < REDIS_REPLY_LIMIT + 100

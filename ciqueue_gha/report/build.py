@@ -1,18 +1,24 @@
-"""What happened to every test of a build: the final case results, flaky and lost ones,
-and what collection reported (files that failed to import, files skipped whole), counted
-as plain pytest counts them: a collection error is an error, a module-level skip a skip.
+"""What happened to every test of a build: the final case results, flaky ones, those taken
+over and those not run, and what collection reported (files that failed to import, files
+skipped whole), counted as plain pytest counts them: a collection error is an error, a
+module-level skip a skip.
 
-The merged JUnit file, the text summary and the exit code all read this one view.
+Every report reads this one view and the facts it answers (counts, the units not run, the
+title, the exit code): the merged JUnit file, the log's text, the job summary, the check
+run and the step outputs never count for themselves.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from ..errors import EXIT_FAILED, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_PASSED
 from ..queue.collection import CollectionRecord
 from ..queue.record import AttemptRecord, BuildRecord, CaseRecord, cyclic_gc_paused
 from ..queue.supervisor import Verdict
+from .utilization import WorkerUsage, worker_usage
 
 
 @dataclass
@@ -30,40 +36,54 @@ class CaseHistory:
         return not self.final.failed and bool(self.earlier_failures)
 
 
+@dataclass(frozen=True)
+class NotRun:
+    """A test that never got a final result: a queued unit no worker finished, or a test
+    one worker collected that the queue never held (`collected_by` names that worker)."""
+
+    unit: str
+    collected_by: str | None = None
+
+    def why(self, worker: Callable[[str], str] = str) -> str:
+        """Why it did not run, the worker's id shown through `worker`."""
+        if self.collected_by is None:
+            return "no worker finished it"
+        return f"collected by {worker(self.collected_by)} only, never queued"
+
+
 @dataclass
-class BuildOutcome:
-    """Every case of the build, and the units that never got a final result."""
+class BuildReport:
+    """Every case of the build, the units that never got a final result, and how busy each
+    worker was."""
 
     cases: list[CaseHistory]
-    missing: list[str]
-    taken_over: dict[str, int]
+    missing: list[str]  # queued units no worker finished
+    takeovers: dict[str, int]  # unit -> times its lease expired and another worker took it
     total_units: int
     strays: dict[str, str] = field(default_factory=dict)  # test -> the worker that collected it
     interrupted: bool = False  # collection errors stopped the build before any test ran
-
-    @classmethod
-    def from_record(cls, record: BuildRecord) -> BuildOutcome:
-        return cls.from_records([record])
+    usage: list[WorkerUsage] = field(default_factory=list)
 
     @classmethod
     def from_records(
         cls, records: list[BuildRecord], collection: CollectionRecord | None = None
-    ) -> BuildOutcome:
+    ) -> BuildReport:
         """The whole suite over a build's attempts, oldest first: each unit's latest final
         result, with every earlier failed attempt of it, from any build attempt; then what
         the current attempt's `collection` reported, first, as pytest's JUnit lists it."""
         with cyclic_gc_paused():
-            outcome = cls._merge(records)
+            build = cls._merge(records)
         if collection is not None:
-            outcome.cases[:0] = [
+            build.cases[:0] = [
                 CaseHistory(report.case, report.case.nodeid, report.worker, collection=True)
                 for report in collection.reports
             ]
-            outcome.interrupted = collection.interrupted
-        return outcome
+            build.interrupted = collection.interrupted
+        build.usage = worker_usage(records)
+        return build
 
     @classmethod
-    def _merge(cls, records: list[BuildRecord]) -> BuildOutcome:
+    def _merge(cls, records: list[BuildRecord]) -> BuildReport:
         current = records[-1]
         units = list(dict.fromkeys(unit for record in records for unit in record.units))
         cases: list[CaseHistory] = []
@@ -116,13 +136,43 @@ class BuildOutcome:
         return units
 
     @property
+    def failed(self) -> int:
+        """Cases that failed or errored, collection errors included."""
+        return len(self.failures)
+
+    @cached_property
+    def not_run(self) -> list[NotRun]:
+        """The units no worker finished, in queue order, then the tests only one worker
+        collected, by id."""
+        return [NotRun(unit) for unit in self.missing] + [
+            NotRun(test, worker) for test, worker in sorted(self.strays.items())
+        ]
+
+    @property
+    def total(self) -> int:
+        """Every test the build knows of: those with a final result and those not run."""
+        return len(self.cases) + len(self.not_run)
+
+    @property
+    def title(self) -> str:
+        """The build in one line, e.g. "120 tests, 117 passed, 2 failed, 1 flaky": only the
+        counts that are not zero, beyond tests and passes. Skips are no passes."""
+        skipped, flaky, not_run = self.count("skipped"), len(self.flaky), len(self.not_run)
+        parts = [f"{len(self.cases)} tests", f"{self.count('passed')} passed"]
+        parts += [f"{self.failed} failed"] if self.failed else []
+        parts += [f"{skipped} skipped"] if skipped else []
+        parts += [f"{flaky} flaky"] if flaky else []
+        parts += [f"{not_run} not run"] if not_run else []
+        return ", ".join(parts)
+
+    @property
     def exit_code(self) -> int:
         """0 all ran and passed, 1 all ran and some failed (a collection error counts, as in
         pytest), 2 collection errors stopped the build (pytest's "Interrupted"), 3 some did
         not run (lost, or collected by a worker but never queued)."""
         if self.interrupted:
             return EXIT_INTERRUPTED
-        if self.missing or self.strays:
+        if self.not_run:
             return EXIT_INCOMPLETE
         return EXIT_FAILED if self.failures else EXIT_PASSED
 

@@ -1,4 +1,4 @@
-"""What collection reported, in the build's outcome: counts, exit codes, JUnit, summaries."""
+"""What collection reported, in the build's report: counts, exit codes, JUnit, summaries."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue.collection import CollectedReport, CollectionRecord
 from ciqueue_gha.queue.record import AttemptRecord, BuildRecord, CaseRecord
 from ciqueue_gha.queue.supervisor import Verdict
+from ciqueue_gha.report.build import BuildReport
 from ciqueue_gha.report.junit import write_junit
 from ciqueue_gha.report.markdown import render_job_summary
-from ciqueue_gha.report.outcome import BuildOutcome
 from ciqueue_gha.report.text import render_text
 
 BROKEN = CaseRecord(
@@ -45,30 +45,30 @@ def record(tests: dict[str, str]) -> BuildRecord:
     return BuildRecord(bool(tests), list(tests), results, {}, {})
 
 
-def outcome_of(tests: dict[str, str], *reports: CaseRecord, interrupted: bool) -> BuildOutcome:
+def report_of(tests: dict[str, str], *reports: CaseRecord, interrupted: bool) -> BuildReport:
     collection = CollectionRecord(
         [CollectedReport(case, "w0") for case in reports], "w0" if interrupted else None
     )
-    return BuildOutcome.from_records([record(tests)], collection)
+    return BuildReport.from_records([record(tests)], collection)
 
 
 def test_interrupted_build_reports_the_errors_and_exits_as_pytest() -> None:
-    outcome = outcome_of({}, BROKEN, SKIPPED, interrupted=True)
-    assert (outcome.count("error"), outcome.count("skipped"), len(outcome.cases)) == (1, 1, 2)
-    assert outcome.exit_code_after(Verdict.INTERRUPTED) == EXIT_INTERRUPTED
-    text = render_text(outcome, BuildKeys("b"), Verdict.INTERRUPTED)
+    report = report_of({}, BROKEN, SKIPPED, interrupted=True)
+    assert (report.count("error"), report.count("skipped"), len(report.cases)) == (1, 1, 2)
+    assert report.exit_code_after(Verdict.INTERRUPTED) == EXIT_INTERRUPTED
+    text = render_text(report, BuildKeys("b"), Verdict.INTERRUPTED)
     assert "2 tests, 0 passed, 0 failed, 1 errors, 1 skipped" in text
     assert "ciqueue-gha: Interrupted: 1 error during collection" in text
     assert "ERROR check_broken.py (check_broken.py:3) - ModuleNotFoundError" in text
-    summary = render_job_summary(outcome, [], build="b", verdict_text=Verdict.INTERRUPTED.value)
+    summary = render_job_summary(report, build="b", verdict_text=Verdict.INTERRUPTED.value)
     assert "❌ interrupted" in summary and "Interrupted: 1 error during collection" in summary
 
 
 def test_interrupted_without_its_record_is_never_green() -> None:
     """The summary saw the mark, then the record was gone: still interrupted, never 0."""
-    outcome = outcome_of({}, interrupted=False)
-    assert outcome.exit_code == EXIT_PASSED  # nothing in it says otherwise...
-    assert outcome.exit_code_after(Verdict.INTERRUPTED) == EXIT_INTERRUPTED  # ...the verdict does
+    report = report_of({}, interrupted=False)
+    assert report.exit_code == EXIT_PASSED  # nothing in it says otherwise...
+    assert report.exit_code_after(Verdict.INTERRUPTED) == EXIT_INTERRUPTED  # ...the verdict does
 
 
 @pytest.mark.parametrize(
@@ -79,10 +79,10 @@ def test_interrupted_without_its_record_is_never_green() -> None:
 def test_continued_build_counts_collection_as_pytest(
     reports: tuple[CaseRecord, ...], code: int
 ) -> None:
-    outcome = outcome_of({"check_ok.py::test_a": "passed"}, *reports, interrupted=False)
-    assert outcome.exit_code_after(Verdict.EXHAUSTED) == code
-    assert [h.final.nodeid for h in outcome.cases][-1] == "check_ok.py::test_a"  # after them
-    assert outcome.unit_durations() == {"check_ok.py::test_a": 0.0}  # no collector's duration
+    report = report_of({"check_ok.py::test_a": "passed"}, *reports, interrupted=False)
+    assert report.exit_code_after(Verdict.EXHAUSTED) == code
+    assert [h.final.nodeid for h in report.cases][-1] == "check_ok.py::test_a"  # after them
+    assert report.unit_durations() == {"check_ok.py::test_a": 0.0}  # no collector's duration
 
 
 @pytest.mark.parametrize(
@@ -96,13 +96,13 @@ def test_continued_build_counts_collection_as_pytest(
     ],
 )
 def test_exit_code_after_each_verdict(verdict: Verdict, tests: dict[str, str], code: int) -> None:
-    assert outcome_of(tests, interrupted=False).exit_code_after(verdict) == code
+    assert report_of(tests, interrupted=False).exit_code_after(verdict) == code
 
 
 def test_junit_writes_collection_results_as_pytest_does(tmp_path: Path) -> None:
     path = tmp_path / "merged.xml"
     write_junit(
-        outcome_of({"check_ok.py::test_a": "passed"}, BROKEN, SKIPPED, interrupted=False), path
+        report_of({"check_ok.py::test_a": "passed"}, BROKEN, SKIPPED, interrupted=False), path
     )
     suite = ET.parse(path).getroot().find("testsuite")
     assert suite is not None
