@@ -13,29 +13,14 @@ from typing import Any
 import click
 import pytest
 
-from ..config import BuildOptions, pass_build
+from ..config import BuildOptions
 from ..github.log import RunnerLog
-from ..options import (
-    durations_option,
-    junit_xml_option,
-    pytest_args,
-    queue_init_option,
-    queue_options,
-    worker_id_option,
-)
-from ..plugin.session import exit_code, start_session
+from ..options import pytest_args
+from ..plugin.session import exit_code, start_session, worker_options
 
 
 @click.command("worker", context_settings={"ignore_unknown_options": True})
-@pass_build
-@queue_options
-@queue_init_option
-@durations_option
-@worker_id_option(
-    "Unique per worker within a build; a second live process given an id in use runs as "
-    "<id>~2, and the summary says so. Default: host name and pid."
-)
-@junit_xml_option("Write this worker's own results here (the summary writes the merged file).")
+@worker_options
 @click.argument("pytest_arguments", nargs=-1, type=click.UNPROCESSED)
 def worker_command(
     build: BuildOptions,
@@ -61,4 +46,3 @@ def worker_command(
     finally:
         session.close()
     raise SystemExit(exit_code(session.plugin, code))
-

@@ -34,18 +34,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     if not config.getoption("ciqueue") or config.pluginmanager.has_plugin(PLUGIN_NAME):
         return
-    from ..commands.worker import worker_command  # its options, read from CIQUEUE_*
-    from ..config import pass_build
-    from .session import start_session
+    from .session import start_from_environment  # loaded only now: pytest loads this module
 
     try:
-        params = worker_command.make_context("worker", []).params
-        params = {
-            k: v
-            for k, v in params.items()
-            if k not in ("junit_xml", "pytest_arguments", "queue_init_timeout")
-        }
-        session = start_session(**pass_build.gather(params))
+        session = start_from_environment()
     except (CiqueueError, click.ClickException) as exc:
         raise pytest.UsageError(f"ciqueue-gha: {exc}") from None
     config.pluginmanager.register(session.plugin, PLUGIN_NAME)

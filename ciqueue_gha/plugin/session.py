@@ -5,6 +5,7 @@ helper running; and the worker's exit code from what its session did (DESIGN.md 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 import redis
 
 from .. import durations
-from ..config import BuildOptions, Target
+from ..config import BuildOptions, Target, pass_build
 from ..errors import (
     EXIT_FAILED,
     EXIT_INCOMPLETE,
@@ -25,7 +26,16 @@ from ..errors import (
     CiqueueError,
     InfrastructureError,
 )
-from ..options import default_worker_id, durations_namespace, queue_settings
+from ..options import (
+    default_worker_id,
+    durations_namespace,
+    durations_option,
+    junit_xml_option,
+    queue_init_option,
+    queue_options,
+    queue_settings,
+    worker_id_option,
+)
 from ..queue import claim, hang
 from ..queue.heartbeat import HeartbeatProcess, HelperConfig
 from ..queue.settings import QueueSettings
@@ -39,6 +49,26 @@ _PYTEST_EXIT = {
     pytest.ExitCode.INTERNAL_ERROR: EXIT_INCOMPLETE,
     pytest.ExitCode.USAGE_ERROR: EXIT_USAGE,
 }
+
+
+def worker_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Adds a worker's options to a click command: ``ciqueue-gha worker``'s, which
+    ``pytest --ciqueue`` reads from ``CIQUEUE_*`` alone (`start_from_environment`)."""
+    for option in (
+        junit_xml_option(
+            "Write this worker's own results here (the summary writes the merged file)."
+        ),
+        worker_id_option(
+            "Unique per worker within a build; a second live process given an id in use runs "
+            "as <id>~2, and the summary says so. Default: host name and pid."
+        ),
+        durations_option,
+        queue_init_option,
+        queue_options,
+        pass_build,
+    ):
+        command = option(command)
+    return command
 
 
 @dataclass
@@ -95,6 +125,19 @@ def start_session(
     os.environ.update(CIQUEUE_WORKER_ID=held.worker_id, CIQUEUE_BUILD_ID=target.keys.build_id)
     plugin.scrub = Scrubber([*url_secrets(target.redis_url), *take_secrets()])
     return WorkerSession(plugin, heartbeat, stack_file, held)
+
+
+def start_from_environment() -> WorkerSession:
+    """`start_session` with the options ``ciqueue-gha worker`` would read from ``CIQUEUE_*``
+    and no command line (``pytest --ciqueue``)."""
+    command = click.command("worker")(worker_options(_no_call))
+    params = command.make_context("worker", []).params
+    unused = ("junit_xml", "queue_init_timeout")  # pytest's own options and session do these
+    return start_session(**pass_build.gather({k: v for k, v in params.items() if k not in unused}))
+
+
+def _no_call(**params: Any) -> None:
+    """The command `start_from_environment` parses options with and never runs."""
 
 
 def _claim_worker_id(
