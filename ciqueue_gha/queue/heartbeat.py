@@ -3,7 +3,8 @@
 It runs outside the worker's interpreter, so a test that holds the GIL (or blocks in C)
 cannot starve its heartbeats. The worker talks to it over a pipe, one JSON line at a time:
 
-    {"connect": {...}}                    first line: where Redis is and whose leases to keep
+    {"connect": {...}, "worker": pid}     first line: where Redis is, whose leases to keep,
+                                          and the worker's pid (it may be gone already)
     {"leases": [[unit, id], ...]}         a unit started under the first lease; the others
                                           are reserved behind it (prefetched)
     {"close": true}                       last line: the worker ends normally
@@ -86,7 +87,7 @@ class HeartbeatProcess:
         )
         assert self.process.stdin is not None
         self._pipe = self.process.stdin.fileno()
-        self._send({"connect": asdict(self.config)})
+        self._send({"connect": asdict(self.config), "worker": os.getpid()})
 
     def _send(self, message: dict[str, object]) -> None:
         # Unbuffered writes of the whole line (one, short of a huge test id): a message a test.
@@ -325,12 +326,13 @@ def serve(stream: IO[bytes]) -> None:
     first = _read_message(stream)
     if first is None:
         return
-    helper = _start(HelperConfig(**first["connect"]))  # type: ignore[arg-type]
+    config = HelperConfig(**first["connect"])  # type: ignore[arg-type]
+    helper = _start(config, int(str(first.get("worker") or os.getppid())))
     if not _follow(stream, helper):
         helper.outlive()
 
 
-def _start(config: HelperConfig) -> Helper:
+def _start(config: HelperConfig, parent: int) -> Helper:
     settings = QueueSettings(
         lease_timeout=config.lease_timeout,
         heartbeat_interval=config.heartbeat_interval,
@@ -356,16 +358,16 @@ def _start(config: HelperConfig) -> Helper:
             config.lease_timeout,
             settings.heartbeat_every,
         )
-    parent = os.getppid()
     return Helper(worker, settings, config, parent, crash.watch(parent))
 
 
 def _follow(stream: IO[bytes], helper: Helper) -> bool:
     """Heartbeat the current leases every interval until the worker ends: True if it said
     so (the close message), False if it died (the pipe closed, the pidfd readable, or this
-    process's parent changed)."""
+    process's parent changed). What the pipe holds is read first: a worker that died at
+    once may have sent its first leases before."""
     watched = [stream.fileno()] + ([] if helper.pidfd is None else [helper.pidfd])
-    while os.getppid() == helper.parent:
+    while True:
         ready, _, _ = select.select(watched, [], [], helper.wait())
         if watched[0] in ready:
             message = _read_message(stream)
@@ -374,11 +376,10 @@ def _follow(stream: IO[bytes], helper: Helper) -> bool:
             if "close" in message:
                 return True
             helper.take(message)
-        elif ready:
+        elif ready or os.getppid() != helper.parent:
             return False
         else:
             helper.due()
-    return False
 
 
 def main() -> None:
