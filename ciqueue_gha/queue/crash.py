@@ -21,8 +21,11 @@ import select
 import signal
 import struct
 import time
+from collections.abc import Callable
 from contextlib import suppress
+from typing import TypeVar
 
+from ..errors import QueueStateLost
 from ..truncate import cut
 from .record import AttemptRecord, CaseRecord
 
@@ -32,6 +35,10 @@ END_WAIT = 2.0
 #: Seconds the helper keeps looking for the exit status once the worker is gone.
 STATUS_WAIT = 0.1
 _POLL = 0.01
+#: Seconds between the helper's tries to record at most (they double up to it).
+RETRY_LAST = 1.0
+
+T = TypeVar("T")
 
 # PIDFD_GET_INFO: _IOWR(0xFF, 11, struct pidfd_info), its 64-byte first version; exit_code
 # is its int at offset 60, valid when PIDFD_INFO_EXIT is set in the mask at offset 0.
@@ -106,6 +113,23 @@ def _exit_status(pid: int, pidfd: int | None) -> int | None:
     if state in (b"Z", b"X") or (code and state not in (b"T", b"t")):
         return code
     return None
+
+
+def retrying(call: Callable[[], T], until: float, first: float) -> T:
+    """`call`, tried again on a Redis error after `first` seconds, then twice as long each
+    time, until the monotonic time `until`; then, or at once on a lost queue state, the
+    error is raised."""
+    pause = first
+    while True:
+        try:
+            return call()
+        except QueueStateLost:
+            raise
+        except Exception:
+            if time.monotonic() + pause > until:
+                raise
+        time.sleep(pause)
+        pause = min(2 * pause, RETRY_LAST)
 
 
 def error_attempt(

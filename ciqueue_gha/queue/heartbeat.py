@@ -34,11 +34,10 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import IO, TypeVar
+from typing import IO
 
 from .. import defaults
 from ..connection import connect
@@ -48,8 +47,6 @@ from ..protocol.keys import BuildKeys
 from . import claim, crash, hang
 from .settings import QueueSettings
 from .worker import Lease, QueueWorker
-
-T = TypeVar("T")
 
 #: A failed heartbeat is tried again after this many seconds, doubling up to the interval.
 RETRY_FIRST = 0.05
@@ -268,45 +265,35 @@ class Helper:
             return
         running, ran_for = self.running, time.monotonic() - self.started
         until = time.monotonic() + self.settings.lease_timeout
+        retry = partial(crash.retrying, until=until, first=RETRY_FIRST)
         recorded = False
-        if running is not None:
-            record = crash.crash_record(running.test, how, self.worker.now() - ran_for, ran_for)
+        try:
             # Not ours any more (acknowledged before the worker died, or taken over): nothing
             # to record. The beat also keeps the lease from running out while this records.
-            if self._retrying(partial(self.worker.heartbeat, running), until, how):
+            if running is not None and retry(partial(self.worker.heartbeat, running)):
+                started_at = self.worker.now() - ran_for
+                record = crash.crash_record(running.test, how, started_at, ran_for)
                 ack = partial(self.worker.acknowledge, running, record, reserve_next=False)
-                recorded = self._retrying(lambda: ack()[0], until, how) == "final"
-        self._retrying(self._give_back, until, how)
+                recorded = retry(lambda: ack()[0]) == "final"
+            retry(self._give_back)
+        except Exception as exc:  # Redis down for a lease timeout, queue state lost, ...
+            _say(
+                f"WARNING: the worker ended ({how}), and its helper could not reach the queue "
+                f"({_reason(exc)}): its leases run out instead"
+            )
+            return
         if running is not None and recorded:
             _say(
                 f"{running.test} ended the worker ({how}): recorded as an error; the units "
                 "this worker held go back to the queue"
             )
 
-    def _give_back(self) -> bool:
+    def _give_back(self) -> None:
         self.worker.release()
         if self.config.claim_token:
             worker_id = self.config.worker_id
             held = claim.Claim(worker_id, worker_id, self.config.claim_token)
             claim.release(self.worker.client, self.worker.keys, held)
-        return True
-
-    def _retrying(self, call: Callable[[], T], until: float, how: str) -> T | None:
-        """`call`, tried again with backoff on a Redis error until `until`; None if it never
-        got through (said once)."""
-        pause = RETRY_FIRST
-        while True:
-            try:
-                return call()
-            except Exception as exc:  # Redis down, out of memory, queue state lost, ...
-                if isinstance(exc, QueueStateLost) or time.monotonic() + pause > until:
-                    _say(
-                        f"WARNING: the worker ended ({how}), and what it held could not be "
-                        f"given back ({_reason(exc)}): its leases run out instead"
-                    )
-                    return None
-            time.sleep(pause)
-            pause = min(2 * pause, self.settings.heartbeat_every)
 
 
 def _reason(exc: Exception) -> str:
