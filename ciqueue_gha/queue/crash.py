@@ -61,7 +61,7 @@ def wait_end(pid: int, pidfd: int | None) -> str | None:
     limit = time.monotonic() + END_WAIT
     gone_at: float | None = None
     while True:
-        status = _exit_status(pid, pidfd)
+        status = exit_status(pid, pidfd)
         if status is not None:
             return how_it_ended(status)
         now = time.monotonic()
@@ -92,7 +92,7 @@ def _gone(pid: int, pidfd: int | None) -> bool:
     return pidfd is not None and bool(select.select([pidfd], [], [], 0)[0])
 
 
-def _exit_status(pid: int, pidfd: int | None) -> int | None:
+def exit_status(pid: int, pidfd: int | None) -> int | None:
     """The worker's exit status, once it has one and it can be read."""
     if pidfd is not None:
         info = bytearray(_PIDFD_INFO_SIZE)
