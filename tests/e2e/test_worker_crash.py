@@ -14,7 +14,6 @@ segfault can only be seen from outside: those prove the helper's part.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,18 +22,10 @@ from ciqueue_gha.errors import EXIT_FAILED
 from ciqueue_gha.report.junit import junit_names
 from tests.e2e.test_bad_input import assert_no_traceback, run_locally
 from tests.e2e.test_runner import Commands, clean_env, cli, copy_suite, junit_by_case
+from tests.e2e.test_runner import commands as commands  # the fixture
 
 SUITE = "check_crash.py"
 FINE = [f"{SUITE}::test_fine[{index}]" for index in range(6)]
-
-
-@pytest.fixture
-def commands(tmp_path: Path) -> Iterator[Commands]:
-    started = Commands(tmp_path)
-    try:
-        yield started
-    finally:
-        started.stop()
 
 
 def runs(suite: Path) -> list[str]:

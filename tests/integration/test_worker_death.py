@@ -132,14 +132,21 @@ def reserve_two(client: redis.Redis, keys: BuildKeys) -> tuple[Lease, Lease]:
     return as_lease(worker.reserve()), as_lease(worker.reserve())
 
 
+def ended_holding_two(
+    how: str, workers: list[Worker], url: str, client: redis.Redis, keys: BuildKeys
+) -> tuple[Worker, Lease]:
+    """A worker holding a running lease and one behind it, ended `how`, its helper exited."""
+    running, behind = reserve_two(client, keys)
+    worker = start_worker(workers, url, keys, running, behind)
+    worker.end(how)
+    worker.wait_helper_exit()
+    return worker, running
+
+
 def test_a_worker_killed_in_a_unit_has_it_recorded_as_an_error_by_its_helper(
     redis_url: str, client: redis.Redis, keys: BuildKeys, workers: list[Worker]
 ) -> None:
-    running, behind = reserve_two(client, keys)
-    worker = start_worker(workers, redis_url, keys, running, behind)
-    worker.end("kill")
-    worker.wait_helper_exit()
-
+    _, running = ended_holding_two("kill", workers, redis_url, client, keys)
     record = BuildRecord.load(client, keys)
     result = record.results["running"]
     assert (result.worker, result.lease, result.outcome) == ("A", running.id, "error")
@@ -153,11 +160,7 @@ def test_a_worker_killed_in_a_unit_has_it_recorded_as_an_error_by_its_helper(
 def test_a_worker_that_ends_normally_has_nothing_recorded(
     redis_url: str, client: redis.Redis, keys: BuildKeys, workers: list[Worker]
 ) -> None:
-    running, behind = reserve_two(client, keys)
-    worker = start_worker(workers, redis_url, keys, running, behind)
-    worker.end("close")
-    worker.wait_helper_exit()
-
+    worker, running = ended_holding_two("close", workers, redis_url, client, keys)
     assert worker.process.returncode == 0
     record = BuildRecord.load(client, keys)
     assert record.attempts == {} and record.results == {}
