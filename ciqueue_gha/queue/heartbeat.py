@@ -148,8 +148,9 @@ def _say(line: str) -> None:
 
 @dataclass
 class Helper:
-    """The helper's state: the leases it keeps alive, when each was last given a deadline,
-    when the unit they belong to started, and how its heartbeats fare."""
+    """The helper's state: the worker it watches, the leases it keeps alive (the first the
+    running unit's), when each was last given a deadline, when the running unit started,
+    and how its heartbeats fare."""
 
     worker: QueueWorker
     settings: QueueSettings
