@@ -24,8 +24,8 @@ from types import FrameType
 from typing import IO, NoReturn
 
 from ..errors import EXIT_FAILED
-from ..truncate import cut
-from .record import AttemptRecord, CaseRecord
+from .crash import error_attempt
+from .record import AttemptRecord
 
 #: Asks the worker to write its threads' stacks to its stack file (faulthandler).
 STACK_SIGNAL = signal.SIGUSR1
@@ -101,25 +101,14 @@ def timeout_record(
     message = f"timeout: ran longer than --max-test-duration ({limit:g} s); the worker was stopped"
     longrepr = message + (f"\n\nStack of the worker when it was stopped:\n{stack}" if stack else "")
     path = unit.split("::", 1)[0]
-    line = _line_in(stack, path)
-    case = CaseRecord(
-        nodeid=unit,
-        outcome="error",
-        duration=ran_for,
-        message=message,
-        longrepr=cut(longrepr),
-        file=path,
-        line=line,
-    )
-    return AttemptRecord(
-        unit=unit,
-        outcome="error",
-        duration=ran_for,
+    return error_attempt(
+        unit,
+        message,
+        longrepr,
         started_at=started_at,
-        longrepr=case.longrepr,
+        ran_for=ran_for,
         file=path,
-        line=line,
-        cases=[case],
+        line=_line_in(stack, path),
     )
 
 

@@ -3,9 +3,11 @@
 It runs outside the worker's interpreter, so a test that holds the GIL (or blocks in C)
 cannot starve its heartbeats. The worker talks to it over a pipe, one JSON line at a time:
 
-    {"connect": {...}}                    first line: where Redis is and whose leases to keep
-    {"leases": [[test, id], ...]}         a test started under the first lease; the others
+    {"connect": {...}, "worker": pid}     first line: where Redis is, whose leases to keep,
+                                          and the worker's pid (it may be gone already)
+    {"leases": [[unit, id], ...]}         a unit started under the first lease; the others
                                           are reserved behind it (prefetched)
+    {"close": true}                       last line: the worker ends normally
 
 A finished test sends nothing (a message per test is a wake-up of this process, on the hot
 path): the next test's message replaces the leases, and a lease acknowledged in between
@@ -17,8 +19,10 @@ The helper survives Redis errors: a failed heartbeat is retried with backoff, an
 heartbeats fail for longer than the lease timeout it says once, on the worker's log, that the
 worker's leases may have expired (its acknowledges are fenced: a lease lost is a stale attempt,
 never a second result). A unit that runs past max-test-duration is recorded as an error
-(timeout) and its worker stopped (hang.py). The helper exits when the pipe closes or its parent
-changes: when its worker dies, so do its heartbeats. The worker restarts a helper that died. The
+(timeout) and its worker stopped (hang.py). A worker that dies without the close message
+(os._exit, SIGKILL, a segfault) while a unit runs has that unit recorded as an error by its
+helper, which gives back the leases held behind it and the worker's id, and exits (crash.py):
+when its worker dies, so do its heartbeats. The worker restarts a helper that died. The
 Redis URL travels over the pipe, never on the command line, so `ps` never shows a password.
 """
 
@@ -32,6 +36,7 @@ import sys
 import time
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import IO
 
 from .. import defaults
@@ -39,7 +44,7 @@ from ..connection import connect
 from ..errors import QueueStateLost
 from ..fastexit import exit_now
 from ..protocol.keys import BuildKeys
-from . import claim, hang
+from . import claim, crash, hang
 from .settings import QueueSettings
 from .worker import Lease, QueueWorker
 
@@ -79,7 +84,7 @@ class HeartbeatProcess:
         )
         assert self.process.stdin is not None
         self._pipe = self.process.stdin.fileno()
-        self._send({"connect": asdict(self.config)})
+        self._send({"connect": asdict(self.config), "worker": os.getpid()})
 
     def _send(self, message: dict[str, object]) -> None:
         # Unbuffered writes of the whole line (one, short of a huge test id): a message a test.
@@ -115,9 +120,11 @@ class HeartbeatProcess:
         self._start()
 
     def close(self, *, at_once: bool = False) -> None:
-        """Stop the helper: it ends when its pipe closes, or `at_once` (Redis lost: it may be
-        waiting on a call that will never be answered)."""
+        """Stop the helper: it ends when told the worker ends normally (it records nothing),
+        or `at_once` (Redis lost: it may be waiting on a call that will never be answered)."""
         if self.process.stdin is not None:
+            with suppress(OSError):
+                self._send({"close": True})
             with suppress(OSError):
                 self.process.stdin.close()
         if at_once:
@@ -141,14 +148,19 @@ def _say(line: str) -> None:
 
 @dataclass
 class Helper:
-    """The helper's state: the leases it keeps alive, when each was last given a deadline,
-    when the unit they belong to started, and how its heartbeats fare."""
+    """The helper's state: the worker it watches, the leases it keeps alive (the first the
+    running unit's), when each was last given a deadline, when the running unit started,
+    and how its heartbeats fare."""
 
     worker: QueueWorker
     settings: QueueSettings
     config: HelperConfig
     parent: int
+    #: A pidfd on the worker (crash.watch), None where there are none.
+    pidfd: int | None = None
     leases: list[Lease] = field(default_factory=list)
+    #: The lease of the unit the worker runs, until it is seen acknowledged (or taken over).
+    running: Lease | None = None
     # When each lease was last given a deadline: by this helper's beat, else (a lease new to
     # it) by the reserve that granted it just before the worker sent it. A beat is due one
     # interval after the oldest, never at once: a test a few milliseconds long costs no
@@ -172,7 +184,8 @@ class Helper:
 
     def take(self, message: dict[str, object]) -> None:
         pairs: list[list[object]] = message["leases"]  # type: ignore[assignment]
-        self.leases = [Lease(str(test), int(str(lease))) for test, lease in pairs]
+        self.leases = [Lease(str(unit), int(str(lease))) for unit, lease in pairs]
+        self.running = self.leases[0] if self.leases else None
         self.started = time.monotonic()
         self.refreshed = {lease: self.refreshed.get(lease, self.started) for lease in self.leases}
 
@@ -191,7 +204,7 @@ class Helper:
             # at its next call, and exits 4.
             _say(f"heartbeats stopped: {exc}")
             self.state_lost = True
-            self.leases = []
+            self.leases, self.running = [], None
             return
         except Exception as exc:  # Redis down, out of memory, ...: keep trying, never die
             self.failed(exc)
@@ -200,6 +213,7 @@ class Helper:
             _say("heartbeats reach Redis again")
         self.failures, self.warned, self.last_ok = 0, False, time.monotonic()
         self.leases = kept
+        self.running = self.running if self.running in kept else None
         self.refreshed = dict.fromkeys(kept, self.last_ok)
 
     def failed(self, exc: Exception) -> None:
@@ -207,18 +221,15 @@ class Helper:
         failing_for = time.monotonic() - self.last_ok
         if not self.warned and failing_for >= self.settings.lease_timeout:
             self.warned = True
-            # redis-py's messages name host and port, never the URL (its password).
-            first_line = str(exc).splitlines()[0] if str(exc) else ""
-            reason = f"{type(exc).__name__}: {first_line}"
             _say(
-                f"WARNING: heartbeats have failed for {failing_for:.1f} s ({reason}): this "
+                f"WARNING: heartbeats have failed for {failing_for:.1f} s ({_reason(exc)}): this "
                 "worker's leases may have expired, and another worker may take its test over"
             )
 
     def finish_hung(self) -> None:
         """The running unit passed max-test-duration: record it as an error (timeout), give
         the leases held behind it back, and stop the worker stuck in it (hang.py)."""
-        running, self.leases = self.leases[0], []
+        running, self.leases, self.running = self.leases[0], [], None
         ran_for = time.monotonic() - self.started
         limit = self.settings.heartbeat_for
         try:
@@ -245,9 +256,56 @@ class Helper:
         if self.config.stack_file:
             hang.stop_worker(self.parent)
 
+    def outlive(self) -> None:
+        """The worker ended without the close message. Once it is gone (not merely closed
+        the pipe), record the unit it ran as an error, and give back the leases it held
+        behind it and its worker id. A Redis error is tried again for up to a lease timeout:
+        past it the lease runs out, and the unit goes to another worker."""
+        how = crash.wait_end(self.parent, self.pidfd)
+        if how is None or self.state_lost:
+            return
+        running, ran_for = self.running, time.monotonic() - self.started
+        until = time.monotonic() + self.settings.lease_timeout
+        retry = partial(crash.retrying, until=until, first=RETRY_FIRST)
+        recorded = False
+        try:
+            # Not ours any more (acknowledged before the worker died, or taken over): nothing
+            # to record. The beat also keeps the lease from running out while this records.
+            if running is not None and retry(partial(self.worker.heartbeat, running)):
+                started_at = self.worker.now() - ran_for
+                record = crash.crash_record(running.unit, how, started_at, ran_for)
+                ack = partial(self.worker.acknowledge, running, record, reserve_next=False)
+                recorded = retry(lambda: ack()[0]) == "final"
+            retry(self._give_back)
+        except Exception as exc:  # Redis down for a lease timeout, queue state lost, ...
+            _say(
+                f"WARNING: the worker ended ({how}), and its helper could not reach the queue "
+                f"({_reason(exc)}): its leases run out instead"
+            )
+            return
+        if running is not None and recorded:
+            _say(
+                f"{running.unit} ended the worker ({how}): recorded as an error; the units "
+                "this worker held go back to the queue"
+            )
+
+    def _give_back(self) -> None:
+        self.worker.release()
+        if self.config.claim_token:
+            worker_id = self.config.worker_id
+            held = claim.Claim(worker_id, worker_id, self.config.claim_token)
+            claim.release(self.worker.client, self.worker.keys, held)
+
+
+def _reason(exc: Exception) -> str:
+    # redis-py's messages name host and port, never the URL (its password).
+    first_line = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {first_line}"
+
 
 def serve(stream: IO[bytes]) -> None:
-    """The helper's loop: heartbeat the current leases every interval until the pipe closes.
+    """The helper's life: heartbeat the worker's leases until it ends; if it ended without
+    the close message, act for it (`Helper.outlive`).
 
     `stream` must be unbuffered: select() sees only what the pipe still holds, so a line
     read ahead into a buffer (the first lease, sent right behind "connect") would go unseen
@@ -257,6 +315,12 @@ def serve(stream: IO[bytes]) -> None:
     if first is None:
         return
     config = HelperConfig(**first["connect"])  # type: ignore[arg-type]
+    helper = _start(config, int(str(first.get("worker") or os.getppid())))
+    if not _follow(stream, helper):
+        helper.outlive()
+
+
+def _start(config: HelperConfig, parent: int) -> Helper:
     settings = QueueSettings(
         lease_timeout=config.lease_timeout,
         heartbeat_interval=config.heartbeat_interval,
@@ -271,26 +335,37 @@ def serve(stream: IO[bytes]) -> None:
         retry_budget=0,
         socket_timeout=min(defaults.SOCKET_TIMEOUT, config.lease_timeout / 2),
     )
-    worker = QueueWorker(
-        client, BuildKeys(config.build_id, config.attempt), config.worker_id, settings
-    )
+    keys = BuildKeys(config.build_id, config.attempt)
+    worker = QueueWorker(client, keys, config.worker_id, settings)
     if config.claim_token:
         claim.keep_alive(
             client,
-            worker.keys,
+            keys,
             config.worker_id,
             config.claim_token,
             config.lease_timeout,
             settings.heartbeat_every,
         )
-    helper = Helper(worker, settings, config, os.getppid())
-    while os.getppid() == helper.parent:
-        ready, _, _ = select.select([stream], [], [], helper.wait())
-        if ready:
+    return Helper(worker, settings, config, parent, crash.watch(parent))
+
+
+def _follow(stream: IO[bytes], helper: Helper) -> bool:
+    """Heartbeat the current leases every interval until the worker ends: True if it said
+    so (the close message), False if it died (the pipe closed, the pidfd readable, or this
+    process's parent changed). What the pipe holds is read first: a worker that died at
+    once may have sent its first leases before."""
+    watched = [stream.fileno()] + ([] if helper.pidfd is None else [helper.pidfd])
+    while True:
+        ready, _, _ = select.select(watched, [], [], helper.wait())
+        if watched[0] in ready:
             message = _read_message(stream)
             if message is None:
-                return
+                return False
+            if "close" in message:
+                return True
             helper.take(message)
+        elif ready or os.getppid() != helper.parent:
+            return False
         else:
             helper.due()
 

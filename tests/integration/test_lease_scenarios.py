@@ -321,14 +321,16 @@ def worker_process(
         args = [sys.executable, "-m", "tests.support.worker_process", redis_url, keys.build_id]
         args += [worker_id, *tests, "--lease-timeout", str(LEASE_TIMEOUT)]
         args += ["--heartbeat-interval", str(HEARTBEAT_INTERVAL)]
-        process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            args, cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True
+        )
         started.append(process)
         return process
 
     yield start
     for process in started:
         if process.poll() is None:
-            os.kill(process.pid, signal.SIGKILL)
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
         if process.stdout is not None:
             process.stdout.close()
@@ -356,7 +358,9 @@ def test_a_killed_worker_loses_its_test_within_the_lease_timeout(
             assert isinstance(b.reserve(), Wait)
             time.sleep(0.05)
 
-        os.kill(a.pid, signal.SIGKILL)
+        # The worker with its helper, as when its runner is lost (killed alone, its helper
+        # records its unit as an error: test_worker_death.py).
+        os.killpg(a.pid, signal.SIGKILL)
         killed_at = time.monotonic()
         a.wait(timeout=5)
         taken = reserve_until_lease(b, timeout=LEASE_TIMEOUT + 3)
@@ -364,7 +368,6 @@ def test_a_killed_worker_loses_its_test_within_the_lease_timeout(
 
         assert taken_after < LEASE_TIMEOUT + 2
         assert (taken.unit, taken.id > lease.id) == ("t", True)
-        # The helper saw its pipe close and exited by itself: no heartbeat outlives its worker.
         wait_until(lambda: _process_gone(helper_pid), timeout=3, what="the helper exited")
         assert b.acknowledge(taken, attempt("passed")) == ("final", Done("exhausted"))
     finally:
