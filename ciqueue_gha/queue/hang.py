@@ -37,7 +37,7 @@ STOP_SIGNAL = signal.SIGUSR2
 STACK_WAIT = 1.0
 STOP_GRACE = 3.0
 
-# The real one: the pytest plugin replaces os._exit to report a test that calls it.
+# Bound at import: a test that replaces os._exit (a monkeypatch) cannot keep a hung worker alive.
 _exit = os._exit
 
 
