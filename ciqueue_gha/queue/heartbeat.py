@@ -92,11 +92,11 @@ class HeartbeatProcess:
         while data:
             data = data[os.write(self._pipe, data) :]
 
-    def hold(self, running: Lease, *reserved: Lease) -> None:
-        """Keep `running` and the `reserved` leases behind it alive from now on; the next
+    def hold(self, running: Lease, *behind: Lease) -> None:
+        """Keep `running` and the leases `behind` it alive from now on; the next
         call replaces them (see the module's docstring)."""
         message: dict[str, object] = {
-            "leases": [[lease.unit, lease.id] for lease in (running, *reserved)]
+            "leases": [[lease.unit, lease.id] for lease in (running, *behind)]
         }
         if self.process.poll() is not None:
             self._restart()
