@@ -48,8 +48,9 @@ class WorkflowCommands:
         """Write ``::name key=value,…::message`` on one line; None properties are left out."""
         self.log.command(name, message, **properties)
 
-    def error(
+    def annotate(
         self,
+        level: str,
         message: str,
         *,
         file: str | None = None,
@@ -57,32 +58,17 @@ class WorkflowCommands:
         end_line: int | None = None,
         title: str | None = None,
     ) -> None:
-        """An error annotation, on `file` at `line` when given."""
-        self.command("error", message, file=file, line=line, endLine=end_line, title=title)
+        """An annotation of `level` (error, warning, notice), on `file` at `line` when given."""
+        self.command(level, message, file=file, line=line, endLine=end_line, title=title)
 
-    def warning(
-        self,
-        message: str,
-        *,
-        file: str | None = None,
-        line: int | None = None,
-        end_line: int | None = None,
-        title: str | None = None,
-    ) -> None:
-        """A warning annotation, on `file` at `line` when given."""
-        self.command("warning", message, file=file, line=line, endLine=end_line, title=title)
+    def error(self, message: str) -> None:
+        self.annotate("error", message)
 
-    def notice(
-        self,
-        message: str,
-        *,
-        file: str | None = None,
-        line: int | None = None,
-        end_line: int | None = None,
-        title: str | None = None,
-    ) -> None:
-        """A notice annotation, on `file` at `line` when given."""
-        self.command("notice", message, file=file, line=line, endLine=end_line, title=title)
+    def warning(self, message: str) -> None:
+        self.annotate("warning", message)
+
+    def notice(self, message: str) -> None:
+        self.annotate("notice", message)
 
     def add_mask(self, value: str) -> None:
         """Hide `value` in the rest of the job's log. The runner masks line by line, so a
@@ -155,16 +141,17 @@ def workflow_annotations(
             left_out += 1
             continue
         written[level] = written.get(level, 0) + 1
-        commands.command(
+        commands.annotate(
             level,
             annotation.message,
             file=annotation.path,
             line=annotation.start_line,
-            endLine=annotation.end_line,
+            end_line=annotation.end_line,
             title=annotation.title,
         )
     if left_out:
-        commands.notice(
+        commands.annotate(
+            "notice",
             f"{left_out} more failing tests are not annotated here (the runner shows "
             f"{limit} annotations of a kind per step); the job summary and the merged JUnit "
             "file list them all.",

@@ -114,7 +114,7 @@ def test_own_commands_keep_hostile_values_intact() -> None:
     out = io.StringIO()
     cmds = WorkflowCommands(out, RUNNER)
     for text in HOSTILE:
-        cmds.error(text, file=f"tests/{text}.py", line=3, title=text)
+        cmds.annotate("error", text, file=f"tests/{text}.py", line=3, title=text)
     found = commands(out.getvalue())
     assert [c.name for c in found] == ["error"] * len(HOSTILE)
     for command, text in zip(found, HOSTILE, strict=True):

@@ -75,7 +75,9 @@ def test_any_text_round_trips(text: str) -> None:
 @pytest.mark.parametrize("name", INJECTIONS)
 def test_a_test_name_cannot_inject_a_command(name: str) -> None:
     cmds, out = commands()
-    cmds.error(f"{name} failed", file=f"tests/{name}.py", line=3, end_line=4, title=name)
+    cmds.annotate(
+        "error", f"{name} failed", file=f"tests/{name}.py", line=3, end_line=4, title=name
+    )
     text = out.getvalue()
     assert text.count("\n") == 1 and text.endswith("\n")
     assert "\r" not in text
@@ -87,9 +89,9 @@ def test_a_test_name_cannot_inject_a_command(name: str) -> None:
 
 def test_annotation_levels_and_optional_properties() -> None:
     cmds, out = commands()
-    cmds.warning("slow", title="t")
+    cmds.annotate("warning", "slow", title="t")
     cmds.notice("fyi")
-    cmds.error("boom", file="a.py", line=7)
+    cmds.annotate("error", "boom", file="a.py", line=7)
     assert out.getvalue().splitlines() == [
         "::warning title=t::slow",
         "::notice::fyi",
@@ -99,7 +101,7 @@ def test_annotation_levels_and_optional_properties() -> None:
 
 def test_multi_line_message_stays_on_one_line() -> None:
     cmds, out = commands()
-    cmds.error("line one\nline two\n", title="x")
+    cmds.annotate("error", "line one\nline two\n", title="x")
     assert out.getvalue() == "::error title=x::line one%0Aline two%0A\n"
 
 
