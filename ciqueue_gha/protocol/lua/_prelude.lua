@@ -202,6 +202,17 @@ local function record_stale(test, lease, outcome)
   return 'stale'
 end
 
+-- What acknowledge and requeue share (ARGV 2 to 5: test, lease, outcome, attempt record): a
+-- retried call gets its earlier disposition back; a stale holder's attempt is kept as stale;
+-- the current holder's attempt is settled by `decide(test, lease, outcome)`.
+local function settle(decide)
+  local test, lease, outcome = ARGV[2], ARGV[3], ARGV[4]
+  local prior = record_attempt(lease, ARGV[5])
+  if prior then return prior end
+  if not holds(test, lease) then return record_stale(test, lease, outcome) end
+  return decide(test, lease, outcome)
+end
+
 -- The reply acknowledge and requeue share (their ARGV 1 and 6 to 9 alike): the attempt's
 -- disposition, then, when a reserve seq is given, the next reserve's reply in the same round trip.
 local function reply_and_reserve(disposition)

@@ -7,16 +7,9 @@
 -- Returns: {disposition ('final' | 'stale'), reserve reply... (when reserve seq is not 0)}
 local err = assert_populated()
 if err then return err end
-local test, lease, outcome = ARGV[2], ARGV[3], ARGV[4]
-local ttl = tonumber(ARGV[6])
-local disposition = record_attempt(lease, ARGV[5])
-if not disposition then
-  if holds(test, lease) then
-    finalize(test, lease, outcome)
-    disposition = 'final'
-  else
-    disposition = record_stale(test, lease, outcome)
-  end
-end
-touch(ttl, K.attempts, K.dispositions, K.last_attempt, K.results, K.failed)
+local disposition = settle(function(test, lease, outcome)
+  finalize(test, lease, outcome)
+  return 'final'
+end)
+touch(tonumber(ARGV[6]), K.attempts, K.dispositions, K.last_attempt, K.results, K.failed)
 return reply_and_reserve(disposition)

@@ -8,33 +8,27 @@
 -- Returns: {disposition ('requeued' | 'final' | 'stale'), reserve reply... (when reserve seq is not 0)}
 local err = assert_populated()
 if err then return err end
-local test, lease, outcome = ARGV[2], ARGV[3], ARGV[4]
-local ttl = tonumber(ARGV[6])
-local disposition = record_attempt(lease, ARGV[5])
-if not disposition then
-  if not holds(test, lease) then
-    disposition = record_stale(test, lease, outcome)
-  elseif tonumber(redis.call('HGET', K.requeues, test) or '0') < tonumber(ARGV[10])
-      and tonumber(redis.call('GET', K.requeued) or '0') < tonumber(ARGV[11]) then
-    redis.call('HINCRBY', K.requeues, test, 1)
-    redis.call('INCR', K.requeued)
-    redis.call('ZREM', K.running, test)
-    redis.call('HDEL', K.leases, test)
-    redis.call('HDEL', K.holders, test)
-    redis.call('HDEL', K.last_attempt, test)
-    local pivot = redis.call('LINDEX', K.queue, tonumber(ARGV[12]))
-    if pivot then
-      redis.call('LINSERT', K.queue, 'BEFORE', pivot, test)
-    else
-      redis.call('RPUSH', K.queue, test)
-    end
-    disposition = 'requeued'
-    redis.call('HSET', K.dispositions, lease, disposition)
-  else
+local disposition = settle(function(test, lease, outcome)
+  if tonumber(redis.call('HGET', K.requeues, test) or '0') >= tonumber(ARGV[10])
+      or tonumber(redis.call('GET', K.requeued) or '0') >= tonumber(ARGV[11]) then
     finalize(test, lease, outcome)
-    disposition = 'final'
+    return 'final'
   end
-end
-touch(ttl, K.attempts, K.dispositions, K.last_attempt, K.requeues, K.requeued, K.queue, K.results,
-  K.failed)
+  redis.call('HINCRBY', K.requeues, test, 1)
+  redis.call('INCR', K.requeued)
+  redis.call('ZREM', K.running, test)
+  redis.call('HDEL', K.leases, test)
+  redis.call('HDEL', K.holders, test)
+  redis.call('HDEL', K.last_attempt, test)
+  local pivot = redis.call('LINDEX', K.queue, tonumber(ARGV[12]))
+  if pivot then
+    redis.call('LINSERT', K.queue, 'BEFORE', pivot, test)
+  else
+    redis.call('RPUSH', K.queue, test)
+  end
+  redis.call('HSET', K.dispositions, lease, 'requeued')
+  return 'requeued'
+end)
+touch(tonumber(ARGV[6]), K.attempts, K.dispositions, K.last_attempt, K.requeues, K.requeued, K.queue,
+  K.results, K.failed)
 return reply_and_reserve(disposition)
