@@ -5,12 +5,11 @@ Messages never contain a password: URLs are shown through `redact`.
 
 from __future__ import annotations
 
-import os
 import re
 import ssl
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
@@ -28,9 +27,6 @@ from .errors import (
 from .truncate import shown as cut_value
 
 SCHEMES = ("redis", "rediss", "unix")
-
-#: The testing knob that raises the oldest Redis accepted (see `min_redis_version`).
-MIN_VERSION_ENV = "CIQUEUE_MIN_REDIS_VERSION"
 
 #: Query parameters a Redis URL may carry, and whether each must be a number. redis-py hands
 #: any other one to the connection as a keyword (a crash at the first command), and its
@@ -253,19 +249,6 @@ def patient(client: redis.Redis, socket_timeout: float) -> redis.Redis:
     return redis.Redis(connection_pool=type(pool)(connection_class=pool.connection_class, **kwargs))
 
 
-def min_redis_version(env: Mapping[str, str] = os.environ) -> tuple[int, int]:
-    """The oldest Redis accepted: `defaults.MIN_REDIS_VERSION`, unless the testing knob
-    ``CIQUEUE_MIN_REDIS_VERSION=MAJOR.MINOR`` asks for another (so a test can require a
-    newer server than the one it has, and see the "too old" error for real)."""
-    raw = env.get(MIN_VERSION_ENV, "")
-    if not raw:
-        return defaults.MIN_REDIS_VERSION
-    major, dot, minor = raw.partition(".")
-    if not major.isdigit() or (dot and not minor.isdigit()):
-        raise UsageError(f"{MIN_VERSION_ENV}={raw!r} is not a version such as 7.2")
-    return int(major), int(minor or 0)
-
-
 def check_server(
     client: redis.Redis,
     url: str,
@@ -278,7 +261,7 @@ def check_server(
     This is the first contact, so it retries only a refused connection, for `retry_budget`
     seconds: a wrong URL, a server that is not there or one that never answers fails in about
     two seconds. The client keeps its own retries (longer, to ride out a drop in the middle of
-    a run) for every call after. `min_version` defaults to `min_redis_version()`.
+    a run) for every call after. `min_version` defaults to `defaults.MIN_REDIS_VERSION`.
 
     Raises `RedisUnreachable`, `RedisAuthFailed` or `RedisTooOld` with a one-line message.
     """
@@ -305,7 +288,7 @@ def check_server(
             client.set_retry(kept)
     text = str(info.get("redis_version", "0"))
     version = tuple(int(part) for part in text.split(".") if part.isdigit())
-    need_version = min_version or min_redis_version()
+    need_version = min_version or defaults.MIN_REDIS_VERSION
     if version[:2] < need_version:
         need = ".".join(map(str, need_version))
         raise RedisTooOld(f"Redis {text} at {shown} is too old: ciqueue-gha needs Redis >= {need}")

@@ -10,20 +10,20 @@ import redis
 
 from ciqueue_gha.connection import connect
 from ciqueue_gha.protocol.keys import BuildKeys
-from ciqueue_gha.redis_server import PrivateRedis
+from tests.support.redis_server import ControlledRedis
 
 _build_numbers = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
-def redis_server() -> Iterator[PrivateRedis]:
+def redis_server() -> Iterator[ControlledRedis]:
     """One private redis-server for the session; tests keep apart by build id."""
-    with PrivateRedis() as server:
+    with ControlledRedis() as server:
         yield server
 
 
 @pytest.fixture
-def redis_url(redis_server: PrivateRedis) -> str:
+def redis_url(redis_server: ControlledRedis) -> str:
     return redis_server.url
 
 

@@ -28,9 +28,9 @@ import redis
 from ciqueue_gha.connection import connect
 from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue.record import BuildRecord
-from ciqueue_gha.redis_server import PrivateRedis
 from tests.chaos.clock import ClockSkewer
 from tests.chaos.plan import KILL_ALL_AFTER_FINALIZED, LEASE_TIMEOUT, Event, RoundPlan
+from tests.support.redis_server import ControlledRedis
 from tests.support.tcp_proxy import TcpProxy
 
 #: The summary waits this long with no live worker; far above any fault's outage, so only
@@ -128,7 +128,7 @@ class ChaosRound:
         self.skewer = skewer
         self.build_id = f"chaos-{plan.index}-{os.getpid()}"
         self.keys = BuildKeys(self.build_id)
-        self.server = PrivateRedis(appendonly=True)
+        self.server = ControlledRedis(appendonly=True)
         self.proxy: TcpProxy | None = None
         self.client: redis.Redis | None = None
         self.summary: Proc | None = None

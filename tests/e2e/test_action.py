@@ -32,9 +32,9 @@ from typing import Any
 import pytest
 import yaml
 
-from ciqueue_gha.redis_server import PrivateRedis
 from tests.support.actions_runner import ActionRunner, Job, JobRun, StepRun, wait_group_empty
 from tests.support.fake_github import FakeGitHub, Reply
+from tests.support.redis_server import ControlledRedis
 
 pytestmark = pytest.mark.slow
 
@@ -266,8 +266,8 @@ def workflow(
 
 
 @pytest.fixture(scope="module")
-def password_redis() -> Iterator[PrivateRedis]:
-    with PrivateRedis(password=f"pw{secrets.token_hex(16)}") as server:
+def password_redis() -> Iterator[ControlledRedis]:
+    with ControlledRedis(password=f"pw{secrets.token_hex(16)}") as server:
         yield server
 
 
@@ -369,7 +369,7 @@ def test_no_input_is_spliced_into_a_script() -> None:
 
 
 def test_three_workers_and_a_summary_report_the_demo(
-    workflow: Workflow, github: FakeGitHub, password_redis: PrivateRedis
+    workflow: Workflow, github: FakeGitHub, password_redis: ControlledRedis
 ) -> None:
     url, password = password_redis.url, password_redis.password
     assert password and password in url
@@ -439,7 +439,7 @@ def test_three_workers_and_a_summary_report_the_demo(
 
 
 def test_a_failing_build_fails_the_summary_and_annotates_the_failing_line(
-    workflow: Workflow, github: FakeGitHub, password_redis: PrivateRedis
+    workflow: Workflow, github: FakeGitHub, password_redis: ControlledRedis
 ) -> None:
     workflow.matrix(password_redis.url, workers=3, DEMO_FAIL="1")
     runs = workflow.run()
@@ -475,7 +475,7 @@ def test_a_failing_build_fails_the_summary_and_annotates_the_failing_line(
 
 
 def test_a_token_that_cannot_write_checks_annotates_the_log_instead(
-    workflow: Workflow, github: FakeGitHub, redis_server: PrivateRedis
+    workflow: Workflow, github: FakeGitHub, redis_server: ControlledRedis
 ) -> None:
     github.script.append(Reply(403, {"message": "Resource not accessible by integration"}))
     workflow.matrix(redis_server.url, workers=3, DEMO_FAIL="1")

@@ -28,7 +28,7 @@ from ciqueue_gha.connection import connect
 from ciqueue_gha.errors import EXIT_INFRASTRUCTURE
 from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue.supervisor import Supervisor
-from ciqueue_gha.redis_server import PrivateRedis
+from tests.support.redis_server import ControlledRedis
 
 #: The first contact with a Redis that never answers ends within this, process start included.
 FIRST_CONTACT_LIMIT = 5.0
@@ -118,7 +118,7 @@ def test_tls_to_a_port_that_never_answers_is_exit_4_within_seconds(
 
 @pytest.mark.parametrize("command", ["redis check", "worker", "summary"])
 def test_tls_to_a_plain_redis_port_is_exit_4_within_seconds(
-    command: str, redis_server: PrivateRedis, tmp_path: Path
+    command: str, redis_server: ControlledRedis, tmp_path: Path
 ) -> None:
     url = redis_server.url.replace("redis://", "rediss://", 1)
     assert_fails_fast(commands(url, tmp_path)[command], "cannot reach Redis")
@@ -169,9 +169,9 @@ def start(name: str, argv: list[str], folder: Path, url: str) -> Process:
 
 
 @pytest.fixture
-def stopped_redis() -> Iterator[PrivateRedis]:
+def stopped_redis() -> Iterator[ControlledRedis]:
     """A redis-server of this test's own, which it may SIGSTOP; resumed and stopped after."""
-    with PrivateRedis() as server:
+    with ControlledRedis() as server:
         try:
             yield server
         finally:
@@ -179,7 +179,7 @@ def stopped_redis() -> Iterator[PrivateRedis]:
                 server.process.send_signal(signal.SIGCONT)
 
 
-def start_build(server: PrivateRedis, folder: Path, build_id: str) -> list[Process]:
+def start_build(server: ControlledRedis, folder: Path, build_id: str) -> list[Process]:
     """Two workers and the summary on the slow suite; returns once ten tests are done."""
     (folder / "test_slow.py").write_text(SLOW_SUITE)
     build = ["--build-id", build_id, "--queue-init-timeout", "30"]
@@ -225,7 +225,7 @@ def wait_all(processes: list[Process], since: float) -> dict[str, float]:
 
 @pytest.mark.slow
 def test_redis_stopped_mid_build_ends_workers_and_summary_with_exit_4(
-    stopped_redis: PrivateRedis, tmp_path: Path
+    stopped_redis: ControlledRedis, tmp_path: Path
 ) -> None:
     processes = start_build(stopped_redis, tmp_path, "stopped")
     assert stopped_redis.process is not None
@@ -244,7 +244,7 @@ def test_redis_stopped_mid_build_ends_workers_and_summary_with_exit_4(
 
 @pytest.mark.slow
 def test_redis_silent_for_longer_than_a_socket_timeout_is_ridden_out(
-    stopped_redis: PrivateRedis, tmp_path: Path
+    stopped_redis: ControlledRedis, tmp_path: Path
 ) -> None:
     """A Redis that stalls (a fork, a loaded host) for 3 s, beyond one socket timeout and
     within the retry budget, is not a lost one: the build completes."""

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ciqueue_gha import defaults
-from ciqueue_gha.connection import connect, min_redis_version, redact, validate_url
+from ciqueue_gha.connection import connect, redact, validate_url
 from ciqueue_gha.errors import UsageError
 
 SECRET = "s3cr3t-pw"
@@ -154,13 +153,3 @@ def test_plain_redis_has_no_tls_and_no_warning(capsys: pytest.CaptureFixture[str
 def test_connect_rejects_a_malformed_url_before_anything_else() -> None:
     with pytest.raises(UsageError, match="scheme"):
         connect("http://h")
-
-
-def test_min_redis_version_knob() -> None:
-    assert min_redis_version({}) == defaults.MIN_REDIS_VERSION
-    assert min_redis_version({"CIQUEUE_MIN_REDIS_VERSION": ""}) == defaults.MIN_REDIS_VERSION
-    assert min_redis_version({"CIQUEUE_MIN_REDIS_VERSION": "99.1"}) == (99, 1)
-    assert min_redis_version({"CIQUEUE_MIN_REDIS_VERSION": "7"}) == (7, 0)
-    for bad in ("seven", "7.x", "7.2.1", "-1"):
-        with pytest.raises(UsageError, match="CIQUEUE_MIN_REDIS_VERSION"):
-            min_redis_version({"CIQUEUE_MIN_REDIS_VERSION": bad})
