@@ -4,13 +4,13 @@ A test's redis-server needs its port before it starts, and keeps it across a res
 the kernel hands out (bind to port 0, then close) is free for a moment only: another xdist
 worker, or any outgoing connection, may take it before the server binds it or while it
 restarts. So these ports come from below the kernel's ephemeral range (which port 0 and
-outgoing connections never use), and each is held by a lock file for as long as this process
-keeps it: two test processes on this machine, from any checkout, never hold the same one.
+outgoing connections never use), and each is held by a lock file until this process exits:
+two test processes on this machine, from any checkout, never hold the same one, and a port
+whose server stopped stays closed for the rest of the session.
 """
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import random
@@ -27,6 +27,7 @@ LOWEST = 10_000
 EPHEMERAL_DEFAULT = 49_152
 
 _held: dict[int, int] = {}  # port -> the descriptor of its locked file
+_rng = random.Random()  # its own: a test seeding the global one must not align the workers
 
 
 def _ephemeral_start() -> int:
@@ -60,14 +61,14 @@ def _lock(port: int) -> int | None:
 
 
 def reserve_port() -> int:
-    """A loopback port nothing listens on, held by this process until `release_port`.
+    """A loopback port nothing listens on, held by this process until it exits.
 
-    Nothing else listens there until this process does: a test may also keep one as a port
+    Nothing else listens there unless this process does: a test may also keep one as a port
     where connections are refused.
     """
     LOCKS.mkdir(exist_ok=True)
     candidates = list(range(LOWEST, _ephemeral_start()))
-    random.shuffle(candidates)
+    _rng.shuffle(candidates)
     for port in candidates:
         if port in _held:
             continue
@@ -79,11 +80,3 @@ def reserve_port() -> int:
             return port
         os.close(fd)
     raise RuntimeError(f"no free port from {LOWEST} to the ephemeral range")
-
-
-def release_port(port: int) -> None:
-    """Let other test processes have `port` again."""
-    fd = _held.pop(port, None)
-    if fd is not None:
-        with contextlib.suppress(OSError):
-            os.close(fd)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 
 from ciqueue_gha.redis_server import PrivateRedis
-from tests.support.ports import release_port, reserve_port
+from tests.support.ports import reserve_port
 
 
 class ControlledRedis(PrivateRedis):
@@ -54,7 +54,3 @@ class ControlledRedis(PrivateRedis):
                 if path.name != "redis.log":
                     shutil.rmtree(path) if path.is_dir() else path.unlink()
         self.start()
-
-    def stop(self) -> None:
-        super().stop()
-        release_port(self.port)
