@@ -29,8 +29,11 @@ from ciqueue_gha.errors import EXIT_INFRASTRUCTURE
 from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue.supervisor import Supervisor
 from tests.support.redis_server import ControlledRedis
+from tests.support.tcp_proxy import TcpProxy
 
-#: The first contact with a Redis that never answers ends within this, process start included.
+#: The first contact with a Redis that never answers ends within this, from the moment the
+#: process reaches the port to its exit (its start-up is left out: on a loaded machine it
+#: alone may take seconds, and it is not what the bound is about).
 FIRST_CONTACT_LIMIT = 5.0
 
 #: A Redis stopped mid-build ends every worker and the summary within this.
@@ -51,13 +54,22 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+@dataclass
+class Port:
+    """A port the commands reach, and when each connection to it arrived (time.monotonic)."""
+
+    address: str
+    accepted_at: list[float]
+
+
 @pytest.fixture(scope="module")
-def silent_url() -> Iterator[str]:
+def silent() -> Iterator[Port]:
     """A TCP port that accepts connections and never says a word."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
     accepted: list[socket.socket] = []
+    port = Port(f"127.0.0.1:{listener.getsockname()[1]}", [])
 
     def accept() -> None:
         with_listener = listener
@@ -66,12 +78,20 @@ def silent_url() -> Iterator[str]:
                 accepted.append(with_listener.accept()[0])
             except OSError:  # closed: the module is done
                 return
+            port.accepted_at.append(time.monotonic())
 
     threading.Thread(target=accept, daemon=True).start()
-    yield f"127.0.0.1:{listener.getsockname()[1]}"
+    yield port
     listener.close()
     for connection in accepted:
         connection.close()
+
+
+@pytest.fixture
+def plain_redis(redis_server: ControlledRedis) -> Iterator[Port]:
+    """A plain (not TLS) redis-server's port, through a proxy that notes each connection."""
+    with TcpProxy("127.0.0.1", redis_server.port) as proxy:
+        yield Port(f"127.0.0.1:{proxy.port}", proxy.accepted_at)
 
 
 def commands(url: str, tmp_path: Path) -> dict[str, list[str]]:
@@ -85,13 +105,15 @@ def commands(url: str, tmp_path: Path) -> dict[str, list[str]]:
     }
 
 
-def assert_fails_fast(argv: list[str], *mentions: str) -> None:
-    started = time.monotonic()
+def assert_fails_fast(argv: list[str], port: Port, *mentions: str) -> None:
+    seen = len(port.accepted_at)
     done = subprocess.run(
         [*cli(), *argv], env=clean_env(), capture_output=True, text=True, timeout=WAIT_LIMIT
     )
-    took = time.monotonic() - started
+    ended = time.monotonic()
     assert done.returncode == EXIT_INFRASTRUCTURE, done.stderr
+    assert len(port.accepted_at) > seen, f"the command never reached the port: {done.stderr}"
+    took = ended - port.accepted_at[seen]
     assert took < FIRST_CONTACT_LIMIT, (took, done.stderr)
     assert "Traceback" not in done.stdout + done.stderr
     lines = done.stderr.splitlines()
@@ -102,26 +124,26 @@ def assert_fails_fast(argv: list[str], *mentions: str) -> None:
 
 @pytest.mark.parametrize("command", ["redis check", "worker", "summary", "run"])
 def test_a_server_that_never_answers_is_exit_4_within_seconds(
-    command: str, silent_url: str, tmp_path: Path
+    command: str, silent: Port, tmp_path: Path
 ) -> None:
-    url = f"redis://{silent_url}/0"
-    assert_fails_fast(commands(url, tmp_path)[command], "cannot reach Redis", "Timeout")
+    url = f"redis://{silent.address}/0"
+    assert_fails_fast(commands(url, tmp_path)[command], silent, "cannot reach Redis", "Timeout")
 
 
 @pytest.mark.parametrize("command", ["redis check", "worker", "summary", "run"])
 def test_tls_to_a_port_that_never_answers_is_exit_4_within_seconds(
-    command: str, silent_url: str, tmp_path: Path
+    command: str, silent: Port, tmp_path: Path
 ) -> None:
-    url = f"rediss://{silent_url}/0"
-    assert_fails_fast(commands(url, tmp_path)[command], "cannot reach Redis")
+    url = f"rediss://{silent.address}/0"
+    assert_fails_fast(commands(url, tmp_path)[command], silent, "cannot reach Redis")
 
 
 @pytest.mark.parametrize("command", ["redis check", "worker", "summary"])
 def test_tls_to_a_plain_redis_port_is_exit_4_within_seconds(
-    command: str, redis_server: ControlledRedis, tmp_path: Path
+    command: str, plain_redis: Port, tmp_path: Path
 ) -> None:
-    url = redis_server.url.replace("redis://", "rediss://", 1)
-    assert_fails_fast(commands(url, tmp_path)[command], "cannot reach Redis")
+    url = f"rediss://{plain_redis.address}/0"
+    assert_fails_fast(commands(url, tmp_path)[command], plain_redis, "cannot reach Redis")
 
 
 # --- Redis stopped in the middle of a build ---------------------------------------------------

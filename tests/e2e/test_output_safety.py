@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from ciqueue_gha.errors import EXIT_FAILED
-from tests.e2e.test_action import Workflow, action_checkout, dependencies, workflow
+from tests.e2e.test_action import Workflow, workflow
 from tests.e2e.test_runner import Command, Commands, clean_env, cli, commands, new_build_id
 from tests.support.fake_github import FakeGitHub, Reply
 from tests.support.runner_log import Command as RunnerCommand
@@ -30,7 +30,7 @@ from tests.support.runner_log import commands as runner_commands
 from tests.support.runner_log import open_block, without_blocks
 
 # Fixtures shared with test_runner and test_action.
-__all__ = ["action_checkout", "commands", "dependencies", "workflow"]
+__all__ = ["commands", "workflow"]
 
 pytestmark = pytest.mark.slow
 
