@@ -13,6 +13,7 @@ import redis
 
 from ciqueue_gha.connection import connect
 from ciqueue_gha.protocol.keys import BuildKeys
+from tests.support.child_pytest import skip_unused_plugins
 from tests.support.redis_server import ControlledRedis
 from tests.support.scheduling import ModuleGroups, first_in_line
 
@@ -45,6 +46,13 @@ def keys(request: pytest.FixtureRequest) -> BuildKeys:
     return BuildKeys(
         f"build-{next(_build_numbers)}-{request.node.name[:40]}".replace("[", "-").replace("]", "")
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The pytest processes the tests start skip the plugins they do not use. Set in the
+    process that runs tests, not in xdist's controller: its workers keep every plugin."""
+    if not (config.getoption("numprocesses", None) and not hasattr(config, "workerinput")):
+        skip_unused_plugins(os.environ)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -39,7 +39,8 @@ import pytest
 from ciqueue_gha.report.junit import junit_names
 from tests.chaos.clock import ClockSkewer
 from tests.chaos.plan import CLOCK_SKEW, FAULT_KINDS, RoundPlan, draw_plans
-from tests.chaos.round import ChaosRound, RoundResult, clean_env
+from tests.chaos.processes import RoundResult, clean_env
+from tests.chaos.round import ChaosRound
 from tests.chaos.tally import TALLY
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
