@@ -53,31 +53,17 @@ def free_port() -> int:
 
 
 class PrivateRedis:
-    """A redis-server on loopback in a temporary folder, stopped and removed on `stop`.
+    """A redis-server on loopback in a temporary folder, stopped and removed on `stop`."""
 
-    `restart` brings it back on the same port, with its data (append-only file) or empty,
-    as a crashed or replaced server would come back.
-    """
-
-    def __init__(
-        self,
-        *,
-        binary: str | None = None,
-        password: str | None = None,
-        appendonly: bool = False,
-        port: int | None = None,
-    ) -> None:
+    def __init__(self, *, binary: str | None = None, port: int | None = None) -> None:
         self.binary = binary or find_redis_server()
-        self.password = password
-        self.appendonly = appendonly
         self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="ciqueue-redis-"))
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/0"
+        return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> PrivateRedis:
         """Start the server as a child of this process and wait until it answers."""
@@ -89,7 +75,7 @@ class PrivateRedis:
         """Start the server, a child of this process (`detached`: in a session of its own, to
         outlive it); `wait_ready` waits until it answers."""
         self.process = subprocess.Popen(
-            self._args(),
+            self.args(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -102,27 +88,25 @@ class PrivateRedis:
         self.wait_ready()
         return self
 
-    def _args(self) -> list[str]:
-        args = [
+    def args(self) -> list[str]:
+        """The server's command line."""
+        return [
             self.binary,
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--dir", str(self.dir),
             "--save", "",
-            "--appendonly", "yes" if self.appendonly else "no",
-            "--appendfsync", "always",
+            "--appendonly", "no",
             "--daemonize", "no",
             "--loglevel", "warning",
             "--logfile", str(self.dir / "redis.log"),
         ]  # fmt: skip
-        if self.password:
-            args += ["--requirepass", self.password]
-        return args
 
     def wait_ready(self) -> None:
+        """Wait until the server answers, or raise `RedisServerNotFound` saying why."""
         import redis  # not before: `run` starts its workers while this module's caller waits
 
-        client = redis.Redis(host="127.0.0.1", port=self.port, password=self.password)
+        client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             try:
@@ -146,25 +130,16 @@ class PrivateRedis:
         lines = log.read_text(errors="replace").splitlines() if log.exists() else []
         return lines[-1] if lines else "no log"
 
-    def kill(self) -> None:
-        """Stop the server at once (SIGKILL): what it had not written is lost."""
+    def stop(self) -> None:
+        """Stop the server at once (SIGKILL: it keeps nothing) and remove its folder."""
+        self._kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
         self.process = None
-
-    def restart(self, *, empty: bool) -> None:
-        """Kill the server and start it again on the same port, empty or from its data."""
-        self.kill()
-        if empty:
-            for path in self.dir.iterdir():
-                if path.name != "redis.log":
-                    shutil.rmtree(path) if path.is_dir() else path.unlink()
-        self.start()
-
-    def stop(self) -> None:
-        self.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> PrivateRedis:
         return self.start()

@@ -17,10 +17,8 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
@@ -28,9 +26,10 @@ import redis
 from ciqueue_gha.connection import connect
 from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue.record import BuildRecord
-from ciqueue_gha.redis_server import PrivateRedis
 from tests.chaos.clock import ClockSkewer
 from tests.chaos.plan import KILL_ALL_AFTER_FINALIZED, LEASE_TIMEOUT, Event, RoundPlan
+from tests.chaos.processes import Proc, RoundResult, clean_env, cli
+from tests.support.redis_server import ControlledRedis
 from tests.support.tcp_proxy import TcpProxy
 
 #: The summary waits this long with no live worker; far above any fault's outage, so only
@@ -49,71 +48,8 @@ TICK = 0.01
 RESET_EVERY = 0.15
 
 
-def cli() -> list[str]:
-    """The installed `ciqueue-gha` entry point, as a user runs it."""
-    script = Path(sys.executable).with_name("ciqueue-gha")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "ciqueue_gha.cli"]
-
-
-def clean_env() -> dict[str, str]:
-    """This process's environment less anything that would configure the children."""
-    drop = ("CIQUEUE_", "GITHUB_", "PYTEST_", "DEMO_FAIL", "FAKETIME", "CHAOS_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-    for name in ("PYTHONPATH", "LD_PRELOAD", "DONT_FAKE_MONOTONIC"):
-        env.pop(name, None)
-    return env
-
-
 class RoundError(AssertionError):
     """The round could not be played to its end (a process hung, the queue never filled)."""
-
-
-@dataclass
-class Proc:
-    """A process of the round, and what the driver saw of it (wall-clock times)."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    skew: float = 0.0
-    exited_at: float | None = None
-    killed: bool = False
-    stopped: bool = False
-
-    @property
-    def live(self) -> bool:
-        return self.exited_at is None and not self.killed
-
-
-@dataclass
-class RoundResult:
-    """What a played round left behind, for the checks of test_chaos.py."""
-
-    plan: RoundPlan
-    folder: Path
-    build_id: str
-    started_at: float  # wall clock, before the first process started
-    ended_at: float
-    summary_code: int
-    summary_exit: float  # wall clock when the driver first saw the summary gone
-    workers: dict[str, Proc]
-    record: BuildRecord
-    junit: Path
-    injected: Counter[str] = field(default_factory=Counter)
-    notes: list[str] = field(default_factory=list)
-
-    def stdout(self, name: str) -> str:
-        return (self.folder / f"{name}.out").read_text(errors="replace")
-
-    def stderr(self, name: str) -> str:
-        return (self.folder / f"{name}.err").read_text(errors="replace")
-
-    def logs(self) -> str:
-        """Everything to look at when a check fails: the plan, what happened, the outputs."""
-        parts = [self.plan.describe(), *self.notes]
-        for name in ["summary", *self.workers]:
-            parts.append(f"--- {name} stdout ---\n{self.stdout(name)[-3000:]}")
-            parts.append(f"--- {name} stderr ---\n{self.stderr(name)[-3000:]}")
-        return "\n".join(parts)
 
 
 class ChaosRound:
@@ -128,7 +64,7 @@ class ChaosRound:
         self.skewer = skewer
         self.build_id = f"chaos-{plan.index}-{os.getpid()}"
         self.keys = BuildKeys(self.build_id)
-        self.server = PrivateRedis(appendonly=True)
+        self.server = ControlledRedis(appendonly=True)
         self.proxy: TcpProxy | None = None
         self.client: redis.Redis | None = None
         self.summary: Proc | None = None

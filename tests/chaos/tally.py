@@ -2,7 +2,9 @@
 
 Counted when a fault reached something (a signal delivered to a live process group, a
 proxy that closed or held connections while workers ran, a skewed worker that ran tests),
-not when it was planned; tests/chaos/conftest.py prints it at the end of the session.
+not when it was planned. Each round's report carries the tally so far (a user property, which
+xdist hands back from its workers); tests/chaos/conftest.py prints the last one at the end of
+the session.
 """
 
 from __future__ import annotations
@@ -33,5 +35,8 @@ class FaultTally:
         )
 
 
-#: The session's tally: the rounds add to it, the terminal summary prints it.
+#: The session's tally: the rounds add to it.
 TALLY = FaultTally()
+
+#: The name of the report property that holds `TALLY.line()`.
+TALLY_PROPERTY = "chaos tally"

@@ -27,10 +27,9 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -39,8 +38,9 @@ import pytest
 from ciqueue_gha.report.junit import junit_names
 from tests.chaos.clock import ClockSkewer
 from tests.chaos.plan import CLOCK_SKEW, FAULT_KINDS, RoundPlan, draw_plans
-from tests.chaos.round import ChaosRound, RoundResult, clean_env
-from tests.chaos.tally import TALLY
+from tests.chaos.processes import RoundResult, clean_env
+from tests.chaos.round import ChaosRound
+from tests.chaos.tally import TALLY, TALLY_PROPERTY
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
@@ -97,24 +97,28 @@ def skewer() -> ClockSkewer:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def tally() -> Iterator[None]:
+def tally() -> None:
     TALLY.seed, TALLY.planned_rounds = SEED, ROUNDS
-    started = time.monotonic()
-    yield
-    TALLY.seconds += time.monotonic() - started
 
 
 @pytest.mark.parametrize("plan", PLANS, ids=lambda plan: f"round{plan.index}")
 def test_round(
-    plan: RoundPlan, suite: Path, collected: list[str], skewer: ClockSkewer, tmp_path: Path
+    plan: RoundPlan,
+    suite: Path,
+    collected: list[str],
+    skewer: ClockSkewer,
+    tmp_path: Path,
+    record_property: Callable[[str, object], None],
 ) -> None:
     result = ChaosRound(plan, tmp_path, suite, skewer).play()
+    TALLY.seconds += result.ended_at - result.started_at
     TALLY.rounds += 1
     TALLY.exits[result.summary_code] += 1
     skewed_ran = skew_took_effect(result)
     for what, count in result.injected.items():
         (TALLY.injected if what in FAULT_KINDS else TALLY.details)[what] += count
     TALLY.injected["clock_skew"] += skewed_ran
+    record_property(TALLY_PROPERTY, TALLY.line())  # for the terminal summary, even from xdist
 
     logs = result.logs()
     assert_no_traceback(result)

@@ -32,9 +32,10 @@ from typing import Any
 import pytest
 import yaml
 
-from ciqueue_gha.redis_server import PrivateRedis
+from tests.support.action_checkout import NOT_IN_CHECKOUT, site_packages
 from tests.support.actions_runner import ActionRunner, Job, JobRun, StepRun, wait_group_empty
 from tests.support.fake_github import FakeGitHub, Reply
+from tests.support.redis_server import ControlledRedis
 
 pytestmark = pytest.mark.slow
 
@@ -54,21 +55,6 @@ FLAKY_TEST = f"{FAILING_FILE}::test_flaky_under_the_queue"
 #: Lets the demo's flaky test pass on its second attempt.
 REQUEUE = {"max-requeues": "1", "requeue-tolerance": "0.1"}
 
-#: What a checkout of the action holds: the repository without caches and build output.
-NOT_IN_CHECKOUT = shutil.ignore_patterns(
-    ".git",
-    ".venv",
-    "__pycache__",
-    "*.egg-info",
-    "build",
-    "dist",
-    ".mypy_cache",
-    ".pytest_cache",
-    ".ruff_cache",
-    ".hypothesis",
-    "ciqueue-junit.xml",
-)
-
 _runs = itertools.count(1)
 
 
@@ -79,40 +65,6 @@ def failing_line() -> int:
 
 
 # --- what the runner machine provides ---------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def action_checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """This repository as an action checkout holds it (copied once; each job copies this)."""
-    return Path(
-        shutil.copytree(
-            ROOT, tmp_path_factory.mktemp("action") / "ciqueue-gha", ignore=NOT_IN_CHECKOUT
-        )
-    )
-
-
-@pytest.fixture(scope="session")
-def dependencies(tmp_path_factory: pytest.TempPathFactory, action_checkout: Path) -> Path:
-    """site-packages of a venv holding the project's declared dependencies, not the project:
-    pip installs the project (from a scratch copy, so the checkout gains no build output),
-    then uninstalls it. The one step of these tests that may use the network."""
-    folder = tmp_path_factory.mktemp("dependencies")
-    venv = folder / "venv"
-    scratch = Path(shutil.copytree(action_checkout, folder / "project"))
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    python = str(venv / "bin" / "python")
-    pip = [python, "-m", "pip", "--disable-pip-version-check", "-q"]
-    # setuptools and wheel: what the install step's build needs without build isolation.
-    build = ["setuptools>=68", "wheel"]
-    subprocess.run([*pip, "install", str(scratch), *build], check=True, timeout=600)
-    subprocess.run([*pip, "uninstall", "-y", "ciqueue-gha"], check=True, timeout=120)
-    return site_packages(python)
-
-
-def site_packages(python: str) -> Path:
-    code = "import sysconfig; print(sysconfig.get_path('purelib'))"
-    done = subprocess.run([python, "-c", code], check=True, capture_output=True, text=True)
-    return Path(done.stdout.strip())
 
 
 def job_python(folder: Path, dependencies: Path) -> Path:
@@ -266,8 +218,8 @@ def workflow(
 
 
 @pytest.fixture(scope="module")
-def password_redis() -> Iterator[PrivateRedis]:
-    with PrivateRedis(password=f"pw{secrets.token_hex(16)}") as server:
+def password_redis() -> Iterator[ControlledRedis]:
+    with ControlledRedis(password=f"pw{secrets.token_hex(16)}") as server:
         yield server
 
 
@@ -369,7 +321,7 @@ def test_no_input_is_spliced_into_a_script() -> None:
 
 
 def test_three_workers_and_a_summary_report_the_demo(
-    workflow: Workflow, github: FakeGitHub, password_redis: PrivateRedis
+    workflow: Workflow, github: FakeGitHub, password_redis: ControlledRedis
 ) -> None:
     url, password = password_redis.url, password_redis.password
     assert password and password in url
@@ -439,7 +391,7 @@ def test_three_workers_and_a_summary_report_the_demo(
 
 
 def test_a_failing_build_fails_the_summary_and_annotates_the_failing_line(
-    workflow: Workflow, github: FakeGitHub, password_redis: PrivateRedis
+    workflow: Workflow, github: FakeGitHub, password_redis: ControlledRedis
 ) -> None:
     workflow.matrix(password_redis.url, workers=3, DEMO_FAIL="1")
     runs = workflow.run()
@@ -475,7 +427,7 @@ def test_a_failing_build_fails_the_summary_and_annotates_the_failing_line(
 
 
 def test_a_token_that_cannot_write_checks_annotates_the_log_instead(
-    workflow: Workflow, github: FakeGitHub, redis_server: PrivateRedis
+    workflow: Workflow, github: FakeGitHub, redis_server: ControlledRedis
 ) -> None:
     github.script.append(Reply(403, {"message": "Resource not accessible by integration"}))
     workflow.matrix(redis_server.url, workers=3, DEMO_FAIL="1")

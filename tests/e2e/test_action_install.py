@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.test_action import DEMO_TESTS, NOT_IN_CHECKOUT, ROOT
+from tests.e2e.test_action import DEMO_TESTS, ROOT
+from tests.support.action_checkout import NOT_IN_CHECKOUT
 
 pytestmark = pytest.mark.slow
 

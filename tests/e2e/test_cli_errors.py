@@ -15,13 +15,14 @@ import pytest
 import redis
 
 from ciqueue_gha.errors import EXIT_INFRASTRUCTURE, EXIT_USAGE
-from ciqueue_gha.redis_server import PrivateRedis, free_port
+from tests.support.ports import reserve_port
+from tests.support.redis_server import ControlledRedis
+
+ROOT = Path(__file__).resolve().parents[2]
+NEWER_REDIS_CLI = "tests.support.newer_redis_cli"
 
 SERVER_PASSWORD = "server-pw-7f3a"
 WRONG_PASSWORD = "wrong-pw-91cc"
-
-#: Test-only knobs a `run_cli` process loads at start-up (sitecustomize).
-KNOBS = Path(__file__).resolve().parents[1] / "support" / "knobs"
 
 # A closed port must fail fast: the first contact retries for about a second, not minutes.
 UNREACHABLE_WITHIN = 5.0
@@ -35,8 +36,14 @@ class Result:
     seconds: float
 
 
-def run_cli(*args: str, env: Mapping[str, str] | None = None, stdin: str | None = None) -> Result:
-    """Run ``ciqueue-gha ARGS`` with no CIQUEUE_*/GitHub variables leaking in from outside."""
+def run_cli(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    stdin: str | None = None,
+    module: str = "ciqueue_gha.cli",
+) -> Result:
+    """Run ``ciqueue-gha ARGS`` (or `module`) with no CIQUEUE_*/GitHub variables leaking in
+    from outside."""
     clean = {
         k: v
         for k, v in os.environ.items()
@@ -44,7 +51,8 @@ def run_cli(*args: str, env: Mapping[str, str] | None = None, stdin: str | None 
     }
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "ciqueue_gha.cli", *args],
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
         env={**clean, **(env or {})},
         input=stdin,
         capture_output=True,
@@ -52,12 +60,6 @@ def run_cli(*args: str, env: Mapping[str, str] | None = None, stdin: str | None 
         timeout=120,
     )
     return Result(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
-
-
-def min_redis_version(version: str) -> dict[str, str]:
-    """The variables that make a `run_cli` process accept no Redis older than `version`
-    (tests/support/knobs: a test-only knob, not the product's)."""
-    return {"CIQUEUE_MIN_REDIS_VERSION": version, "PYTHONPATH": str(KNOBS)}
 
 
 def assert_one_line_error(result: Result, code: int, *mentions: str) -> str:
@@ -73,15 +75,15 @@ def assert_one_line_error(result: Result, code: int, *mentions: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def password_redis() -> Iterator[PrivateRedis]:
-    with PrivateRedis(password=SERVER_PASSWORD) as server:
+def password_redis() -> Iterator[ControlledRedis]:
+    with ControlledRedis(password=SERVER_PASSWORD) as server:
         yield server
 
 
 @pytest.fixture
 def closed_port() -> int:
-    # Bound and released: nothing listens there now.
-    return free_port()
+    # Reserved: nothing listens there, and no other test process will.
+    return reserve_port()
 
 
 # --- Redis that cannot be reached or refuses us ---------------------------------------------
@@ -121,7 +123,7 @@ def test_unreachable_redis_from_the_environment(closed_port: int) -> None:
     ids=["password", "user-and-password", "none", "query-password"],
 )
 def test_wrong_password_is_exit_4_and_never_printed(
-    password_redis: PrivateRedis, credentials: str
+    password_redis: ControlledRedis, credentials: str
 ) -> None:
     base = f"127.0.0.1:{password_redis.port}/0"
     if credentials == "?password":
@@ -135,14 +137,14 @@ def test_wrong_password_is_exit_4_and_never_printed(
     assert SERVER_PASSWORD not in output
 
 
-def test_wrong_password_from_the_environment(password_redis: PrivateRedis) -> None:
+def test_wrong_password_from_the_environment(password_redis: ControlledRedis) -> None:
     url = f"redis://:{WRONG_PASSWORD}@127.0.0.1:{password_redis.port}/0"
     result = run_cli("queue", "status", env={"CIQUEUE_REDIS_URL": url, "CIQUEUE_BUILD_ID": "b"})
     assert_one_line_error(result, EXIT_INFRASTRUCTURE, "refused the credentials", ":***@")
     assert WRONG_PASSWORD not in result.stdout + result.stderr
 
 
-def test_right_password_works_and_is_not_printed(password_redis: PrivateRedis) -> None:
+def test_right_password_works_and_is_not_printed(password_redis: ControlledRedis) -> None:
     result = run_cli("redis", "check", "--redis-url", password_redis.url)
     assert result.code == 0, result.stderr
     assert result.stdout.startswith("ok: Redis ")
@@ -151,11 +153,11 @@ def test_right_password_works_and_is_not_printed(password_redis: PrivateRedis) -
 
 
 def test_redis_too_old_for_the_scripts(redis_url: str) -> None:
-    # The test-only knob asks for a Redis newer than any: the real server is then "too old".
+    # The CLI made to need a Redis newer than any: the real server is then "too old".
     version = redis.Redis.from_url(redis_url).info("server")["redis_version"]
-    result = run_cli("redis", "check", "--redis-url", redis_url, env=min_redis_version("99.0"))
+    result = run_cli("99.0", "redis", "check", "--redis-url", redis_url, module=NEWER_REDIS_CLI)
     assert_one_line_error(result, EXIT_INFRASTRUCTURE, "too old", ">= 99.0", f"Redis {version}")
-    ok = run_cli("redis", "check", "--redis-url", redis_url, env=min_redis_version("6.0"))
+    ok = run_cli("6.0", "redis", "check", "--redis-url", redis_url, module=NEWER_REDIS_CLI)
     assert ok.code == 0, ok.stderr
 
 

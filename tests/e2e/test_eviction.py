@@ -35,7 +35,7 @@ from ciqueue_gha.protocol.scripts import Scripts
 from ciqueue_gha.queue.collection import record_collection
 from ciqueue_gha.queue.record import AttemptRecord, CaseRecord
 from ciqueue_gha.queue.worker import QueueWorker
-from ciqueue_gha.redis_server import PrivateRedis
+from tests.support.redis_server import ControlledRedis
 
 from .test_runner import SUITES, clean_env, cli
 
@@ -48,8 +48,8 @@ LEASE_MS = 60_000
 
 
 @pytest.fixture(scope="module")
-def evicting() -> Iterator[PrivateRedis]:
-    with PrivateRedis() as server:
+def evicting() -> Iterator[ControlledRedis]:
+    with ControlledRedis() as server:
         yield server
 
 
@@ -100,7 +100,9 @@ def pipelined(scripts: Scripts, name: str, vector: list[str], calls: list[list[A
     return replies
 
 
-def summary(server: PrivateRedis, keys: BuildKeys, tmp: Path) -> subprocess.CompletedProcess[str]:
+def summary(
+    server: ControlledRedis, keys: BuildKeys, tmp: Path
+) -> subprocess.CompletedProcess[str]:
     argv = [*cli(), "summary", "--redis-url", server.url, "--build-id", keys.build_id]
     argv += ["--junit-xml", str(tmp / f"{keys.build_id}.xml"), "--queue-init-timeout", "0.5"]
     argv += ["--inactive-workers-timeout", "0.5"]
@@ -116,7 +118,7 @@ def reported_tests(stdout: str) -> int | None:
 
 @pytest.mark.slow
 def test_eviction_never_gives_a_green_build_with_fewer_tests(
-    evicting: PrivateRedis, tmp_path: Path
+    evicting: ControlledRedis, tmp_path: Path
 ) -> None:
     client = connect(evicting.url)
     client.config_set("maxmemory-policy", "allkeys-lru")
@@ -161,7 +163,7 @@ def first_contact(url: str, tmp: Path, *argv: str) -> subprocess.CompletedProces
 
 @pytest.mark.parametrize("policy", ["allkeys-lru", "volatile-ttl", "allkeys-random"])
 def test_redis_check_warns_of_a_policy_that_can_evict_the_queue(
-    policy: str, evicting: PrivateRedis, tmp_path: Path
+    policy: str, evicting: ControlledRedis, tmp_path: Path
 ) -> None:
     """Every key of a build has a TTL: volatile-* evict them as readily as allkeys-*."""
     connect(evicting.url).config_set("maxmemory-policy", policy)
@@ -172,7 +174,7 @@ def test_redis_check_warns_of_a_policy_that_can_evict_the_queue(
     assert "use maxmemory-policy noeviction" in done.stderr
 
 
-def test_a_worker_warns_at_first_contact(evicting: PrivateRedis, tmp_path: Path) -> None:
+def test_a_worker_warns_at_first_contact(evicting: ControlledRedis, tmp_path: Path) -> None:
     connect(evicting.url).config_set("maxmemory-policy", "allkeys-lru")
     done = first_contact(evicting.url, tmp_path, "worker", "--build-id", "warned")
     assert "has maxmemory-policy allkeys-lru" in done.stderr, done.stderr

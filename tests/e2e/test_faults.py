@@ -37,7 +37,7 @@ from ciqueue_gha.errors import EXIT_INCOMPLETE, EXIT_INFRASTRUCTURE, EXIT_PASSED
 from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue.record import BuildRecord
 from ciqueue_gha.queue.supervisor import Supervisor
-from ciqueue_gha.redis_server import PrivateRedis
+from tests.support.redis_server import ControlledRedis
 
 SUITES = Path(__file__).resolve().parent / "fault_suites"
 
@@ -209,15 +209,15 @@ class Build:
 
 
 @pytest.fixture
-def server() -> Iterator[PrivateRedis]:
+def server() -> Iterator[ControlledRedis]:
     """A redis-server of this test's own, which it may kill or restart; append-only, so a
     restart can bring the data back."""
-    with PrivateRedis(appendonly=True) as private:
+    with ControlledRedis(appendonly=True) as private:
         yield private
 
 
 @pytest.fixture
-def build(server: PrivateRedis, tmp_path: Path) -> Iterator[Build]:
+def build(server: ControlledRedis, tmp_path: Path) -> Iterator[Build]:
     folder = tmp_path / "suite"
     shutil.copytree(SUITES, folder)
     (folder / "marks").mkdir()
@@ -383,7 +383,7 @@ def test_all_workers_killed_summary_gives_up_and_names_what_did_not_run(build: B
     build.assert_no_traceback()
 
 
-def server_info(server: PrivateRedis) -> dict[str, Any]:
+def server_info(server: ControlledRedis) -> dict[str, Any]:
     client = redis.Redis.from_url(server.url)
     try:
         return {**client.info("server"), **client.info("memory")}
@@ -397,7 +397,7 @@ def one_line_error(text: str) -> str:
     return errors[0]
 
 
-def test_redis_restarted_empty_is_queue_state_lost(build: Build, server: PrivateRedis) -> None:
+def test_redis_restarted_empty_is_queue_state_lost(build: Build, server: ControlledRedis) -> None:
     build.summary()
     build.worker("A", block="A", lease_timeout=5)
     build.wait_started("hold", "A")
@@ -418,7 +418,7 @@ def test_redis_restarted_empty_is_queue_state_lost(build: Build, server: Private
 
 
 def test_redis_restarted_with_its_data_the_build_completes(
-    build: Build, server: PrivateRedis
+    build: Build, server: ControlledRedis
 ) -> None:
     build.summary()
     build.worker("A", block="A", lease_timeout=5)

@@ -22,17 +22,21 @@ from typing import Any
 import pytest
 
 from ciqueue_gha.errors import EXIT_FAILED
-from tests.e2e.test_action import Workflow, action_checkout, dependencies, workflow
+from tests.e2e.test_action import Workflow, workflow
 from tests.e2e.test_runner import Command, Commands, clean_env, cli, commands, new_build_id
+from tests.support.actions_runner import wait_group_empty
 from tests.support.fake_github import FakeGitHub, Reply
 from tests.support.runner_log import Command as RunnerCommand
 from tests.support.runner_log import commands as runner_commands
 from tests.support.runner_log import open_block, without_blocks
 
 # Fixtures shared with test_runner and test_action.
-__all__ = ["action_checkout", "commands", "dependencies", "workflow"]
+__all__ = ["commands", "workflow"]
 
 pytestmark = pytest.mark.slow
+
+#: Longest the processes a dead worker leaves (its guard, its heartbeat helper) may take to end.
+GROUP_GONE = 30.0
 
 SUITE = Path(__file__).resolve().parent / "suites" / "hostile"
 sys.path.insert(0, str(SUITE))
@@ -279,6 +283,9 @@ def test_a_worker_that_dies_in_a_test_leaves_no_block_open(
     build = ["--redis-url", redis_url, "--build-id", new_build_id("dies")]
     argv = [*cli(), "worker", *build, "--", "-s", "check_dies.py"]
     worker = commands.run("worker", argv, cwd=suite, env=runner_env(tmp_path))
+    # As the runner reads a step's output until every process writing it is gone: the
+    # worker's guard ends the block after the worker died, however loaded the machine.
+    assert wait_group_empty(worker.process.pid, timeout=GROUP_GONE) == []
 
     assert worker.process.returncode == -signal.SIGKILL, worker.output()
     assert own_commands(worker) == []

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from ciqueue_gha.errors import EXIT_INFRASTRUCTURE
-from ciqueue_gha.redis_server import PrivateRedis
+from tests.support.redis_server import ControlledRedis
 
 pytestmark = pytest.mark.slow
 
@@ -73,7 +73,7 @@ def assert_refused(done: subprocess.CompletedProcess[str], *mentions: str) -> No
 @pytest.fixture(scope="module")
 def no_scripts_url() -> Iterator[str]:
     """A Redis whose user may run anything but scripts."""
-    with PrivateRedis() as server:
+    with ControlledRedis() as server:
         admin = redis.Redis.from_url(server.url)
         # Raw ACL words: redis-py's acl_setuser spells channel patterns differently by version.
         admin.execute_command(
@@ -95,7 +95,7 @@ def no_scripts_url() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def full_url() -> Iterator[str]:
     """A Redis at maxmemory 1 MB that evicts nothing."""
-    with PrivateRedis() as server:
+    with ControlledRedis() as server:
         admin = redis.Redis.from_url(server.url)
         admin.config_set("maxmemory", "1mb")
         admin.config_set("maxmemory-policy", "noeviction")

@@ -37,6 +37,7 @@ from ciqueue_gha.options import durations_namespace
 from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.redis_server import PrivateRedis
 from ciqueue_gha.report.junit import junit_names
+from tests.support.child_pytest import UNUSED_PLUGINS
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITES = Path(__file__).resolve().parent / "suites"
@@ -83,7 +84,7 @@ def clean_env(tmp: Path, **extra: str) -> dict[str, str]:
     env.update(PYTHONDONTWRITEBYTECODE="1", TMPDIR=str(tmp), **extra)
     # Every pytest these tests start, plain or a worker: no cache folders, and not the
     # hypothesis plugin of the dev environment (seconds of start-up, for suites without it).
-    env["PYTEST_ADDOPTS"] = "-p no:cacheprovider -p no:hypothesispytest"
+    env["PYTEST_ADDOPTS"] = f"-p no:cacheprovider {UNUSED_PLUGINS}"
     return env
 
 

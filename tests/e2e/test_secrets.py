@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 
 from ciqueue_gha.errors import EXIT_FAILED
-from ciqueue_gha.redis_server import PrivateRedis
 from ciqueue_gha.secrets import SECRETS_FD, secrets_pipe, split_secrets
 from tests.e2e.test_runner import Commands, clean_env, cli, commands, new_build_id
+from tests.support.redis_server import ControlledRedis
 
 __all__ = ["commands"]  # the fixture, shared with test_runner
 
@@ -37,8 +37,8 @@ TOKEN = f"ghs_{secrets.token_hex(18)}"
 
 
 @pytest.fixture(scope="module")
-def password_redis() -> Iterator[PrivateRedis]:
-    with PrivateRedis(password=f"pw{secrets.token_hex(16)}") as server:
+def password_redis() -> Iterator[ControlledRedis]:
+    with ControlledRedis(password=f"pw{secrets.token_hex(16)}") as server:
         yield server
 
 
@@ -68,7 +68,7 @@ def worker_args(tmp: Path, index: int) -> list[str]:
 
 
 def test_run_keeps_the_secrets_from_its_workers(
-    commands: Commands, tmp_path: Path, password_redis: PrivateRedis
+    commands: Commands, tmp_path: Path, password_redis: ControlledRedis
 ) -> None:
     suite = Path(shutil.copytree(SUITE, tmp_path / "suite"))
     url, password = password_redis.url, str(password_redis.password)
@@ -88,7 +88,7 @@ def test_run_keeps_the_secrets_from_its_workers(
 
 
 def test_worker_and_summary_keep_the_secrets_from_the_tests(
-    commands: Commands, tmp_path: Path, password_redis: PrivateRedis
+    commands: Commands, tmp_path: Path, password_redis: ControlledRedis
 ) -> None:
     suite = Path(shutil.copytree(SUITE, tmp_path / "suite"))
     url, password = password_redis.url, str(password_redis.password)

@@ -19,8 +19,8 @@ import pytest
 
 from ciqueue_gha.connection import connect
 from ciqueue_gha.errors import EXIT_INFRASTRUCTURE, EXIT_PASSED
-from ciqueue_gha.redis_server import PrivateRedis
 from tests.e2e.test_faults import SUITES, Build, one_line_error
+from tests.support.redis_server import ControlledRedis
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ def build(tmp_path: Path) -> Iterator[Build]:
     folder = tmp_path / "suite"
     shutil.copytree(SUITES, folder)
     (folder / "marks").mkdir()
-    with PrivateRedis() as server:
+    with ControlledRedis() as server:
         started = Build(folder, server.url)
         try:
             yield started

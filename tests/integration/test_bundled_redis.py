@@ -14,7 +14,8 @@ import redis
 
 from ciqueue_gha.connection import check_server, connect
 from ciqueue_gha.protocol.scripts import Scripts
-from ciqueue_gha.redis_server import PrivateRedis, bundled_redis_server, find_redis_server
+from ciqueue_gha.redis_server import bundled_redis_server, find_redis_server
+from tests.support.redis_server import ControlledRedis
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith(("linux", "darwin")),
@@ -35,7 +36,7 @@ def test_bundled_redis_server_starts_and_runs_the_scripts() -> None:
     shown = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True)
     version = re.search(r"v=(\d+\.\d+\.\d+)", shown.stdout)
     assert version, shown.stdout
-    with PrivateRedis(binary=binary) as server:
+    with ControlledRedis(binary=binary) as server:
         assert server.binary == binary and server.process is not None
         client = connect(server.url)
         assert client.info("server")["redis_version"] == version[1]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,6 +24,7 @@ from ciqueue_gha.github.checks import (
 )
 from ciqueue_gha.report.annotations import Annotation
 from tests.support.fake_github import RUN_ID, FakeGitHub, Reply, Request, validate
+from tests.support.ports import reserve_port
 
 TOKEN = "ghs_s3cr3tT0kenN0bodyMayS33"
 REPOSITORY = "octo-org/octo-repo"
@@ -295,10 +295,8 @@ def test_5xx_forever_gives_up_after_max_attempts_with_exponential_backoff(
 
 
 def closed_port_url() -> str:
-    """A loopback URL nothing listens on: the port is closed again before anyone connects."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+    """A loopback URL nothing listens on (a reserved port: no other test process takes it)."""
+    return f"http://127.0.0.1:{reserve_port()}"
 
 
 def test_an_unreachable_api_gives_up_with_a_clear_error(fake_time: FakeTime) -> None:

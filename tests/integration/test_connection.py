@@ -18,16 +18,17 @@ from ciqueue_gha.errors import RedisTooOld, RedisUnreachable
 from ciqueue_gha.protocol.keys import QUEUE_KEYS, BuildKeys
 from ciqueue_gha.protocol.scripts import source
 from ciqueue_gha.queue import AttemptRecord, Lease, QueueSettings, QueueWorker
-from ciqueue_gha.redis_server import PrivateRedis, free_port
+from tests.support.ports import reserve_port
+from tests.support.redis_server import ControlledRedis
 
 TESTS = ["t1", "t2", "t3"]
 _builds = itertools.count(1)
 
 
 @pytest.fixture
-def durable_redis() -> Iterator[PrivateRedis]:
+def durable_redis() -> Iterator[ControlledRedis]:
     """A server of our own (it gets restarted) that keeps its data across a restart."""
-    with PrivateRedis(appendonly=True) as server:
+    with ControlledRedis(appendonly=True) as server:
         yield server
 
 
@@ -46,7 +47,7 @@ def lease_of(reservation: object) -> Lease:
 
 
 def test_scripts_are_loaded_again_after_a_restart(
-    durable_redis: PrivateRedis, build: BuildKeys
+    durable_redis: ControlledRedis, build: BuildKeys
 ) -> None:
     client = connect(durable_redis.url)
     worker = QueueWorker(client, build, "w1")
@@ -69,7 +70,7 @@ def test_scripts_are_loaded_again_after_a_restart(
 
 
 def test_a_connection_dropped_between_calls_is_retried(
-    durable_redis: PrivateRedis, build: BuildKeys
+    durable_redis: ControlledRedis, build: BuildKeys
 ) -> None:
     client = connect(durable_redis.url)
     check_server(client, durable_redis.url)
@@ -86,7 +87,7 @@ def test_a_connection_dropped_between_calls_is_retried(
 
 
 def test_an_acknowledge_that_cannot_be_sent_is_made_at_once_not_when_its_reply_is_read(
-    durable_redis: PrivateRedis, build: BuildKeys
+    durable_redis: ControlledRedis, build: BuildKeys
 ) -> None:
     """A worker sends its acknowledge and runs its next test before reading the reply: if the
     send fails, the call goes through redis-py's retries right away, so the test's lease is not
@@ -107,7 +108,7 @@ def test_an_acknowledge_that_cannot_be_sent_is_made_at_once_not_when_its_reply_i
 
 
 def test_a_call_rides_out_a_server_that_is_down_for_seconds(
-    durable_redis: PrivateRedis, build: BuildKeys
+    durable_redis: ControlledRedis, build: BuildKeys
 ) -> None:
     """The first contact retries briefly; the calls after it keep the long retries."""
     client = connect(durable_redis.url)
@@ -129,7 +130,7 @@ def test_a_call_rides_out_a_server_that_is_down_for_seconds(
 
 
 def test_first_contact_fails_fast() -> None:
-    url = f"redis://127.0.0.1:{free_port()}/0"
+    url = f"redis://127.0.0.1:{reserve_port()}/0"
     client = connect(url)
     kept = client.get_retry()
     started = time.monotonic()

@@ -26,7 +26,7 @@ from ciqueue_gha.queue import (
     Reservation,
 )
 from ciqueue_gha.queue.heartbeat import HeartbeatProcess, HelperConfig
-from ciqueue_gha.redis_server import PrivateRedis
+from tests.support.redis_server import ControlledRedis
 
 LEASE_TIMEOUT = 1.0
 HEARTBEAT_INTERVAL = 0.2
@@ -37,9 +37,9 @@ KEYS = BuildKeys("helper")
 
 
 @pytest.fixture
-def server() -> Iterator[PrivateRedis]:
+def server() -> Iterator[ControlledRedis]:
     """A redis-server this test may stop, fill or resume; resumed before it is stopped."""
-    with PrivateRedis() as private:
+    with ControlledRedis() as private:
         try:
             yield private
         finally:
@@ -48,7 +48,7 @@ def server() -> Iterator[PrivateRedis]:
 
 
 @pytest.fixture
-def client(server: PrivateRedis) -> Iterator[redis.Redis]:
+def client(server: ControlledRedis) -> Iterator[redis.Redis]:
     conn = connect(server.url)
     yield conn
     conn.close()
@@ -106,7 +106,7 @@ def first_lease(client: redis.Redis, tests: list[str]) -> tuple[QueueWorker, Lea
 
 
 def test_a_silent_redis_does_not_kill_the_helper_which_says_the_leases_may_be_lost(
-    server: PrivateRedis, client: redis.Redis, capfd: pytest.CaptureFixture[str]
+    server: ControlledRedis, client: redis.Redis, capfd: pytest.CaptureFixture[str]
 ) -> None:
     _, lease = first_lease(client, ["t1"])
     helper = start_helper(server.url)
@@ -131,7 +131,7 @@ def test_a_silent_redis_does_not_kill_the_helper_which_says_the_leases_may_be_lo
 
 
 def test_an_error_reply_does_not_kill_the_helper(
-    server: PrivateRedis, client: redis.Redis, capfd: pytest.CaptureFixture[str]
+    server: ControlledRedis, client: redis.Redis, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """Redis out of memory answers every heartbeat with an error: the helper keeps trying."""
     _, lease = first_lease(client, ["t1"])
@@ -163,7 +163,7 @@ def test_an_error_reply_does_not_kill_the_helper(
 
 
 def test_a_helper_that_died_is_started_again_at_the_next_unit(
-    server: PrivateRedis, client: redis.Redis, capfd: pytest.CaptureFixture[str]
+    server: ControlledRedis, client: redis.Redis, capfd: pytest.CaptureFixture[str]
 ) -> None:
     worker, first = first_lease(client, ["t1", "t2"])
     helper = start_helper(server.url)
@@ -185,7 +185,7 @@ def test_a_helper_that_died_is_started_again_at_the_next_unit(
 
 
 def test_a_unit_past_max_test_duration_is_a_timeout_error_and_its_lease_ahead_goes_back(
-    server: PrivateRedis, client: redis.Redis, capfd: pytest.CaptureFixture[str]
+    server: ControlledRedis, client: redis.Redis, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """Without a worker that armed hang handling (no stack file), the helper records the
     unit and gives back what was held behind it, and signals no one."""
@@ -222,7 +222,7 @@ def test_a_unit_past_max_test_duration_is_a_timeout_error_and_its_lease_ahead_go
 
 
 def test_a_unit_taken_over_before_max_test_duration_is_not_recorded_as_hung(
-    server: PrivateRedis, client: redis.Redis
+    server: ControlledRedis, client: redis.Redis
 ) -> None:
     """A worker stopped past its lease (the helper with it) is taken over; when both resume
     and the unit is past max-test-duration, the helper's lease is not current any more: the

@@ -20,8 +20,8 @@ import redis
 from ciqueue_gha.connection import connect
 from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue import AttemptRecord, Lease, QueueSettings, QueueWorker
-from ciqueue_gha.redis_server import PrivateRedis
 from tests.support.drain import drain_queue
+from tests.support.redis_server import ControlledRedis
 
 N = 200
 #: Tests that fail once and are requeued: requeue shares its round trip with the next reserve.
@@ -93,7 +93,7 @@ def measured() -> Iterator[Measured]:
     tests += [f"tests/test_round_trips.py::test_{i:03d}_flaky" for i in range(FLAKY)]
     settings = QueueSettings(max_requeues=1, requeue_tolerance=1.0)
     with (
-        PrivateRedis() as server,
+        ControlledRedis() as server,
         closing(connect(server.url)) as admin,
         closing(connect(server.url)) as client,
         closing(connect(server.url)) as marker,

@@ -24,7 +24,8 @@ from ciqueue_gha.connection import check_server, connect
 from ciqueue_gha.errors import EXIT_INFRASTRUCTURE, RedisUnreachable
 from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue import Lease, QueueWorker
-from ciqueue_gha.redis_server import bundled_redis_server, free_port
+from ciqueue_gha.redis_server import bundled_redis_server
+from tests.support.ports import reserve_port
 
 from ..e2e.test_cli_errors import assert_one_line_error, run_cli
 
@@ -76,7 +77,7 @@ class TlsRedis:
 
 def start_tls_server(binary: str, folder: Path) -> TlsRedis | None:
     """Start `binary` with TLS only; None if it was built without TLS."""
-    port = free_port()
+    port = reserve_port()
     log = folder / f"redis-{port}.log"
     args = [
         binary,

@@ -28,7 +28,7 @@ from ciqueue_gha.connection import connect
 from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue import BuildRecord, Lease, QueueSettings, QueueWorker, Reservation
 from ciqueue_gha.queue.heartbeat import HelperConfig
-from ciqueue_gha.redis_server import PrivateRedis
+from tests.support.redis_server import ControlledRedis
 
 LEASE_TIMEOUT = 1.0
 SETTINGS = QueueSettings(lease_timeout=LEASE_TIMEOUT, heartbeat_interval=0.2)
@@ -193,7 +193,7 @@ def test_redis_errors_while_recording_are_tried_again(workers: list[Worker]) -> 
     """Redis out of memory answers the helper's first calls with an error: it retries, and
     records the unit once Redis takes writes again."""
     keys = BuildKeys("dies")
-    with PrivateRedis() as server:
+    with ControlledRedis() as server:
         client = connect(server.url)
         running, behind = reserve_two(client, keys)
         worker = start_worker(workers, server.url, keys, running, behind, lease_timeout=10.0)

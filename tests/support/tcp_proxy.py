@@ -18,6 +18,7 @@ import contextlib
 import select
 import socket
 import threading
+import time
 from types import TracebackType
 
 POLL = 0.05  # seconds a relay thread waits before looking at the stop and pause flags again
@@ -84,6 +85,8 @@ class TcpProxy:
         self._drops_armed = 0
         self._dropped = 0
         self._accepted = 0
+        #: When each client connection arrived (time.monotonic), in order.
+        self.accepted_at: list[float] = []
         self._flowing = threading.Event()
         self._flowing.set()
         self._stopping = threading.Event()
@@ -161,6 +164,7 @@ class TcpProxy:
                 continue
             except OSError:
                 return
+            self.accepted_at.append(time.monotonic())
             self._open(client)
 
     def _open(self, client: socket.socket) -> None:
