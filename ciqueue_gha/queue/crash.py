@@ -33,7 +33,7 @@ from .record import AttemptRecord, CaseRecord
 #: after that closed the pipe some other way (a test closing every descriptor), and lives on.
 END_WAIT = 2.0
 #: Seconds the helper keeps looking for the exit status once the worker is gone.
-STATUS_WAIT = 0.1
+STATUS_WAIT = 1.0
 _POLL = 0.01
 #: Seconds between the helper's tries to record at most (they double up to it).
 RETRY_LAST = 1.0

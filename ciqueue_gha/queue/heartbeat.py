@@ -3,10 +3,11 @@
 It runs outside the worker's interpreter, so a test that holds the GIL (or blocks in C)
 cannot starve its heartbeats. The worker talks to it over a pipe, one JSON line at a time:
 
-    {"connect": {...}, "worker": pid}     first line: where Redis is, whose leases to keep,
-                                          and the worker's pid (it may be gone already)
+    {"connect": {...}, "worker": pid,     first line: where Redis is, whose leases to keep,
+     "pidfd": fd}                         the worker's pid (it may be gone already) and the
+                                          pidfd on it the helper inherited (null: none)
     {"leases": [[unit, id], ...]}         a unit started under the first lease; the others
-                                          are reserved behind it (prefetched)
+                                          are held behind it
     {"close": true}                       last line: the worker ends normally
 
 A finished test sends nothing (a message per test is a wake-up of this process, on the hot
@@ -79,12 +80,22 @@ class HeartbeatProcess:
         self._start()
 
     def _start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "ciqueue_gha.queue.heartbeat"], stdin=subprocess.PIPE
-        )
+        # A pidfd on this process, handed to the helper: it watches the worker from its first
+        # moment, so a test that ends the worker before the helper is up is still seen, with
+        # its exit status (a pidfd the helper opened itself would come too late then).
+        pidfd = crash.watch(os.getpid())
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "ciqueue_gha.queue.heartbeat"],
+                stdin=subprocess.PIPE,
+                pass_fds=() if pidfd is None else (pidfd,),
+            )
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
         assert self.process.stdin is not None
         self._pipe = self.process.stdin.fileno()
-        self._send({"connect": asdict(self.config), "worker": os.getpid()})
+        self._send({"connect": asdict(self.config), "worker": os.getpid(), "pidfd": pidfd})
 
     def _send(self, message: dict[str, object]) -> None:
         # Unbuffered writes of the whole line (one, short of a huge test id): a message a test.
@@ -315,12 +326,14 @@ def serve(stream: IO[bytes]) -> None:
     if first is None:
         return
     config = HelperConfig(**first["connect"])  # type: ignore[arg-type]
-    helper = _start(config, int(str(first.get("worker") or os.getppid())))
+    parent = int(str(first.get("worker") or os.getppid()))
+    pidfd = first.get("pidfd")
+    helper = _start(config, parent, pidfd if isinstance(pidfd, int) else crash.watch(parent))
     if not _follow(stream, helper):
         helper.outlive()
 
 
-def _start(config: HelperConfig, parent: int) -> Helper:
+def _start(config: HelperConfig, parent: int, pidfd: int | None) -> Helper:
     settings = QueueSettings(
         lease_timeout=config.lease_timeout,
         heartbeat_interval=config.heartbeat_interval,
@@ -346,7 +359,7 @@ def _start(config: HelperConfig, parent: int) -> Helper:
             config.lease_timeout,
             settings.heartbeat_every,
         )
-    return Helper(worker, settings, config, parent, crash.watch(parent))
+    return Helper(worker, settings, config, parent, pidfd)
 
 
 def _follow(stream: IO[bytes], helper: Helper) -> bool:
