@@ -372,9 +372,11 @@ def test_three_workers_and_a_summary_report_the_demo(
     assert f"| {DEMO_TESTS} | 34 | 0 | 0 | 2 | 1 | 0 |" in job_summary
     assert "### Flaky tests (1)" in job_summary
     assert "### Worker utilization" in job_summary
-    assert "over 3 workers." in job_summary
     rows = re.findall(r"^\| <code>(\d)</code> \| (\d+) \|", job_summary, re.MULTILINE)
-    assert sorted(worker for worker, _ in rows) == ["0", "1", "2"]
+    # A worker job that starts after the others emptied the queue runs nothing and has no
+    # row (a loaded machine starts three jobs unevenly): the rows are the workers that ran.
+    assert {worker for worker, _ in rows} <= {"0", "1", "2"} and rows, job_summary
+    assert f"over {len(rows)} workers." in job_summary
     assert all(int(tests) > 0 for _, tests in rows), rows
     assert sum(int(tests) for _, tests in rows) == DEMO_TESTS + 1  # the flaky test twice
     for index in range(3):
