@@ -25,6 +25,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import TypeVar
 
+from ..connection import BoundedRetry
 from ..errors import QueueStateLost
 from ..truncate import cut
 from .record import AttemptRecord, CaseRecord
@@ -35,8 +36,6 @@ END_WAIT = 2.0
 #: Seconds the helper keeps looking for the exit status once the worker is gone.
 STATUS_WAIT = 1.0
 _POLL = 0.01
-#: Seconds between the helper's tries to record at most (they double up to it).
-RETRY_LAST = 1.0
 
 T = TypeVar("T")
 
@@ -115,21 +114,14 @@ def exit_status(pid: int, pidfd: int | None) -> int | None:
     return None
 
 
-def retrying(call: Callable[[], T], until: float, first: float) -> T:
-    """`call`, tried again on a Redis error after `first` seconds, then twice as long each
-    time, until the monotonic time `until`; then, or at once on a lost queue state, the
-    error is raised."""
-    pause = first
-    while True:
-        try:
-            return call()
-        except QueueStateLost:
-            raise
-        except Exception:
-            if time.monotonic() + pause > until:
-                raise
-        time.sleep(pause)
-        pause = min(2 * pause, RETRY_LAST)
+def retrying(call: Callable[[], T], until: float) -> T:
+    """`call`, tried again on an error (Redis down, out of memory) with the client's backoff
+    (`BoundedRetry`) until the monotonic time `until`; then, or at once on a lost queue
+    state, the error is raised."""
+    retry = BoundedRetry(max(0.0, until - time.monotonic()), (Exception,))
+    return retry.call_with_retry(
+        call, lambda error: None, is_retryable=lambda error: not isinstance(error, QueueStateLost)
+    )
 
 
 def error_attempt(

@@ -277,7 +277,7 @@ class Helper:
             return
         running, ran_for = self.running, time.monotonic() - self.started
         until = time.monotonic() + self.settings.lease_timeout
-        retry = partial(crash.retrying, until=until, first=RETRY_FIRST)
+        retry = partial(crash.retrying, until=until)
         recorded = False
         try:
             # Not ours any more (acknowledged before the worker died, or taken over): nothing
