@@ -261,6 +261,13 @@ queue_init_option = _seconds_option(
     "Seconds to wait for the queue to be populated.",
 )
 
+progress_option = _seconds_option(
+    "--progress-interval",
+    defaults.PROGRESS_INTERVAL,
+    "Seconds between progress lines in a log (a worker's, the summary's) and between updates "
+    "of the live check run.",
+)
+
 durations_option = _option(
     "--durations-file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -299,6 +306,7 @@ report_options = _stack(
         "Seconds the summary waits with no live worker before giving up.",
     ),
     queue_init_option,
+    progress_option,
     durations_option,
     junit_xml_option("Where to write the merged JUnit file.", Path("ciqueue-junit.xml")),
     github_options,

@@ -20,12 +20,14 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
+from .. import defaults
 from ..durations import expected
 from ..errors import CiqueueError
 from ..protocol.scripts import redis_failure
@@ -43,9 +45,6 @@ from .records import (
     case_from_reports,
     not_collected,
 )
-
-#: How often a worker prints its progress line, seconds.
-PROGRESS_EVERY = 5.0
 
 UNITS = ("test", "file")
 
@@ -74,7 +73,7 @@ class QueuePlugin:
         unit: str = "test",
         order: Callable[[list[str]], list[str]] | None = None,
         durations: Mapping[str, float] | None = None,
-        progress_every: float = PROGRESS_EVERY,
+        progress_every: float = defaults.PROGRESS_INTERVAL,
     ) -> None:
         self.worker = worker
         self.heartbeat = heartbeat
@@ -91,10 +90,12 @@ class QueuePlugin:
         self._last_progress = time.monotonic()
         self._supervisor: Supervisor | None = None
         self._collect_reports: list[pytest.CollectReport] = []
+        self._capture: Any = None  # pytest's capture manager, once the session configured
         self.collection_interrupted = False  # collection errors stopped the build, as pytest's
         self.collection_failed = False  # a file failed to import (a build failure, as pytest's)
 
     def pytest_configure(self, config: pytest.Config) -> None:
+        self._capture = config.pluginmanager.getplugin("capturemanager")
         self.worker.settings = take_over_maxfail(config.option, self.worker.settings)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
@@ -212,6 +213,9 @@ class QueuePlugin:
             f"{status.finalized}/{status.total} done, {status.failed} failed"
         )
 
-    @staticmethod
-    def _say(line: str) -> None:
-        print(f"ciqueue-gha: {line}", file=sys.stderr, flush=True)
+    def _say(self, line: str) -> None:
+        """`line` on the worker's real stderr (its log), never into a test's captured output
+        (which the JUnit would keep as that test's <system-out>)."""
+        suspended = getattr(self._capture, "global_and_fixture_disabled", None)
+        with suspended() if suspended is not None else nullcontext():
+            print(f"ciqueue-gha: {line}", file=sys.stderr, flush=True)

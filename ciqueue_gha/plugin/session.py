@@ -15,7 +15,7 @@ import click
 import pytest
 import redis
 
-from .. import durations
+from .. import defaults, durations
 from ..config import BuildOptions, Target, pass_build
 from ..errors import (
     EXIT_FAILED,
@@ -31,6 +31,7 @@ from ..options import (
     durations_namespace,
     durations_option,
     junit_xml_option,
+    progress_option,
     queue_init_option,
     queue_options,
     queue_settings,
@@ -64,6 +65,7 @@ def worker_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         durations_option,
         queue_init_option,
+        progress_option,
         queue_options,
         pass_build,
     ):
@@ -100,6 +102,7 @@ def start_session(
     worker_id: str | None,
     unit: str,
     durations_file: Path | None,
+    progress_interval: float = defaults.PROGRESS_INTERVAL,
     **queue: Any,
 ) -> WorkerSession:
     """Connect, check the server, start the heartbeat helper; the options are the command's."""
@@ -119,6 +122,7 @@ def start_session(
         unit=unit,
         order=lambda units: durations.order_by_duration(units, known),
         durations=known,
+        progress_every=progress_interval,
     )
     # Tests learn which worker and build run them, and never see a secret: pytest's
     # assertion introspection would print os.environ into the report.

@@ -45,10 +45,11 @@ def annotations_for(build: BuildReport, *, path_prefix: str = "") -> list[Annota
 
     `path_prefix` is where the recorded paths start within the repository, for a suite
     whose report paths are not already relative to the repository root."""
-    return [_annotation(history, path_prefix) for history in build.failures]
+    return [case_annotation(history, path_prefix) for history in build.failures]
 
 
-def _annotation(history: CaseHistory, path_prefix: str) -> Annotation:
+def case_annotation(history: CaseHistory, path_prefix: str = "") -> Annotation:
+    """The annotation of one failed test case (the live check run's too)."""
     case = history.final
     path = case.file or case.nodeid.split("::", 1)[0]
     line = case.line if case.file and case.line > 0 else 1

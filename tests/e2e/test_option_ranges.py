@@ -46,6 +46,7 @@ NUMERIC: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "--queue-init-timeout": (WORKER + SUMMARY + RUN, ZERO_BAD),
     "--report-timeout": (SUMMARY + RUN, ZERO_BAD),
     "--inactive-workers-timeout": (SUMMARY + RUN, ZERO_BAD),
+    "--progress-interval": (WORKER + SUMMARY + RUN, ZERO_BAD),
     "--workers": (RUN, ZERO_BAD),
 }
 
