@@ -4,8 +4,10 @@ One check run per build: created already completed (`publish`), with its conclus
 output (title, Markdown summary, optional text) and the first 50 annotations; the rest are
 appended by PATCH, 50 a request, the API's limit, each repeating the output's title, summary
 and text as the API requires. Or created ``in_progress`` (`start`) and updated as the build
-runs, then completed by an update (`update`), the same way (live.py). Everything is cut to the API's limits before it is sent, with a note
-where something was cut, so a huge report cannot get the check run refused.
+runs, then completed by an update (`update`), the same way (live.py).
+
+Everything is cut to the API's limits before it is sent, with a note where something was
+cut, so a huge report cannot get the check run refused.
 
 Retries: a rate limit (403/429 with ``Retry-After``, or with ``x-ratelimit-remaining: 0``
 and ``x-ratelimit-reset``) is waited out when it ends within `RATE_LIMIT_WAIT_CAP`, else
