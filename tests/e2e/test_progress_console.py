@@ -52,15 +52,8 @@ def test_run_shows_the_build_while_it_runs(tmp_path: Path) -> None:
     merged = tmp_path / "merged.xml"
     env = clean_env(tmp_path, SUITE_LOG=str(ends), CIQUEUE_PROGRESS_INTERVAL="0.5")
     argv = [*cli(), "run", "--workers", "2", "--junit-xml", str(merged), "--", "-q"]
-    process = subprocess.Popen(
-        argv,
-        cwd=suite,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    merged_output = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
+    process = subprocess.Popen(argv, cwd=suite, env=env, start_new_session=True, **merged_output)
     lines = stamped_lines(process)
     output = "\n".join(line for _, line in lines)
     assert process.returncode == EXIT_FAILED, output

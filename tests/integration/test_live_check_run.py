@@ -1,8 +1,8 @@
 """The live check run (issue 14) against the local stand-in for GitHub's API, every body
-validated against GitHub's API description: a build of 200 tests whose failures come while
-it runs gets an ``in_progress`` check run, several updates (progress, ETA, the annotations
-so far), then its completion with the final report; a 403 (a fork's token) and a 429 behave
-as without a live run.
+validated against GitHub's API description (the `github` fixture, tests/conftest.py): a build
+of 200 tests whose failures come while it runs gets an ``in_progress`` check run, several
+updates (progress, ETA, the annotations so far), then its completion with the final report;
+a 403 (a fork's token) and a 429 behave as without a live run.
 
 The summary runs as `ciqueue-gha summary` does (`summarize`, GitHub's variables set); a
 worker thread drains the queue with no pytest, pausing after every batch of units until the
@@ -12,7 +12,7 @@ stand-in has received a request more: the updates are awaited, never slept for.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +36,6 @@ UNITS = [f"tests/test_live.py::test_{n:03d}" for n in range(200)]
 FAILING = set(UNITS[5::10])  # 20 failures, spread over the build
 BATCH = 25  # units run between two awaited requests: 8 batches
 AWAIT = 10.0  # longest wait for one request: a live run that never updates fails the test
-
-
-@pytest.fixture
-def github() -> Iterator[FakeGitHub]:
-    server = FakeGitHub().start()
-    yield server
-    server.stop()
-    assert not server.invalid, f"bodies GitHub would refuse: {server.invalid}"
 
 
 @pytest.fixture
