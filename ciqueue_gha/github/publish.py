@@ -105,7 +105,10 @@ def publish(
 
 
 def post_check_run(checks: ChecksClient, report: CheckRunReport, live: LiveCheckRun | None) -> None:
-    """The final check run: the `live` one completed, else a new one created completed."""
+    """The final check run: the `live` one completed, else a new one created completed
+    (unless the live one was refused: the token may not write checks, no need to ask again)."""
+    if live is not None and live.forbidden:
+        raise ChecksForbidden("the live check run was refused")
     if live is not None and live.run_id is not None:
         live.complete(checks, report)
     else:

@@ -194,6 +194,21 @@ class FakeGitHub:
         self._server.server_close()
         self._thread.join()
 
+    def check_run(self) -> dict[str, Any]:
+        """The check run as GitHub would hold it after every request received: the create's
+        body, each update's fields over it, the annotations of all of them appended."""
+        state: dict[str, Any] = {}
+        annotations: list[Any] = []
+        for request in self.requests:
+            body = dict(request.body or {})
+            output = dict(body.pop("output", {}))
+            annotations += output.pop("annotations", [])
+            state.update(body)
+            state["output"] = {**state.get("output", {}), **output}
+        if annotations:
+            state["output"]["annotations"] = annotations
+        return state
+
     def wait_for_requests(self, count: int, timeout: float) -> bool:
         """Wait until `count` requests in all have come, at most `timeout` seconds."""
         with self._received:
