@@ -150,5 +150,9 @@ def watching(client: redis.Redis, keys: BuildKeys, options: ReportOptions) -> It
     watch = BuildWatch(ProgressReader(client, keys, known), console_display(interval), live)
     try:
         yield watch
+    except Exception as exc:  # the build's state lost, Redis gone: the log says which
+        if live is not None:
+            live.abandon(type(exc).__name__)  # its message may name hosts: not for the PR
+        raise
     finally:
         watch.console.close()

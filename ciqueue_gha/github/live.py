@@ -102,6 +102,18 @@ class LiveCheckRun:
         self._sent.update(batch)
         del self._pending[: len(batch)]
 
+    def abandon(self, why: str) -> None:
+        """Complete the run as failed, saying `why`, when the summary stops without a report
+        (queue state lost, Redis gone): never left in progress. Best effort: one try."""
+        if self.run_id is None or self.forbidden:
+            return
+        summary = f"The summary stopped before the build's report ({why}); its log says why."
+        report = CheckRunReport(self._name, self._head_sha, "failure", "No report", summary)
+        try:
+            self._checks.update(self.run_id, report, complete=True)
+        except ChecksError as exc:
+            logger.warning("the live check run was left in progress (%s)", exc)
+
     def complete(self, checks: ChecksClient, report: CheckRunReport) -> None:
         """Complete the run with the final `report` through `checks` (the final report's
         client, with its retries), adding only the annotations not sent yet."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import redis
 from ciqueue_gha.commands import progress as progress_module
 from ciqueue_gha.commands.summary import summarize
 from ciqueue_gha.config import ReportOptions, Target
+from ciqueue_gha.errors import CiqueueError, QueueStateLost
 from ciqueue_gha.github.workflow import WORKFLOW_ANNOTATION_LIMIT
 from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue.collection import record_collection
@@ -172,3 +174,37 @@ def test_a_rate_limited_update_is_skipped_and_the_run_still_completes(
     # The refused update's annotations went out later: every failure is on the run.
     sent = [a["title"] for r in patches[1:] for a in output(r).get("annotations", [])]
     assert sorted(sent) == sorted(FAILING)
+
+
+@pytest.mark.usefixtures("actions")
+def test_a_summary_that_stops_without_a_report_completes_the_run_as_failed(
+    client: redis.Redis, keys: BuildKeys, tmp_path: Path, github: FakeGitHub
+) -> None:
+    ended = threading.Event()
+
+    def lose_state(lease: Lease) -> AttemptRecord:
+        if lease.unit == UNITS[50]:  # the live run exists by now: then the build's state goes
+            github.wait_for_requests(2, AWAIT)
+            client.delete(keys.key("leader"))
+            ended.wait(AWAIT)
+        return record(lease)
+
+    worker = QueueWorker(client, keys, "w1")
+    worker.populate(UNITS)
+    record_collection(client, keys, "w1", [], interrupted=False)
+    thread = threading.Thread(target=drain_quietly, args=(worker, lose_state), daemon=True)
+    thread.start()
+    with pytest.raises(QueueStateLost):
+        summarize(client, Target("redis://unused", True, keys), options(tmp_path))
+    ended.set()
+    thread.join(AWAIT)
+    last = github.requests[-1]
+    assert last.method == "PATCH" and last.body["status"] == "completed"
+    assert last.body["conclusion"] == "failure"
+    assert "QueueStateLost" in output(last)["summary"]
+
+
+def drain_quietly(worker: QueueWorker, execute: Callable[[Lease], AttemptRecord]) -> None:
+    """`drain_queue`, ending without a word when the build's state is lost under it."""
+    with suppress(CiqueueError):
+        drain_queue(worker, execute)
