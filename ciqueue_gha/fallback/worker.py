@@ -1,0 +1,124 @@
+"""A `worker` without the queue: why it falls back, and running its share (DESIGN.md §1).
+
+It says so loudly, first (one line, a warning annotation on GitHub Actions); runs pytest with
+the fallback plugin; then delivers its results (delivery.py) and writes its JUnit file, and
+exits as a queue worker would: 0 passed, 1 failed, 2 collection errors stopped it, 3 its
+session broke off.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+import pytest
+
+from .. import durations as durations_
+from ..config import BuildOptions
+from ..errors import (
+    EXIT_FAILED,
+    EXIT_INCOMPLETE,
+    EXIT_INTERRUPTED,
+    EXIT_PASSED,
+    EXIT_USAGE,
+    RedisUnreachable,
+    UsageError,
+)
+from ..github.env import GitHubEnv
+from ..github.log import RunnerLog
+from ..github.workflow import WorkflowCommands
+from ..queue.settings import QueueSettings
+from ..report.build import BuildReport
+from ..report.junit import write_junit
+from ..secrets import Scrubber, take_secrets, url_secrets
+from .delivery import RESULTS_DIR, Delivery
+from .merge import build_record, collection_record
+from .plugin import FallbackPlugin
+
+# pytest's exit codes that mean the worker could not do its job, and ours for each.
+_PYTEST_EXIT = {
+    pytest.ExitCode.INTERRUPTED: EXIT_INCOMPLETE,
+    pytest.ExitCode.INTERNAL_ERROR: EXIT_INCOMPLETE,
+    pytest.ExitCode.USAGE_ERROR: EXIT_USAGE,
+}
+
+
+def fallback_reason(build: BuildOptions, fallback: str) -> str | None:
+    """Why this command runs without the queue (`--fallback static` and no Redis URL, or a
+    Redis unreachable at the first contact); None when it runs with the queue. Any other
+    failure (bad URL, refused credentials, no build id) stays what it is without a fallback."""
+    if fallback != "static":
+        return None
+    if not build.redis_url:
+        return "no Redis URL is configured"
+    target = build.target()
+    try:
+        target.open().close()
+    except RedisUnreachable as exc:
+        return str(exc)
+    return None
+
+
+def announce(text: str) -> None:
+    """One loud line: on stderr, and a warning annotation on GitHub Actions."""
+    line = f"ciqueue-gha: WITHOUT THE QUEUE: {text}"
+    if GitHubEnv.from_environ().runner:
+        WorkflowCommands().warning(line)
+    else:
+        click.echo(line, err=True)
+
+
+def run_share(
+    reason: str,
+    build: BuildOptions,
+    delivery: Delivery,
+    settings: QueueSettings,
+    unit: str,
+    junit_xml: Path | None,
+    args: list[str],
+    *,
+    durations_file: Path | None,
+    results_dir: Path | None,
+) -> int:
+    """Run worker `delivery.index`'s share with pytest in this process; its exit code."""
+    if delivery.index >= delivery.total:
+        raise UsageError(
+            f"--worker-index {delivery.index} is not below --worker-total {delivery.total}"
+        )
+    known = durations_.load_file(durations_file) if durations_file else {}
+    order = "longest first from recorded durations" if known else "whole files, no durations"
+    announce(
+        f"static fallback ({reason}): worker {delivery.index} of {delivery.total} runs a fixed "
+        f"share of the suite ({order}); failed tests are requeued within this worker only"
+    )
+    scrub = Scrubber([*url_secrets(build.redis_url or ""), *take_secrets()])
+    plugin = FallbackPlugin(delivery, settings, unit=unit, durations=known, scrub=scrub)
+    os.environ.update(CIQUEUE_WORKER_ID=delivery.worker)
+    with RunnerLog().verbatim():
+        code = pytest.main(args, plugins=[plugin])
+    folder = results_dir or RESULTS_DIR
+    path = delivery.write(folder)
+    junit = junit_xml or folder / path.with_suffix(".xml").name
+    share = delivery.shares[delivery.index] if delivery.shares else []
+    report = BuildReport.from_records(
+        [build_record([delivery], share)], collection_record([delivery])
+    )
+    write_junit(report, junit)
+    click.echo(
+        f"ciqueue-gha: WITHOUT THE QUEUE: worker {delivery.index} of {delivery.total}: "
+        f"{report.title} of its share; delivered {path}, JUnit {junit}",
+        err=True,
+    )
+    return worker_exit_code(delivery, report, code)
+
+
+def worker_exit_code(delivery: Delivery, report: BuildReport, pytest_code: int) -> int:
+    """As a queue worker's: collection errors 2, a broken session 3, failures 1, else 0."""
+    if delivery.interrupted:
+        return EXIT_INTERRUPTED
+    if pytest_code in _PYTEST_EXIT:
+        return _PYTEST_EXIT[pytest.ExitCode(pytest_code)]
+    if report.failures or delivery.stopped:
+        return EXIT_FAILED
+    return EXIT_PASSED
