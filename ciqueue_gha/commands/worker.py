@@ -16,7 +16,8 @@ import pytest
 from ..config import BuildOptions
 from ..fallback.delivery import Delivery
 from ..fallback.options import worker_fallback_options
-from ..fallback.worker import fallback_reason, run_share
+from ..fallback.reason import fallback_reason
+from ..fallback.worker import run_share
 from ..github.log import RunnerLog
 from ..options import pytest_args, queue_settings
 from ..plugin.session import exit_code, start_session, worker_options

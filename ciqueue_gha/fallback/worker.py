@@ -22,12 +22,9 @@ from ..errors import (
     EXIT_INTERRUPTED,
     EXIT_PASSED,
     EXIT_USAGE,
-    RedisUnreachable,
     UsageError,
 )
-from ..github.env import GitHubEnv
 from ..github.log import RunnerLog
-from ..github.workflow import WorkflowCommands
 from ..queue.settings import QueueSettings
 from ..report.build import BuildReport
 from ..report.junit import write_junit
@@ -35,6 +32,7 @@ from ..secrets import Scrubber, take_secrets, url_secrets
 from .delivery import RESULTS_DIR, Delivery
 from .merge import build_record, collection_record
 from .plugin import FallbackPlugin
+from .reason import announce
 
 # pytest's exit codes that mean the worker could not do its job, and ours for each.
 _PYTEST_EXIT = {
@@ -42,31 +40,6 @@ _PYTEST_EXIT = {
     pytest.ExitCode.INTERNAL_ERROR: EXIT_INCOMPLETE,
     pytest.ExitCode.USAGE_ERROR: EXIT_USAGE,
 }
-
-
-def fallback_reason(build: BuildOptions, fallback: str) -> str | None:
-    """Why this command runs without the queue (`--fallback static` and no Redis URL, or a
-    Redis unreachable at the first contact); None when it runs with the queue. Any other
-    failure (bad URL, refused credentials, no build id) stays what it is without a fallback."""
-    if fallback != "static":
-        return None
-    if not build.redis_url:
-        return "no Redis URL is configured"
-    target = build.target()
-    try:
-        target.open().close()
-    except RedisUnreachable as exc:
-        return str(exc)
-    return None
-
-
-def announce(text: str) -> None:
-    """One loud line: on stderr, and a warning annotation on GitHub Actions."""
-    line = f"ciqueue-gha: WITHOUT THE QUEUE: {text}"
-    if GitHubEnv.from_environ().runner:
-        WorkflowCommands().warning(line)
-    else:
-        click.echo(line, err=True)
 
 
 def run_share(
