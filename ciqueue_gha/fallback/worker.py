@@ -24,6 +24,7 @@ from ..errors import (
     EXIT_USAGE,
     UsageError,
 )
+from ..github.env import GitHubEnv
 from ..github.log import RunnerLog
 from ..queue.settings import QueueSettings
 from ..report.build import BuildReport
@@ -67,7 +68,10 @@ def run_share(
     )
     scrub = Scrubber([*url_secrets(build.redis_url or ""), *take_secrets()])
     plugin = FallbackPlugin(delivery, settings, unit=unit, durations=known, scrub=scrub)
-    os.environ.update(CIQUEUE_WORKER_ID=delivery.worker)
+    os.environ["CIQUEUE_WORKER_ID"] = delivery.worker  # as under the queue
+    build_id = build.build_id or GitHubEnv.from_environ().run_id
+    if build_id:
+        os.environ["CIQUEUE_BUILD_ID"] = build_id
     with RunnerLog().verbatim():
         code = pytest.main(args, plugins=[plugin])
     folder = results_dir or RESULTS_DIR
