@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
-from ..options import ShortChoice, _option, _stack, whole
+from ..options import F, ShortChoice, _option, _stack, whole
 
 #: Most workers one build may have in the fallback (a matrix has at most 256 jobs).
 MAX_WORKERS = 10_000
@@ -21,12 +23,19 @@ fallback_option = _option(
     "fails as without this option. The action's default is static.",
 )
 
-results_dir_option = _option(
-    "--results-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Fallback: where workers write their results (default: ciqueue-results) and the "
-    "summary reads them (default on GitHub Actions: the run's artifacts).",
+#: Where the deliveries are, for both commands.
+RESULTS_DIR_HELP = (
+    "Fallback: where workers write their results (default: ciqueue-results) and the summary "
+    "reads them (default on GitHub Actions: the run's artifacts)."
 )
+results_dir_option = _option(
+    "--results-dir", type=click.Path(file_okay=False, path_type=Path), help=RESULTS_DIR_HELP
+)
+
+
+def worker_total_option(help: str, **given: Any) -> Callable[[F], F]:
+    return _option("--worker-total", type=whole(1, MAX_WORKERS), help=help, **given)
+
 
 #: `worker`'s: which share of the suite this worker runs in the fallback.
 worker_fallback_options = _stack(
@@ -38,12 +47,10 @@ worker_fallback_options = _stack(
         show_default=True,
         help="Fallback: this worker's share, 0 to --worker-total - 1 (`strategy.job-index`).",
     ),
-    _option(
-        "--worker-total",
-        type=whole(1, MAX_WORKERS),
+    worker_total_option(
+        "Fallback: how many workers share the suite (`strategy.job-total`).",
         default=1,
         show_default=True,
-        help="Fallback: how many workers share the suite (`strategy.job-total`).",
     ),
     results_dir_option,
 )
@@ -51,10 +58,6 @@ worker_fallback_options = _stack(
 #: `summary`'s: how many deliveries to expect, and where they are.
 summary_fallback_options = _stack(
     fallback_option,
-    _option(
-        "--worker-total",
-        type=whole(1, MAX_WORKERS),
-        help="Fallback: how many workers deliver results. Default: as the deliveries say.",
-    ),
+    worker_total_option("Fallback: how many workers deliver results. Default: as they say."),
     results_dir_option,
 )

@@ -74,7 +74,12 @@ def run_share(
         os.environ["CIQUEUE_BUILD_ID"] = build_id
     with RunnerLog().verbatim():
         code = pytest.main(args, plugins=[plugin])
-    folder = results_dir or RESULTS_DIR
+    report = deliver(delivery, results_dir or RESULTS_DIR, junit_xml)
+    return worker_exit_code(delivery, report, code)
+
+
+def deliver(delivery: Delivery, folder: Path, junit_xml: Path | None) -> BuildReport:
+    """Write the delivery and the worker's JUnit file, say where; the share's report."""
     path = delivery.write(folder)
     junit = junit_xml or folder / path.with_suffix(".xml").name
     share = delivery.shares[delivery.index] if delivery.shares else []
@@ -87,7 +92,7 @@ def run_share(
         f"{report.title} of its share; delivered {path}, JUnit {junit}",
         err=True,
     )
-    return worker_exit_code(delivery, report, code)
+    return report
 
 
 def worker_exit_code(delivery: Delivery, report: BuildReport, pytest_code: int) -> int:

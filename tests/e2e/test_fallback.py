@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from ciqueue_gha.errors import EXIT_FAILED, EXIT_INCOMPLETE, EXIT_INFRASTRUCTURE, EXIT_PASSED
 from ciqueue_gha.fallback.delivery import Delivery
 from ciqueue_gha.queue.record import AttemptRecord, CaseRecord
+from tests.e2e.test_action import github as github  # the fixtures
 from tests.e2e.test_runner import Commands, clean_env, cli, copy_suite, outcomes, plain_pytest
-from tests.e2e.test_runner import commands as commands  # the fixture
+from tests.e2e.test_runner import commands as commands
 from tests.support.fake_github import FakeGitHub, Reply
 from tests.support.ports import reserve_port
 
@@ -125,14 +123,6 @@ def test_failed_tests_are_requeued_within_the_worker(commands: Commands, tmp_pat
 
 
 # --- the summary against the GitHub stand-in ---------------------------------------------------
-
-
-@pytest.fixture
-def github() -> Iterator[FakeGitHub]:
-    server = FakeGitHub().start()
-    yield server
-    server.stop()
-    assert not server.invalid, f"requests GitHub would refuse: {server.invalid}"
 
 
 def delivery(index: int, total: int, outcome: str = "passed") -> Delivery:
