@@ -20,6 +20,8 @@ from ..queue.record import AttemptRecord, CaseRecord
 
 #: The file format's version; a summary refuses a delivery of another.
 FORMAT = 1
+#: The JUnit testsuite's name in a fallback build: the file says it ran without the queue too.
+SUITE_NAME = "pytest (without the queue: static fallback)"
 #: The default directory a fallback worker delivers to (the example workflow uploads it).
 RESULTS_DIR = Path("ciqueue-results")
 

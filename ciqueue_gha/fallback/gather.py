@@ -25,6 +25,7 @@ from ..report.build import BuildReport
 from ..report.junit import write_junit
 from ..report.text import render_text
 from .artifacts import RunApi
+from .delivery import SUITE_NAME
 from .merge import build_record, collection_record
 from .reason import announce
 from .sources import ArtifactWatch, Gathered, from_directory
@@ -66,7 +67,7 @@ def summarize_fallback(
     if not gathered.deliveries:
         raise Incomplete("no fallback worker delivered results: the suite did not run")
     report, verdict = merged_report(gathered)
-    write_junit(report, options.junit_xml)
+    write_junit(report, options.junit_xml, SUITE_NAME)
     if options.durations_file:  # the next builds' split, longest first
         known = durations.load_file(options.durations_file)
         durations.save_file(options.durations_file, durations.blend(known, report.unit_durations()))

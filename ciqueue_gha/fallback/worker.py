@@ -30,7 +30,7 @@ from ..queue.settings import QueueSettings
 from ..report.build import BuildReport
 from ..report.junit import write_junit
 from ..secrets import Scrubber, take_secrets, url_secrets
-from .delivery import RESULTS_DIR, Delivery
+from .delivery import RESULTS_DIR, SUITE_NAME, Delivery
 from .merge import build_record, collection_record
 from .plugin import FallbackPlugin
 from .reason import announce
@@ -86,7 +86,7 @@ def deliver(delivery: Delivery, folder: Path, junit_xml: Path | None) -> BuildRe
     report = BuildReport.from_records(
         [build_record([delivery], share)], collection_record([delivery])
     )
-    write_junit(report, junit)
+    write_junit(report, junit, SUITE_NAME)
     click.echo(
         f"ciqueue-gha: WITHOUT THE QUEUE: worker {delivery.index} of {delivery.total}: "
         f"{report.title} of its share; delivered {path}, JUnit {junit}",

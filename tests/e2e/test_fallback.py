@@ -69,6 +69,8 @@ def test_three_workers_without_redis_run_each_test_once_as_plain_pytest(
     assert summary.process.returncode == plain_code, summary.output()
     assert LOUD in summary.output()
     assert outcomes(merged) == outcomes(plain_junit)
+    suite = ET.parse(merged).getroot().find("testsuite")
+    assert suite is not None and suite.get("name") == "pytest (without the queue: static fallback)"
 
 
 def test_an_unreachable_redis_falls_back_longest_first(commands: Commands, tmp_path: Path) -> None:
