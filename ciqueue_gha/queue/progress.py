@@ -82,7 +82,11 @@ class ProgressReader:
             self._start = now
         if self._expected is None:
             self._read_units()
-        new_failures = self._read_results()
+        new_failures: list[AttemptRecord] = []
+        if status.finalized != len(self._done):  # the results are read only when they moved
+            new_failures = self._read_results()
+        else:
+            self._workers = len(set(self._client.hvals(self._keys.key("holders"))))
         return Progress(
             total=status.total,
             done=len(self._done),
