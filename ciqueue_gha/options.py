@@ -269,6 +269,26 @@ durations_option = _option(
 )
 
 
+def _check_quarantine(ctx: click.Context, param: click.Parameter, path: Path | None) -> Any:
+    """A quarantine file read at once: a malformed line fails the command before any test
+    runs (one line naming the file and line, exit 2)."""
+    if path is not None:
+        from .trust.quarantine import read_file
+
+        read_file(path)
+    return path
+
+
+quarantine_option = _option(
+    "--quarantine",
+    type=click.Path(dir_okay=False, path_type=Path),
+    callback=_check_quarantine,
+    help="File of quarantined tests, one test id or glob a line, optionally "
+    "'until YYYY-MM-DD' and '# reason': they run and are reported, but never fail the build. "
+    "Adds to those `ciqueue-gha quarantine add` keeps.",
+)
+
+
 github_options = _stack(
     click.option(
         "--github-token",
@@ -300,6 +320,7 @@ report_options = _stack(
     ),
     queue_init_option,
     durations_option,
+    quarantine_option,
     junit_xml_option("Where to write the merged JUnit file.", Path("ciqueue-junit.xml")),
     github_options,
 )

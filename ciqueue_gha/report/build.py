@@ -18,6 +18,7 @@ from ..errors import EXIT_FAILED, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_PASSED
 from ..queue.collection import CollectionRecord
 from ..queue.record import AttemptRecord, BuildRecord, CaseRecord, cyclic_gc_paused
 from ..queue.supervisor import Verdict
+from ..trust.classify import Trust
 from .utilization import WorkerUsage, worker_usage
 
 
@@ -63,6 +64,7 @@ class BuildReport:
     strays: dict[str, str] = field(default_factory=dict)  # test -> the worker that collected it
     interrupted: bool = False  # collection errors stopped the build before any test ran
     usage: list[WorkerUsage] = field(default_factory=list)
+    trust: Trust = field(default_factory=Trust)  # how each failure stands (trust/classify.py)
 
     @classmethod
     def from_records(
@@ -136,6 +138,27 @@ class BuildReport:
         return units
 
     @property
+    def quarantined(self) -> list[CaseHistory]:
+        """Failures a quarantine entry excuses: reported apart, never failing the build."""
+        return [case for case in self.failures if self.trust.excused(case.final.nodeid)]
+
+    @property
+    def blocking(self) -> list[CaseHistory]:
+        """Failures that fail the build: every one not quarantined."""
+        return [case for case in self.failures if not self.trust.excused(case.final.nodeid)]
+
+    def history_outcomes(self) -> dict[str, str]:
+        """This build's outcome of each test that ran (passed, failed, or flaky), for the
+        flaky history; skipped tests and collection reports say nothing of flakiness."""
+        outcomes = {}
+        for case in self.cases:
+            if case.collection or case.final.outcome == "skipped":
+                continue
+            outcome = "failed" if case.final.failed else "flaky" if case.flaky else "passed"
+            outcomes[case.final.nodeid] = outcome
+        return outcomes
+
+    @property
     def failed(self) -> int:
         """Cases that failed or errored, collection errors included."""
         return len(self.failures)
@@ -156,10 +179,13 @@ class BuildReport:
     @property
     def title(self) -> str:
         """The build in one line, e.g. "120 tests, 117 passed, 2 failed, 1 flaky": only the
-        counts that are not zero, beyond tests and passes. Skips are no passes."""
+        counts that are not zero, beyond tests and passes. Skips are no passes; quarantined
+        failures count as failed too."""
         skipped, flaky, not_run = self.count("skipped"), len(self.flaky), len(self.not_run)
         parts = [f"{len(self.cases)} tests", f"{self.count('passed')} passed"]
         parts += [f"{self.failed} failed"] if self.failed else []
+        quarantined = len(self.quarantined)
+        parts += [f"{quarantined} quarantined"] if quarantined else []
         parts += [f"{skipped} skipped"] if skipped else []
         parts += [f"{flaky} flaky"] if flaky else []
         parts += [f"{not_run} not run"] if not_run else []
@@ -168,13 +194,14 @@ class BuildReport:
     @property
     def exit_code(self) -> int:
         """0 all ran and passed, 1 all ran and some failed (a collection error counts, as in
-        pytest), 2 collection errors stopped the build (pytest's "Interrupted"), 3 some did
-        not run (lost, or collected by a worker but never queued)."""
+        pytest; a quarantined failure does not), 2 collection errors stopped the build
+        (pytest's "Interrupted"), 3 some did not run (lost, or collected by a worker but never
+        queued)."""
         if self.interrupted:
             return EXIT_INTERRUPTED
         if self.not_run:
             return EXIT_INCOMPLETE
-        return EXIT_FAILED if self.failures else EXIT_PASSED
+        return EXIT_FAILED if self.blocking else EXIT_PASSED
 
     def exit_code_after(self, verdict: Verdict) -> int:
         """The build's exit code once the summary stopped waiting with `verdict`. A build
