@@ -215,7 +215,8 @@ def _head(report: BuildReport, build: str, verdict_text: str | None) -> str:
     elif report.blocking:
         status = "❌ failed"
     else:
-        status = "✅ passed"
+        quarantined = len(report.quarantined)
+        status = f"✅ passed ({quarantined} quarantined failures)" if quarantined else "✅ passed"
     lines = [f"## ciqueue-gha: build {text(build)}: {status}"]
     if report.interrupted:
         lines.append(f"**{text(interrupted_line(report.collection_errors))}**")

@@ -34,7 +34,7 @@ class Standing:
         if self.kind == KNOWN_FLAKY and self.outcomes is not None:
             return f"{KNOWN_FLAKY}: {self.outcomes.describe()}"
         if self.kind == FAILING and self.outcomes is not None:
-            return f"failed in all {self.outcomes.builds} recent builds too"
+            return f"still failing: failed in each of its {self.outcomes.builds} recent builds"
         if self.kind == NEW_FLAKY:
             return "new flaky: a new test that failed one of its repeats"
         seen = "never failed in its recent builds" if self.outcomes else "not seen before"
