@@ -38,6 +38,9 @@ LEASE_TIMEOUT_RANGE = (0.1, 24 * 3600.0)
 MAX_REQUEUES = 1000
 MAX_FAILURES = 10**9
 
+#: Most runs --repeat-new asks of a new test.
+MAX_REPEATS = 100
+
 #: Longest worker id: a host name (253) and a pid fit; a 10 KB one is a mistake.
 MAX_WORKER_ID = 256
 
@@ -251,6 +254,14 @@ queue_options = _stack(
         default="test",
         show_default=True,
         help="Queue single tests, or whole files (keeps module fixtures on one worker).",
+    ),
+    _option(
+        "--repeat-new",
+        type=whole(1, MAX_REPEATS),
+        default=1,
+        show_default=True,
+        help="Run each test the repository's history has never seen this many times, as "
+        "separate units: a new test failing any run fails the build as new flaky.",
     ),
 )
 

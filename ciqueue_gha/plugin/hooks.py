@@ -34,6 +34,7 @@ from ..queue.record import AttemptRecord, BuildRecord
 from ..queue.retry import populate_attempt
 from ..queue.supervisor import Supervisor
 from ..queue.worker import Heartbeat, QueueWorker
+from ..trust.repeat import RepeatedUnits, base_unit
 from .ahead import LateNextItem, ReserveAhead, WorkerTally
 from .maxfail import take_over_maxfail
 from .records import (
@@ -147,7 +148,7 @@ class QueuePlugin:
         )
 
     def _run(self, session: pytest.Session) -> None:
-        units = group_units(session.items, self.unit)
+        units = RepeatedUnits(group_units(session.items, self.unit))  # --repeat-new's too
         names = self.order(list(units)) if self.order else list(units)
         offered, population = populate_attempt(self.worker, names, self._say)
         if not population.matches:
@@ -165,7 +166,7 @@ class QueuePlugin:
         """Say loudly that our collection differs from the queue's, and record what only we
         collected, so the summary reports it as not run instead of losing it."""
         queued = self.worker.queued_units()
-        ours_only = sorted(set(names) - set(queued))
+        ours_only = sorted(u for u in set(names) - set(queued) if base_unit(u) == u)
         self._say(
             f"WARNING: this worker collected {len(names)} units, the queue holds {len(queued)} "
             f"from another worker's collection: {len(set(queued) - set(names))} queued units "

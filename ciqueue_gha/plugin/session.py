@@ -25,6 +25,7 @@ from ..errors import (
     EXIT_USAGE,
     CiqueueError,
     InfrastructureError,
+    UsageError,
 )
 from ..options import (
     default_worker_id,
@@ -41,6 +42,7 @@ from ..queue.heartbeat import HeartbeatProcess, HelperConfig
 from ..queue.settings import QueueSettings
 from ..queue.worker import QueueWorker
 from ..secrets import Scrubber, take_secrets, url_secrets
+from ..trust.repeat import repeating
 from .hooks import QueuePlugin
 
 # pytest's exit codes that mean the worker could not do its job, and ours for each.
@@ -100,11 +102,14 @@ def start_session(
     worker_id: str | None,
     unit: str,
     durations_file: Path | None,
+    repeat_new: int = 1,
     **queue: Any,
 ) -> WorkerSession:
     """Connect, check the server, start the heartbeat helper; the options are the command's."""
     target = build.target()
     settings = queue_settings(**queue)
+    if repeat_new > 1 and unit != "test":
+        raise UsageError("--repeat-new repeats single tests: it needs --unit test")
     client = target.open()
     held = _claim_worker_id(client, target, worker_id, settings)
     worker = QueueWorker(client, target.keys, held.worker_id, settings)
@@ -117,7 +122,7 @@ def start_session(
         worker,
         heartbeat,
         unit=unit,
-        order=lambda units: durations.order_by_duration(units, known),
+        order=_order(client, target, known, repeat_new if unit == "test" else 1),
         durations=known,
     )
     # Tests learn which worker and build run them, and never see a secret: pytest's
@@ -125,6 +130,20 @@ def start_session(
     os.environ.update(CIQUEUE_WORKER_ID=held.worker_id, CIQUEUE_BUILD_ID=target.keys.build_id)
     plugin.scrub = Scrubber([*url_secrets(target.redis_url), *take_secrets()])
     return WorkerSession(plugin, heartbeat, stack_file, held)
+
+
+def _order(
+    client: redis.Redis, target: Target, known: dict[str, float], repeat_new: int
+) -> Callable[[list[str]], list[str]]:
+    """How the leader queues the units: longest first, then the repeats of new tests."""
+
+    def longest_first(units: list[str]) -> list[str]:
+        return durations.order_by_duration(units, known)
+
+    if repeat_new == 1:
+        return longest_first
+    namespace, build = durations_namespace(), target.keys.build_id
+    return repeating(client, namespace, build, repeat_new, longest_first)
 
 
 def start_from_environment() -> WorkerSession:

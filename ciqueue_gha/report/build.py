@@ -19,6 +19,7 @@ from ..queue.collection import CollectionRecord
 from ..queue.record import AttemptRecord, BuildRecord, CaseRecord, cyclic_gc_paused
 from ..queue.supervisor import Verdict
 from ..trust.classify import Trust
+from ..trust.repeat import base_unit
 from .utilization import WorkerUsage, worker_usage
 
 
@@ -31,10 +32,26 @@ class CaseHistory:
     worker: str
     earlier_failures: list[CaseRecord] = field(default_factory=list)
     collection: bool = False  # a collector's error or skip, not a queued test's result
+    repeats: list[CaseRecord] = field(default_factory=list)  # --repeat-new's other runs
 
     @property
     def flaky(self) -> bool:
         return not self.final.failed and bool(self.earlier_failures)
+
+    @property
+    def failed_runs(self) -> int:
+        """Of a test run several times (--repeat-new), the runs that failed."""
+        return sum(1 for run in (self.final, *self.repeats) if run.failed)
+
+    def fold(self, repeat: CaseHistory) -> None:
+        """Take in another run of this test: a failed run becomes the final result (the
+        test failed), the other is kept among the repeats."""
+        if repeat.final.failed and not self.final.failed:
+            self.repeats.append(self.final)
+            self.final, self.worker = repeat.final, repeat.worker
+        else:
+            self.repeats.append(repeat.final)
+        self.earlier_failures.extend(repeat.earlier_failures)
 
 
 @dataclass(frozen=True)
@@ -104,7 +121,9 @@ class BuildReport:
                 for attempt in record.attempts.get(unit, [])
                 if attempt.record is not final
             ]
-            cases.extend(_histories(unit, final, earlier))
+            cases.extend(_histories(base_unit(unit), final, earlier))
+        if any(base_unit(unit) != unit for unit in units):
+            cases = _fold_repeats(cases)
         known = set(units)
         strays = {
             test: worker
@@ -155,6 +174,8 @@ class BuildReport:
             if case.collection or case.final.outcome == "skipped":
                 continue
             outcome = "failed" if case.final.failed else "flaky" if case.flaky else "passed"
+            if case.final.failed and case.failed_runs <= len(case.repeats):
+                outcome = "flaky"  # a new test that failed some of its runs, passed others
             outcomes[case.final.nodeid] = outcome
         return outcomes
 
@@ -223,6 +244,21 @@ def interrupted_line(errors: int) -> str:
         f"Interrupted: {errors} error{'' if errors == 1 else 's'} during collection, so no "
         "test was queued (as plain pytest; --continue-on-collection-errors runs the rest)"
     )
+
+
+def _fold_repeats(cases: list[CaseHistory]) -> list[CaseHistory]:
+    """The cases with each test run several times (--repeat-new) counted once, its runs
+    folded into the first."""
+    first: dict[tuple[str, str], CaseHistory] = {}
+    folded = []
+    for case in cases:
+        key = (case.unit, case.final.nodeid)
+        if key in first:
+            first[key].fold(case)
+        else:
+            first[key] = case
+            folded.append(case)
+    return folded
 
 
 def _histories(unit: str, final: AttemptRecord, earlier: list[AttemptRecord]) -> list[CaseHistory]:

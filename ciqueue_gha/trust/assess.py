@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import redis
 
@@ -17,10 +17,12 @@ def assess(
     build: str,
     failing: Sequence[str],
     from_file: Sequence[Entry] = (),
+    repeated: Mapping[str, tuple[int, int]] | None = None,
 ) -> Trust:
     """The standing of each `failing` test of `build` against the entries `from_file` and
-    those kept in Redis for `namespace`, and the history before this build."""
+    those kept in Redis for `namespace`, and the history before this build; `repeated`: the
+    (failed runs, runs) of each test run several times (--repeat-new)."""
     entries = (*from_file, *load_redis(client, namespace))
     quarantine = Quarantine(entries, redis_today(client))
     known = history.load(client, namespace, failing, but=build) if failing else {}
-    return classify(failing, quarantine, known)
+    return classify(failing, quarantine, known, repeated)

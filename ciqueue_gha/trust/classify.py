@@ -25,6 +25,7 @@ class Standing:
     kind: str
     outcomes: TestOutcomes | None = None
     entry: Entry | None = None
+    runs: tuple[int, int] = (0, 0)  # a repeated new test's (failed runs, runs)
 
     def describe(self) -> str:
         """The standing in a few words, e.g. "known flaky: failed in 2 of 4 recent builds
@@ -36,7 +37,8 @@ class Standing:
         if self.kind == FAILING and self.outcomes is not None:
             return f"still failing: failed in each of its {self.outcomes.builds} recent builds"
         if self.kind == NEW_FLAKY:
-            return "new flaky: a new test that failed one of its repeats"
+            failed, runs = self.runs
+            return f"new flaky: a new test that failed {failed} of its {runs} runs"
         seen = "never failed in its recent builds" if self.outcomes else "not seen before"
         return f"new failure: {seen}"
 
@@ -68,18 +70,21 @@ def classify(
     failing: Iterable[str],
     quarantine: Quarantine,
     history: Mapping[str, TestOutcomes],
-    new_flaky: Iterable[str] = (),
+    repeated: Mapping[str, tuple[int, int]] | None = None,
 ) -> Trust:
     """The standing of each of the `failing` tests against the quarantine and the history
-    (read before this build's outcomes were added to it); `new_flaky` are new tests that
-    failed one of their repeats."""
-    repeated = set(new_flaky)
+    (read before this build's outcomes were added to it); `repeated` holds the (failed runs,
+    runs) of the tests run several times (--repeat-new)."""
+    repeated = repeated or {}
     standings = {test: _standing(test, quarantine, history, repeated) for test in failing}
     return Trust(standings, tuple(quarantine.expired))
 
 
 def _standing(
-    test: str, quarantine: Quarantine, history: Mapping[str, TestOutcomes], repeated: set[str]
+    test: str,
+    quarantine: Quarantine,
+    history: Mapping[str, TestOutcomes],
+    repeated: Mapping[str, tuple[int, int]],
 ) -> Standing:
     entry = quarantine.holding(test)
     if entry is not None:
@@ -87,8 +92,9 @@ def _standing(
     entry = quarantine.expired_for(test)
     if entry is not None:
         return Standing(EXPIRED, history.get(test), entry)
-    if test in repeated:
-        return Standing(NEW_FLAKY)
+    failed, runs = repeated.get(test, (0, 0))
+    if 0 < failed < runs:
+        return Standing(NEW_FLAKY, runs=(failed, runs))
     outcomes = history.get(test)
     if outcomes is None or outcomes.failing == 0:
         return Standing(NEW, outcomes)

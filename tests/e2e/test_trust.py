@@ -12,8 +12,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+import redis
 
 from ciqueue_gha.errors import EXIT_FAILED, EXIT_PASSED, EXIT_USAGE
+from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.redis_server import PrivateRedis
 from ciqueue_gha.report.markdown import code, text
 from tests.e2e.test_runner import Command, Commands, clean_env, cli, copy_suite, new_build_id
@@ -39,7 +41,9 @@ class Builds:
         """One build of the suite over two workers; its job summary in summary-N.md."""
         self.count += 1
         argv = [*cli(), "run", "--workers", "2", "--redis-url", self.redis_url]
-        argv += ["--build-id", new_build_id("trust"), "--junit-xml", str(self.junit), *options]
+        if "--build-id" not in options:
+            argv += ["--build-id", new_build_id("trust")]
+        argv += ["--junit-xml", str(self.junit), *options]
         summary = self.summary_path
         summary.unlink(missing_ok=True)
         environ = self.env(GITHUB_STEP_SUMMARY=str(summary), **env)
@@ -200,3 +204,32 @@ def test_history_tells_a_known_flaky_test_from_a_new_failure(builds: Builds) -> 
     shown = builds.cli("flaky-text", "flaky", "--limit", "1").stdout.read_text()
     assert f"60%  {ALTERNATE}" in shown and NAMED.format("new") not in shown, shown
     assert shown.endswith(f"\n{ALTERNATE}  # {rates[ALTERNATE]}\n"), shown
+
+
+def test_repeat_new_catches_a_new_test_failing_one_run_in_three(
+    builds: Builds, client: redis.Redis
+) -> None:
+    """The first build records the suite; in the second, two tests the history never saw run
+    three times each: one fails its second run (a counter file decides), and is reported as
+    new flaky and fails the build; the other passes three times and counts once."""
+    first = builds.run("--repeat-new", "3")
+    assert first.process.returncode == EXIT_PASSED, first.output()
+    runs = builds.tmp / "runs"
+    runs.mkdir()
+    build_id = new_build_id("repeat")
+
+    second = builds.run("--repeat-new", "3", "--build-id", build_id, TRUST_RUNS=str(runs))
+
+    assert second.process.returncode == EXIT_FAILED, second.output()
+    assert sorted(path.name for path in runs.iterdir()) == ["run-1", "run-2", "run-3"]
+    queued = client.lrange(BuildKeys(build_id).key("tests"), 0, -1)
+    new = ["check_trust.py::test_brand_new", "check_trust.py::test_brand_new_steady"]
+    assert queued[-4:] == [f"{test}@@repeat-{run}" for run in (2, 3) for test in new]
+    out = second.stdout.read_text()
+    assert f"FAILED {new[0]} [new flaky: a new test that failed 1 of its 3 runs]" in out, out
+    assert "new flaky" in builds.properties()["test_brand_new"]["ciqueue-standing"]
+    assert out.count("check_trust.py::test_brand_new_steady") == 0  # it passed: not listed
+    root = ET.parse(builds.junit).getroot()
+    names = [case.get("name") for case in root.iter("testcase")]
+    assert names.count("test_brand_new") == names.count("test_brand_new_steady") == 1, names
+    assert root.get("tests") == str(len(names)) == "10"  # the suite's 8, and the 2 new once

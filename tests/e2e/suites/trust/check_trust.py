@@ -24,3 +24,28 @@ def test_named(name: str) -> None:
 def test_alternate() -> None:
     build = int(os.environ.get("TRUST_BUILD", "0"))
     assert build % 2 == 0, f"build {build} is odd"
+
+
+if os.environ.get("TRUST_RUNS"):  # two tests new to the history, run with --repeat-new
+
+    def _run_number() -> int:
+        """This run's number among the runs of test_brand_new, 1 first: the first file of
+        TRUST_RUNS it creates (an exclusive create, so two workers never share a number)."""
+        number = 1
+        while True:
+            path = os.path.join(os.environ["TRUST_RUNS"], f"run-{number}")
+            try:
+                descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                number += 1
+                continue
+            os.write(descriptor, os.environ.get("CIQUEUE_WORKER_ID", "").encode())
+            os.close(descriptor)
+            return number
+
+    def test_brand_new() -> None:
+        number = _run_number()
+        assert number != 2, "the second of its runs fails"
+
+    def test_brand_new_steady() -> None:
+        pass
