@@ -224,12 +224,8 @@ def judge(
     entries Redis keeps) and the flaky history of the builds before this one."""
     entries = read_quarantine(quarantine) if quarantine else []
     failing = [case.final.nodeid for case in report.failures if not case.collection]
-    repeated = {
-        case.final.nodeid: (case.failed_runs, 1 + len(case.repeats))
-        for case in report.failures
-        if case.repeats
-    }
-    return assess(client, durations_namespace(), keys.build_id, failing, entries, repeated)
+    namespace, build = durations_namespace(), keys.build_id
+    return assess(client, namespace, build, failing, entries, report.repeated_runs())
 
 
 def save_durations(client: redis.Redis, report: BuildReport, path: Path | None) -> None:

@@ -166,6 +166,14 @@ class BuildReport:
         """Failures that fail the build: every one not quarantined."""
         return [case for case in self.failures if not self.trust.excused(case.final.nodeid)]
 
+    def repeated_runs(self) -> dict[str, tuple[int, int]]:
+        """(failed runs, runs) of each failing test run several times (--repeat-new)."""
+        return {
+            case.final.nodeid: (case.failed_runs, 1 + len(case.repeats))
+            for case in self.failures
+            if case.repeats
+        }
+
     def history_outcomes(self) -> dict[str, str]:
         """This build's outcome of each test that ran (passed, failed, or flaky), for the
         flaky history; skipped tests and collection reports say nothing of flakiness."""

@@ -94,7 +94,8 @@ def trust_of(report: BuildReport, trust: dict[str, Any]) -> Trust:
         test: TestOutcomes(test, tuple((b, t, o) for b, t, o in kept))
         for test, kept in trust.get("history", {}).items()
     }
-    return classify([case.final.nodeid for case in report.failures], quarantine, history)
+    failing = [case.final.nodeid for case in report.failures]
+    return classify(failing, quarantine, history, report.repeated_runs())
 
 
 def render(case: Path) -> dict[str, str]:

@@ -40,8 +40,8 @@ def test_a_classified_build_posts_a_check_run_github_takes(
     client.publish(check)
 
     output = github.requests[0].body["output"]
-    assert output["title"] == "6 tests, 1 passed, 5 failed, 1 quarantined"
+    assert output["title"] == "7 tests, 1 passed, 6 failed, 1 quarantined"
     assert "### Quarantined failures, not failing the build (1)" in output["summary"]
     levels = [annotation["annotation_level"] for annotation in output["annotations"]]
-    assert levels == ["failure", "failure", "failure", "warning", "failure"]
+    assert levels == ["failure", "failure", "failure", "warning", "failure", "failure"]
     assert github.requests[0].body["conclusion"] == "failure"
