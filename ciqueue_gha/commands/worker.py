@@ -28,6 +28,7 @@ def worker_command(
     junit_xml: Path | None,
     unit: str,
     durations_file: Path | None,
+    quarantine: Path | None,
     queue_init_timeout: float,
     pytest_arguments: tuple[str, ...],
     **queue: Any,
@@ -36,7 +37,7 @@ def worker_command(
 
     Everything after -- is the pytest command line (a leading `pytest` may be left out).
     """
-    session = start_session(build, worker_id, unit, durations_file, **queue)
+    session = start_session(build, worker_id, unit, durations_file, quarantine=quarantine, **queue)
     args = pytest_args(pytest_arguments)
     if junit_xml:
         args += [f"--junitxml={junit_xml}"]

@@ -86,6 +86,8 @@ class QueuePlugin:
         self.tally = WorkerTally()
         # Applied to every text a test produces before it leaves this process.
         self.scrub: Callable[[str], str] = str
+        # Whether a unit's failure is quarantined: it does not fail this worker.
+        self.excused: Callable[[str], bool] = lambda unit: False
         self.error: CiqueueError | None = None
         self._reports: list[pytest.TestReport] = []
         self._paths = SourcePaths(Path.cwd(), Path.cwd(), Path.cwd())

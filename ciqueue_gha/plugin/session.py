@@ -32,6 +32,7 @@ from ..options import (
     durations_namespace,
     durations_option,
     junit_xml_option,
+    quarantine_option,
     queue_init_option,
     queue_options,
     queue_settings,
@@ -42,7 +43,9 @@ from ..queue.heartbeat import HeartbeatProcess, HelperConfig
 from ..queue.settings import QueueSettings
 from ..queue.worker import QueueWorker
 from ..secrets import Scrubber, take_secrets, url_secrets
-from ..trust.repeat import repeating
+from ..trust.quarantine import Quarantine, load_redis, redis_today
+from ..trust.quarantine import read_file as read_quarantine
+from ..trust.repeat import base_unit, repeating
 from .hooks import QueuePlugin
 
 # pytest's exit codes that mean the worker could not do its job, and ours for each.
@@ -65,6 +68,7 @@ def worker_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "as <id>~2, and the summary says so. Default: host name and pid."
         ),
         durations_option,
+        quarantine_option,
         queue_init_option,
         queue_options,
         pass_build,
@@ -103,6 +107,7 @@ def start_session(
     unit: str,
     durations_file: Path | None,
     repeat_new: int = 1,
+    quarantine: Path | None = None,
     **queue: Any,
 ) -> WorkerSession:
     """Connect, check the server, start the heartbeat helper; the options are the command's."""
@@ -122,9 +127,10 @@ def start_session(
         worker,
         heartbeat,
         unit=unit,
-        order=_order(client, target, known, repeat_new if unit == "test" else 1),
+        order=_order(client, target, known, repeat_new),
         durations=known,
     )
+    plugin.excused = _quarantined(client, quarantine)
     # Tests learn which worker and build run them, and never see a secret: pytest's
     # assertion introspection would print os.environ into the report.
     os.environ.update(CIQUEUE_WORKER_ID=held.worker_id, CIQUEUE_BUILD_ID=target.keys.build_id)
@@ -144,6 +150,14 @@ def _order(
         return longest_first
     namespace, build = durations_namespace(), target.keys.build_id
     return repeating(client, namespace, build, repeat_new, longest_first)
+
+
+def _quarantined(client: redis.Redis, path: Path | None) -> Callable[[str], bool]:
+    """Whether a unit's failure is excused by the quarantine (the file at `path` and the
+    entries Redis keeps), as the summary excuses it: the worker's job is not failed by it."""
+    entries = (*(read_quarantine(path) if path else ()), *load_redis(client, durations_namespace()))
+    quarantine = Quarantine(entries, redis_today(client)) if entries else None
+    return lambda unit: quarantine is not None and quarantine.holding(base_unit(unit)) is not None
 
 
 def start_from_environment() -> WorkerSession:
@@ -203,6 +217,7 @@ def exit_code(plugin: QueuePlugin, pytest_code: int | pytest.ExitCode) -> int:
         return EXIT_INTERRUPTED
     if pytest_code in _PYTEST_EXIT:
         return _PYTEST_EXIT[pytest.ExitCode(pytest_code)]
-    if plugin.tally.final_failures or plugin.tally.stopped or plugin.collection_failed:
+    failed = [unit for unit in plugin.tally.final_failures if not plugin.excused(unit)]
+    if failed or plugin.tally.stopped or plugin.collection_failed:
         return EXIT_FAILED
     return EXIT_PASSED

@@ -37,10 +37,10 @@ class Builds:
     def env(self, **extra: str) -> dict[str, str]:
         return clean_env(self.tmp, GITHUB_REPOSITORY=self.repository, **extra)
 
-    def run(self, *options: str, **env: str) -> Command:
-        """One build of the suite over two workers; its job summary in summary-N.md."""
+    def run(self, *options: str, workers: int = 1, **env: str) -> Command:
+        """One build of the suite; its job summary in summary-N.md."""
         self.count += 1
-        argv = [*cli(), "run", "--workers", "2", "--redis-url", self.redis_url]
+        argv = [*cli(), "run", "--workers", str(workers), "--redis-url", self.redis_url]
         if "--build-id" not in options:
             argv += ["--build-id", new_build_id("trust")]
         argv += ["--junit-xml", str(self.junit), *options]
@@ -119,6 +119,14 @@ def test_quarantined_failures_from_the_file_and_redis_pass_the_build(builds: Bui
     )
     assert properties["test_named[kept]"]["quarantined"].startswith(NAMED.format("kept"))
     assert "quarantined" not in properties["test_named[new]"]
+
+    # A worker job is not failed by them either (on GitHub, each worker is a job of its own).
+    worker = [*cli(), "worker", "--redis-url", builds.redis_url, "--build-id", new_build_id("w")]
+    env = builds.env(TRUST_FAIL="net_b,kept")
+    alone = builds.commands.run(
+        "worker", [*worker, "--quarantine", str(quarantine)], cwd=builds.suite, env=env
+    )
+    assert alone.process.returncode == EXIT_PASSED, alone.output()
 
     removed = builds.cli("remove", "quarantine", "remove", NAMED.format("kept"))
     assert removed.process.returncode == EXIT_PASSED, removed.output()
@@ -218,7 +226,9 @@ def test_repeat_new_catches_a_new_test_failing_one_run_in_three(
     runs.mkdir()
     build_id = new_build_id("repeat")
 
-    second = builds.run("--repeat-new", "3", "--build-id", build_id, TRUST_RUNS=str(runs))
+    second = builds.run(
+        "--repeat-new", "3", "--build-id", build_id, workers=2, TRUST_RUNS=str(runs)
+    )
 
     assert second.process.returncode == EXIT_FAILED, second.output()
     assert sorted(path.name for path in runs.iterdir()) == ["run-1", "run-2", "run-3"]
