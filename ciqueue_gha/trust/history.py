@@ -1,17 +1,19 @@
 """Each test's recent outcomes across the builds of a repository, kept in Redis: the memory
 that tells a known flaky test from a new failure.
 
-One hash per repository (the namespace durations use): test id -> JSON list of
-``[build, time, outcome]``, oldest first, one entry per build (a re-run of the build
-replaces its entry), at most `HISTORY_CAP` entries and none older than `HISTORY_DAYS`
-days. The summary writes it at the end of a build; it is forgotten 30 days after the last.
+One hash per repository (the namespace durations use): test id -> its entries, oldest
+first, ``<build> <unix time> <p|f|k>`` (passed, failed, flaky) joined by ``;`` (build ids
+hold neither), one per build (a re-run of the build replaces its entry), at most
+`HISTORY_CAP` and none older than `HISTORY_DAYS` days. Plain text, not JSON: the summary
+of a 100,000-test build rewrites 100,000 of them. It writes them at the end of a build;
+they are forgotten 30 days after the last.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import redis
 
@@ -31,6 +33,7 @@ HISTORY_CAP = 50
 CHUNK = 1000
 
 Entry = tuple[str, int, str]  # (build, unix time, outcome)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -72,21 +75,37 @@ class TestOutcomes:
         return {"test": self.test, "rate": round(self.rate, 4), "builds": self.builds, **counts}
 
 
-def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), CHUNK):
         yield items[start : start + CHUNK]
 
 
+_CODES = {PASSED: "p", FAILED: "f", FLAKY: "k"}
+_OUTCOME_OF = {code: outcome for outcome, code in _CODES.items()}
+
+
 def _decode(text: str | None, since: int) -> tuple[Entry, ...]:
-    if not text:
-        return ()
-    return tuple((str(b), int(t), str(o)) for b, t, o in json.loads(text) if int(t) >= since)
+    entries = []
+    for entry in text.split(";") if text else ():
+        build, at, code = entry.split(" ")
+        if int(at) >= since:
+            entries.append((build, int(at), _OUTCOME_OF[code]))
+    return tuple(entries)
 
 
-def _encode(kept: tuple[Entry, ...], new: Entry) -> str:
-    """`kept` with `new` in place of the same build's entry, the newest `HISTORY_CAP`."""
-    entries = [entry for entry in kept if entry[0] != new[0]] + [new]
-    return json.dumps(entries[-HISTORY_CAP:], separators=(",", ":"))
+def _kept(entry: str, build: str, since: int) -> bool:
+    """Whether a stored entry stays beside `build`'s new one: another build's, recent."""
+    other, at, _ = entry.split(" ")
+    return other != build and int(at) >= since
+
+
+def _merged(text: str | None, build: str, now: int, outcome: str) -> str:
+    """Stored entries `text` with `build`'s outcome in place of its own, the newest
+    `HISTORY_CAP` of those younger than `HISTORY_DAYS`."""
+    since = now - HISTORY_TTL
+    kept = [entry for entry in text.split(";") if _kept(entry, build, since)] if text else []
+    kept.append(f"{build} {now} {_CODES[outcome]}")
+    return ";".join(kept[-HISTORY_CAP:])
 
 
 def _now(client: redis.Redis) -> int:
@@ -121,16 +140,17 @@ def record(client: redis.Redis, namespace: str, build: str, outcomes: Mapping[st
     again (a re-run) replaces its own entry."""
     if not outcomes:
         return
-    key, now = outcomes_key(namespace), _now(client)
-    tests = list(outcomes)
+    key, now, tests = outcomes_key(namespace), _now(client), list(outcomes)
+    reads = client.pipeline(transaction=False)
     for chunk in _chunks(tests):
-        values: list[str | None] = client.hmget(key, list(chunk))  # type: ignore[assignment]
-        merged = {
-            test: _encode(_decode(text, now - HISTORY_TTL), (build, now, outcomes[test]))
-            for test, text in zip(chunk, values, strict=True)
-        }
-        client.hset(key, mapping=merged)  # type: ignore[arg-type]
-    client.expire(key, HISTORY_TTL)
+        reads.hmget(key, list(chunk))
+    stored = [text for values in reads.execute() for text in values]
+    writes = client.pipeline(transaction=False)
+    for pairs in _chunks(list(zip(tests, stored, strict=True))):
+        merged = {test: _merged(text, build, now, outcomes[test]) for test, text in pairs}
+        writes.hset(key, mapping=merged)  # type: ignore[arg-type]
+    writes.expire(key, HISTORY_TTL)
+    writes.execute()
 
 
 def flakiest(history: Mapping[str, TestOutcomes], limit: int) -> list[TestOutcomes]:
