@@ -39,18 +39,18 @@ def render_text(report: BuildReport, keys: BuildKeys, verdict: Verdict) -> str:
 
 
 def _failure(report: BuildReport, history: CaseHistory) -> list[str]:
-    """A failure's line, with its standing (new, known flaky...), then its traceback; a
+    """A failure's line, its standing (new, known flaky...), then its traceback; a
     quarantined one says so first."""
     case = history.final
     label = "ERROR" if case.outcome == "error" else "FAILED"
     if report.trust.excused(case.nodeid):
         label = f"QUARANTINED {label}"
     standing = report.trust.standing(case.nodeid)
-    tag = f" [{standing.describe()}]" if standing else ""
     where = f" ({case.file}:{case.line})" if case.file else ""
     traceback = cut(case.longrepr, FAILURE_TEXT_LIMIT)
     return [
-        f"{label} {case.nodeid}{tag}{where} - {case.message}",
+        f"{label} {case.nodeid}{where} - {case.message}",
+        *([f"    standing: {standing.describe()}"] if standing else []),
         *("    " + line for line in traceback.splitlines()),
     ]
 

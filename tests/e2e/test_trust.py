@@ -25,6 +25,14 @@ NAMED = "check_trust.py::test_named[{}]"
 ALTERNATE = "check_trust.py::test_alternate"
 
 
+def failure(out: str, test: str) -> str:
+    """What the summary's log says of the failure of `test`: its line, standing, traceback."""
+    blocks = out.split("FAILED ")
+    found = [block for block in blocks if block.startswith(f"{test} ")]
+    assert len(found) == 1, out
+    return found[0]
+
+
 class Builds:
     """`ciqueue-gha` commands against one Redis, for one repository's builds of the suite."""
 
@@ -106,7 +114,8 @@ def test_quarantined_failures_from_the_file_and_redis_pass_the_build(builds: Bui
     assert build.process.returncode == EXIT_PASSED, build.output()
     out = build.stdout.read_text()
     for name in ("net_a", "net_b", "quarantined", "kept"):
-        assert f"QUARANTINED FAILED {NAMED.format(name)} [quarantined" in out, out
+        assert "standing: quarantined" in failure(out, NAMED.format(name)), out
+        assert f"QUARANTINED FAILED {NAMED.format(name)} " in out, out
     assert "the network is flaky" in out and "kept in Redis" in out
     summary = builds.summary_path.read_text()
     assert "✅ passed" in summary
@@ -141,7 +150,8 @@ def test_an_expired_entry_no_longer_applies_and_fails_the_build(builds: Builds) 
 
     assert build.process.returncode == EXIT_FAILED, build.output()
     out = build.stdout.read_text()
-    assert f"FAILED {NAMED.format('expired')} [quarantine expired (until 2020-01-31)" in out, out
+    standing = "standing: quarantine expired (until 2020-01-31): fixed long ago?"
+    assert standing in failure(out, NAMED.format("expired")), out
     assert f"QUARANTINE EXPIRED {NAMED.format('expired')}: until 2020-01-31 ({quarantine}:1)" in out
     summary = builds.summary_path.read_text()
     assert "❌ failed" in summary and "### Failures (1)" in summary
@@ -183,8 +193,9 @@ def test_history_tells_a_known_flaky_test_from_a_new_failure(builds: Builds) -> 
     assert fifth.process.returncode == EXIT_FAILED, fifth.output()
     out = fifth.stdout.read_text()
     known = "known flaky: failed in 2 of 4 recent builds (50%)"
-    assert f"FAILED {ALTERNATE} [{known}]" in out, out
-    assert f"FAILED {NAMED.format('new')} [new failure: never failed in its recent builds]" in out
+    assert f"standing: {known}\n" in failure(out, ALTERNATE), out
+    new = "standing: new failure: never failed in its recent builds\n"
+    assert new in failure(out, NAMED.format("new")), out
     summary = builds.summary_path.read_text()
     assert f"{code(ALTERNATE)} ({text(known)})" in summary, summary
     assert builds.properties()["test_alternate"]["ciqueue-standing"] == known
@@ -236,7 +247,8 @@ def test_repeat_new_catches_a_new_test_failing_one_run_in_three(
     new = ["check_trust.py::test_brand_new", "check_trust.py::test_brand_new_steady"]
     assert queued[-4:] == [f"{test}@@repeat-{run}" for run in (2, 3) for test in new]
     out = second.stdout.read_text()
-    assert f"FAILED {new[0]} [new flaky: a new test that failed 1 of its 3 runs]" in out, out
+    standing = "standing: new flaky: a new test that failed 1 of its 3 runs"
+    assert standing in failure(out, new[0]), out
     assert "new flaky" in builds.properties()["test_brand_new"]["ciqueue-standing"]
     assert out.count("check_trust.py::test_brand_new_steady") == 0  # it passed: not listed
     root = ET.parse(builds.junit).getroot()
