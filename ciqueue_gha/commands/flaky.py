@@ -7,6 +7,7 @@ import json
 
 import click
 
+from ..github.log import RunnerLog
 from ..options import whole
 from ..trust import history
 from .quarantine import open_repository, repository_options
@@ -33,8 +34,7 @@ def flaky_command(
     if not flakiest:
         click.echo(f"no flaky test in the last {history.HISTORY_DAYS} days of {namespace}")
         return
-    click.echo(f"The flakiest tests of {namespace}, last {history.HISTORY_DAYS} days:")
-    for kept in flakiest:
-        click.echo(f"{kept.rate:6.0%}  {kept.test}  ({kept.describe()})")
-    click.echo("\nA quarantine file for them (--quarantine FILE):\n")
-    click.echo("\n".join(quarantine))
+    lines = [f"The flakiest tests of {namespace}, last {history.HISTORY_DAYS} days:"]
+    lines += [f"{kept.rate:6.0%}  {kept.test}  ({kept.describe()})" for kept in flakiest]
+    lines += ["", "A quarantine file for them (--quarantine FILE):", "", *quarantine]
+    RunnerLog().text("\n".join(lines))  # test ids: never a command to the runner

@@ -10,6 +10,7 @@ import click
 import redis
 
 from ..errors import UsageError
+from ..github.log import RunnerLog
 from ..options import durations_namespace, insecure_tls_option, redis_url_option
 from ..trust.quarantine import Entry, add_redis, load_redis, parse_date, remove_redis
 
@@ -68,13 +69,12 @@ def add_command(
         day = parse_date(until) if until else None
     except ValueError as exc:
         raise UsageError(f"--until: {exc}") from None
-    if any(not p.strip() or any(c.isspace() for c in p) for p in patterns):
-        raise UsageError("a pattern is one word: a test id or a glob, without spaces")
+    if any(not p or p.startswith("#") or any(c.isspace() for c in p) for p in patterns):
+        raise UsageError("a pattern is a test id or a glob: one word, not starting with '#'")
     client, namespace = open_repository(redis_url, insecure_tls, repository)
     entries = [Entry(pattern, day, " ".join(reason.split())) for pattern in patterns]
     add_redis(client, namespace, entries)
-    for entry in entries:
-        click.echo(f"quarantined: {entry.line()}")
+    RunnerLog().text("\n".join(f"quarantined: {entry.line()}" for entry in entries))
 
 
 @quarantine_command.command("remove")
@@ -96,5 +96,6 @@ def remove_command(
 def list_command(redis_url: str, insecure_tls: bool, repository: str | None) -> None:
     """Print the kept quarantine as a quarantine file (a line per entry)."""
     client, namespace = open_repository(redis_url, insecure_tls, repository)
-    for entry in load_redis(client, namespace):
-        click.echo(entry.line())
+    entries = load_redis(client, namespace)
+    if entries:  # test ids and reasons: never a command to the runner
+        RunnerLog().text("\n".join(entry.line() for entry in entries))

@@ -37,7 +37,6 @@ from ..truncate import REDIS_REPLY_LIMIT, shown
 from ..trust import history as outcomes
 from ..trust.assess import assess
 from ..trust.classify import Trust
-from ..trust.quarantine import read_file as read_quarantine
 
 #: How often a re-run summary looks for the retry's workers, seconds.
 RETRY_POLL = 0.2
@@ -222,10 +221,9 @@ def judge(
 ) -> Trust:
     """How each failure of `report` stands against the quarantine (`quarantine`, and the
     entries Redis keeps) and the flaky history of the builds before this one."""
-    entries = read_quarantine(quarantine) if quarantine else []
     failing = [case.final.nodeid for case in report.failures if not case.collection]
     namespace, build = durations_namespace(), keys.build_id
-    return assess(client, namespace, build, failing, entries, report.repeated_runs())
+    return assess(client, namespace, build, failing, quarantine, report.repeated_runs())
 
 
 def save_durations(client: redis.Redis, report: BuildReport, path: Path | None) -> None:

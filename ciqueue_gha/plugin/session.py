@@ -43,8 +43,7 @@ from ..queue.heartbeat import HeartbeatProcess, HelperConfig
 from ..queue.settings import QueueSettings
 from ..queue.worker import QueueWorker
 from ..secrets import Scrubber, take_secrets, url_secrets
-from ..trust.quarantine import Quarantine, load_redis, redis_today
-from ..trust.quarantine import read_file as read_quarantine
+from ..trust.quarantine import in_force
 from ..trust.repeat import base_unit, repeating
 from .hooks import QueuePlugin
 
@@ -155,9 +154,8 @@ def _order(
 def _quarantined(client: redis.Redis, path: Path | None) -> Callable[[str], bool]:
     """Whether a unit's failure is excused by the quarantine (the file at `path` and the
     entries Redis keeps), as the summary excuses it: the worker's job is not failed by it."""
-    entries = (*(read_quarantine(path) if path else ()), *load_redis(client, durations_namespace()))
-    quarantine = Quarantine(entries, redis_today(client)) if entries else None
-    return lambda unit: quarantine is not None and quarantine.holding(base_unit(unit)) is not None
+    quarantine = in_force(client, durations_namespace(), path)
+    return lambda unit: quarantine.holding(base_unit(unit)) is not None
 
 
 def start_from_environment() -> WorkerSession:

@@ -139,6 +139,13 @@ class Quarantine:
         return [entry for entry in self.entries if entry.expired(self.today)]
 
 
+def in_force(client: redis.Redis, namespace: str, path: Path | None) -> Quarantine:
+    """The entries of the file at `path` and those Redis keeps for `namespace`, judged on
+    Redis's today."""
+    entries = (*(read_file(path) if path else ()), *load_redis(client, namespace))
+    return Quarantine(entries, redis_today(client))
+
+
 def redis_today(client: redis.Redis) -> dt.date:
     """Today in UTC by Redis's clock (runners' clocks disagree, Redis's does not)."""
     seconds, _ = client.time()
