@@ -10,6 +10,7 @@ import click
 import redis
 
 from ..errors import UsageError
+from ..github.env import GitHubEnv
 from ..github.log import RunnerLog
 from ..options import durations_namespace, insecure_tls_option, redis_url_option
 from ..trust.quarantine import Entry, add_redis, load_redis, parse_date, remove_redis
@@ -41,8 +42,7 @@ def open_repository(
     from ..connection import open_server
 
     client = open_server(redis_url, verify_tls=not insecure_tls).client
-    namespace = (repository or durations_namespace()).replace("{", "").replace("}", "")
-    return client, namespace
+    return client, durations_namespace(GitHubEnv(repository=repository) if repository else None)
 
 
 @click.group("quarantine")
