@@ -62,6 +62,9 @@ def test_a_closed_client_closes_its_server_connection(
     with closing(connect(proxy.url())) as through:
         through.ping()
         assert connections() == before + 1
+        ports = {int(seen["addr"].rsplit(":", 1)[1]) for seen in client.client_list()}
+        assert proxy.upstream_ports <= ports  # how the server tells the proxy's clients
+        assert len(proxy.upstream_ports) == 1
     deadline = time.monotonic() + 10
     while connections() > before and time.monotonic() < deadline:
         time.sleep(0.01)

@@ -114,6 +114,8 @@ class DelayProxy:
         self.port: int = self._listener.getsockname()[1]
         self._links: list[_Link] = []
         self._accepted = 0
+        #: The local port of each connection to the server, as the server sees its clients.
+        self.upstream_ports: set[int] = set()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._acceptor = threading.Thread(target=self._accept, name="delay-proxy-accept")
@@ -171,6 +173,8 @@ class DelayProxy:
                 sock.settimeout(None)
                 # Each chunk goes out when due, not held back to be sent with the next one.
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                self.upstream_ports.add(server.getsockname()[1])
             self._relay(_Link(client, server, self.round_trip / 2))
 
     def _relay(self, link: _Link) -> None:
