@@ -44,11 +44,11 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
-from contextlib import ExitStack, closing
+from collections.abc import Iterator
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from types import TracebackType
 
 import redis
 
@@ -56,7 +56,7 @@ from benchmarks.overhead import PYTEST_FLAGS, RUN_TIMEOUT, clean_environment, wr
 from ciqueue_gha.connection import connect
 from ciqueue_gha.protocol.scripts import source
 from ciqueue_gha.redis_server import PrivateRedis
-from tests.support.delay_proxy import DelayProxy
+from tests.support.delay_proxy import DelayProxy, delay_proxy
 
 TESTS = 2000
 FAR_TESTS = 300
@@ -85,17 +85,12 @@ def script_names() -> dict[str, str]:
 
 
 class CallCounter:
-    """Counts, by client port and name, the calls clients send a redis-server while it is
-    open: MONITOR on a connection of its own, read by a thread. Commands scripts run inside
-    Redis are not calls."""
+    """Counts, by client port and name, the calls clients send a redis-server, from the
+    lines MONITOR shows. Commands scripts run inside Redis are not calls."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self) -> None:
         self.by_port: dict[int, Counter[str]] = defaultdict(Counter)
         self._names = script_names()
-        # No socket timeout: MONITOR is silent while nothing happens.
-        self._client = redis.Redis.from_url(url, decode_responses=True)
-        self._monitor = self._client.monitor()  # type: ignore[no-untyped-call]
-        self._reader = threading.Thread(target=self._read, name="network-monitor")
 
     def split(self, ports: set[int]) -> tuple[Counter[str], Counter[str]]:
         """(the calls from `ports`, every other client's)."""
@@ -104,25 +99,10 @@ class CallCounter:
             (ours if port in ports else others).update(calls)
         return ours, others
 
-    def __enter__(self) -> CallCounter:
-        self._monitor.__enter__()  # MONITOR is on once this returns
-        self._reader.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._client.echo(END_MARKER)
-        self._reader.join(timeout=30)
-        self._monitor.__exit__()
-        self._client.close()
-
-    def _read(self) -> None:
+    def read(self, monitor: redis.client.Monitor) -> None:
+        """Count what `monitor` shows until the end marker."""
         while True:
-            line = self._monitor.next_command()
+            line = monitor.next_command()  # type: ignore[no-untyped-call]
             words = line["command"].split()
             if END_MARKER in words:
                 return
@@ -132,6 +112,22 @@ class CallCounter:
             if name in ("evalsha", "eval") and len(words) > 1:
                 name = self._names.get(words[1], "a script not shipped")
             self.by_port[int(line["client_port"])][name] += 1
+
+
+@contextmanager
+def counting_calls(url: str) -> Iterator[CallCounter]:
+    """A `CallCounter` fed by MONITOR on a connection of its own while the block runs."""
+    counter = CallCounter()
+    # No socket timeout: MONITOR is silent while nothing happens.
+    client = redis.Redis.from_url(url, decode_responses=True)
+    with closing(client), client.monitor() as monitor:  # type: ignore[no-untyped-call]
+        reader = threading.Thread(target=counter.read, args=(monitor,), name="network-monitor")
+        reader.start()
+        try:
+            yield counter
+        finally:
+            client.echo(END_MARKER)
+            reader.join(timeout=30)
 
 
 @dataclass
@@ -208,7 +204,7 @@ def run_link(link: Link, suite: Path, env: dict[str, str], count_url: str | None
     if count_url is None or link.worker_proxy is None:
         link.seconds.append(run_build(link, suite, env))
         return
-    with CallCounter(count_url) as counter:
+    with counting_calls(count_url) as counter:
         link.seconds.append(run_build(link, suite, env))
     link.calls.append(counter.split(link.worker_proxy.upstream_ports))
 
@@ -318,9 +314,12 @@ def report(pairs: list[Pair], rounds: int) -> int:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tests", type=int, default=TESTS, help="tests, loopback and 2.5 ms")
-    parser.add_argument("--far-tests", type=int, default=FAR_TESTS, help="tests at 20 ms")
-    parser.add_argument("--rounds", type=int, default=ROUNDS, help="measured runs of each")
+    for flag, default, meaning in (
+        ("--tests", TESTS, "tests at loopback and 2.5 ms"),
+        ("--far-tests", FAR_TESTS, "tests at 20 ms (and its loopback pair)"),
+        ("--rounds", ROUNDS, "measured runs of each"),
+    ):
+        parser.add_argument(flag, type=int, default=default, help=meaning)
     return parser.parse_args(argv)
 
 
@@ -332,7 +331,7 @@ def make_pair(
     suite = root / f"suite-{tests}"
     write_suite(suite, tests)
     worker, summary = (
-        stack.enter_context(DelayProxy("127.0.0.1", server.port, round_trip=round_trip))
+        stack.enter_context(delay_proxy("127.0.0.1", server.port, round_trip=round_trip))
         for _ in range(2)
     )
     loopback = Link("loopback", tests, server.url, server.url)

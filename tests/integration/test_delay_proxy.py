@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from ciqueue_gha.connection import connect
-from tests.support.delay_proxy import DelayProxy
+from tests.support.delay_proxy import DelayProxy, delay_proxy
 from tests.support.redis_server import ControlledRedis
 
 ROUND_TRIP = 0.05
@@ -23,7 +23,7 @@ ROUND_TRIP = 0.05
 
 @pytest.fixture
 def proxy(redis_server: ControlledRedis) -> Iterator[DelayProxy]:
-    with DelayProxy("127.0.0.1", redis_server.port, round_trip=ROUND_TRIP) as running:
+    with delay_proxy("127.0.0.1", redis_server.port, round_trip=ROUND_TRIP) as running:
         yield running
 
 
@@ -73,7 +73,7 @@ def test_a_closed_client_closes_its_server_connection(
 
 
 def test_stop_ends_every_thread_it_started(redis_server: ControlledRedis) -> None:
-    with DelayProxy("127.0.0.1", redis_server.port, round_trip=ROUND_TRIP) as proxy:
+    with delay_proxy("127.0.0.1", redis_server.port, round_trip=ROUND_TRIP) as proxy:
         held = [connect(proxy.url()) for _ in range(3)]
         for through in held:
             through.ping()

@@ -21,11 +21,9 @@ import socket
 import threading
 import time
 from collections import deque
-from types import TracebackType
+from collections.abc import Iterator
 
 CHUNK = 65536
-#: Seconds the acceptor waits before looking at the stop flag again.
-POLL = 0.05
 
 
 class _Direction:
@@ -102,7 +100,7 @@ class _Link:
 
 class DelayProxy:
     """Relays 127.0.0.1:`port` to `upstream_host`:`upstream_port`, each way `round_trip / 2`
-    seconds late. Use as a context manager, or call `start` and `stop`."""
+    seconds late. Call `start` and `stop`, or use `delay_proxy`."""
 
     def __init__(self, upstream_host: str, upstream_port: int, *, round_trip: float) -> None:
         if round_trip < 0:
@@ -110,14 +108,12 @@ class DelayProxy:
         self.upstream = (upstream_host, upstream_port)
         self.round_trip = round_trip
         self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(POLL)
         self.port: int = self._listener.getsockname()[1]
         self._links: list[_Link] = []
         self._accepted = 0
         #: The local port of each connection to the server, as the server sees its clients.
         self.upstream_ports: set[int] = set()
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
         self._acceptor = threading.Thread(target=self._accept, name="delay-proxy-accept")
 
     def url(self, db: int = 0) -> str:
@@ -136,53 +132,51 @@ class DelayProxy:
 
     def stop(self) -> None:
         """Stop accepting, close every connection, join every thread."""
-        self._stopping.set()
-        if self._acceptor.is_alive():
-            self._acceptor.join(timeout=5)
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the acceptor's accept()
+        if self._acceptor.ident is not None:
+            self._acceptor.join(timeout=5)  # no link is added after this
         self._listener.close()
-        with self._lock:
-            links, self._links = self._links, []
-        for link in links:
-            link.close()
-
-    def __enter__(self) -> DelayProxy:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        while self._links:
+            self._links.pop().close()
 
     def _accept(self) -> None:
-        while not self._stopping.is_set():
+        while True:
             try:
                 client, _ = self._listener.accept()
-            except TimeoutError:
-                continue
             except OSError:
-                return
+                return  # `stop` shut the listener down
             try:
                 server = socket.create_connection(self.upstream, timeout=5)
             except OSError:
-                client.close()
+                client.close()  # no server: the client sees its connection closed
                 continue
-            for sock in (client, server):
-                sock.settimeout(None)
-                # Each chunk goes out when due, not held back to be sent with the next one.
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._lock:
-                self.upstream_ports.add(server.getsockname()[1])
-            self._relay(_Link(client, server, self.round_trip / 2))
+            self._relay(client, server)
 
-    def _relay(self, link: _Link) -> None:
+    def _relay(self, client: socket.socket, server: socket.socket) -> None:
+        for sock in (client, server):
+            sock.settimeout(None)
+            # Each chunk goes out when due, not held back to be sent with the next one.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        link = _Link(client, server, self.round_trip / 2)
         with self._lock:  # `stop` joins the threads of the links it takes under the lock
             for thread in link.threads:
                 thread.start()
             ended = [old for old in self._links if old.ended]
             self._links = [old for old in self._links if not old.ended] + [link]
+            self.upstream_ports.add(server.getsockname()[1])
             self._accepted += 1
         for old in ended:  # their threads are done: only the sockets are left to close
             old.close()
+
+
+@contextlib.contextmanager
+def delay_proxy(
+    upstream_host: str, upstream_port: int, *, round_trip: float
+) -> Iterator[DelayProxy]:
+    """A started `DelayProxy`, stopped on the way out."""
+    proxy = DelayProxy(upstream_host, upstream_port, round_trip=round_trip).start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
