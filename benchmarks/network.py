@@ -277,8 +277,8 @@ def round_trips(link: Link) -> list[str]:
     lines = [
         f"at {link.name}, the worker's round trips a test: {trips:.3f} "
         f"(target <= {ROUND_TRIPS_LIMIT:g}): {listed(worker)}",
-        f"  beside its tests: {beside}; the summary's (polls, report), "
-        f"{waited_calls(summary) / link.tests:.3f} a test: {listed(summary)}",
+        f"  beside its tests: {beside}; the summary's commands (polls, report; some "
+        f"pipelined), {waited_calls(summary) / link.tests:.3f} a test: {listed(summary)}",
     ]
     if trips > ROUND_TRIPS_LIMIT:
         lines.append(f"{link.name}: {trips:.3f} round trips a test, over {ROUND_TRIPS_LIMIT:g}")
