@@ -22,10 +22,10 @@ and printed: the links are a little longer than their names, never shorter.
 Round trips: during every 20 ms run, MONITOR on a direct connection sees each call Redis
 receives, and from which port: the worker and the summary each have a proxy of their own,
 so the worker's calls are those from its proxy's ports (script calls named by their SHA1).
-Per test, those are its round trips (each call is one: the worker sends one at a time, a
-call's reply read before the next goes out; a worker that pipelined calls would be counted
-high, never low); its heartbeats, which run beside its tests, and the summary's calls are
-shown apart.
+Per test, those are its round trips, each call counted as one: its script calls go out one
+at a time, one reply in flight (protocol/scripts.py); the few commands it pipelines at
+start-up are counted one each, high, never low. Its heartbeats, which run beside its tests,
+and the summary's commands are shown apart.
 
     python -m benchmarks.network [--tests N] [--far-tests N] [--rounds R]
 
