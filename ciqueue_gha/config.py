@@ -78,6 +78,7 @@ class ReportOptions:
     queue_init_timeout: float
     progress_interval: float
     durations_file: Path | None
+    quarantine: Path | None
     junit_xml: Path
     github_token: str | None
     check_name: str

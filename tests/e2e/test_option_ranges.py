@@ -48,6 +48,7 @@ NUMERIC: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "--inactive-workers-timeout": (SUMMARY + RUN, ZERO_BAD),
     "--progress-interval": (WORKER + SUMMARY + RUN, ZERO_BAD),
     "--workers": (RUN, ZERO_BAD),
+    "--repeat-new": (WORKER + RUN, (*ZERO_BAD, "101")),
     "--worker-index": (WORKER, EVERY_BAD),
     "--worker-total": (WORKER + SUMMARY, ZERO_BAD),
 }
