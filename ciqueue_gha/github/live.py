@@ -58,7 +58,7 @@ class LiveCheckRun:
         self._next = 0.0  # the first look creates the run
         self._failures: list[str] = []  # node ids failed so far, for the summary
         self._pending: list[Annotation] = []
-        self._sent: set[Annotation] = set()
+        self._sent: set[tuple[str, int, str | None]] = set()  # where, and which test
 
     @classmethod
     def for_build(
@@ -99,7 +99,7 @@ class LiveCheckRun:
         batch = self._pending[:ANNOTATIONS_PER_REQUEST]
         report = CheckRunReport(self._name, self._head_sha, "neutral", title, summary, None, batch)
         self._checks.update(self.run_id, report)
-        self._sent.update(batch)
+        self._sent.update(_place(annotation) for annotation in batch)
         del self._pending[: len(batch)]
 
     def abandon(self, why: str) -> None:
@@ -116,8 +116,15 @@ class LiveCheckRun:
 
     def complete(self, checks: ChecksClient, report: CheckRunReport) -> None:
         """Complete the run with the final `report` through `checks` (the final report's
-        client, with its retries), adding only the annotations not sent yet."""
+        client, with its retries), adding only the annotations of tests not annotated yet
+        (one sent while running stays as it was: the API cannot change it)."""
         if self.run_id is None:
             raise ValueError("no live check run to complete")
-        unsent = [annotation for annotation in report.annotations if annotation not in self._sent]
+        unsent = [a for a in report.annotations if _place(a) not in self._sent]
         checks.update(self.run_id, replace(report, annotations=unsent), complete=True)
+
+
+def _place(annotation: Annotation) -> tuple[str, int, str | None]:
+    """Which test's failure, where: what an annotation sent while running shares with the
+    final report's (whose message also says how the failure stands, trust/)."""
+    return annotation.path, annotation.start_line, annotation.title

@@ -67,6 +67,7 @@ def options(tmp_path: Path) -> ReportOptions:
         junit_xml=tmp_path / "merged.xml",
         github_token="ghs_not_a_real_token_0123456789",
         check_name="ciqueue-gha",
+        quarantine=None,
     )
 
 
