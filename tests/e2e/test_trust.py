@@ -26,8 +26,10 @@ ALTERNATE = "check_trust.py::test_alternate"
 
 
 def failure(out: str, test: str) -> str:
-    """What the summary's log says of the failure of `test`: its line, standing, traceback."""
-    blocks = out.split("FAILED ")
+    """What the summary's report says of the failure of `test`: its line, standing, traceback
+    (not the progress lines said while the build ran, which start with the tool's name)."""
+    report = "\n".join(line for line in out.splitlines() if not line.startswith("ciqueue-gha: "))
+    blocks = report.split("FAILED ")
     found = [block for block in blocks if block.startswith(f"{test} ")]
     assert len(found) == 1, out
     return found[0]
