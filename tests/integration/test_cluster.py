@@ -1,0 +1,134 @@
+"""A build's client on a real Redis Cluster of 3 masters (tests/support/redis_cluster.py):
+found from any node's URL, on the master that owns the build's slot, following the slot
+when a reshard moves it (MOVED) or its master is gone (a lost connection), and keeping the
+durations of a namespace (another slot) on their own master.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from ciqueue_gha import durations
+from ciqueue_gha.cluster import build_slot, connect_build, open_build, owner_of, slot_of
+from ciqueue_gha.protocol.keys import BuildKeys, durations_key
+from ciqueue_gha.queue import QueueSettings, QueueWorker
+from ciqueue_gha.queue.record import AttemptRecord
+from ciqueue_gha.queue.worker import Lease
+from tests.support.redis_cluster import LocalCluster
+
+_builds = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalCluster]:
+    with LocalCluster(3) as started:
+        yield started
+
+
+@pytest.fixture
+def build() -> BuildKeys:
+    return BuildKeys(f"cluster-{next(_builds)}")
+
+
+def worker(client: redis.Redis, keys: BuildKeys, name: str = "w") -> QueueWorker:
+    return QueueWorker(client, keys, name, QueueSettings(lease_timeout=30))
+
+
+def passed(lease: Lease) -> AttemptRecord:
+    return AttemptRecord(lease.unit, "passed")
+
+
+def master_of(client: redis.Redis) -> int:
+    owner = owner_of(client)
+    assert owner is not None and owner.cluster
+    return owner.address().port
+
+
+def test_any_node_url_gives_a_client_of_the_builds_master(
+    cluster: LocalCluster, build: BuildKeys
+) -> None:
+    owner = cluster.owner(build_slot(build))
+    for node in cluster.nodes:
+        client = open_build(node.url, build)
+        assert master_of(client) == owner.port
+        client.close()
+
+
+def test_a_single_server_gets_a_plain_client(redis_url: str, build: BuildKeys) -> None:
+    client = open_build(redis_url, build)
+    assert owner_of(client) is None
+    lazy = connect_build(redis_url, build)  # the heartbeat helper's: found at first use
+    assert lazy.ping()
+    owner = owner_of(lazy)
+    assert owner is not None and owner.cluster is False
+
+
+def test_the_helpers_lazy_client_finds_the_master_at_first_use(
+    cluster: LocalCluster, build: BuildKeys
+) -> None:
+    owner = cluster.owner(build_slot(build))
+    seed = next(node for node in cluster.nodes if node is not owner)
+    client = connect_build(seed.url, build)
+    worker(client, build).populate(["t1"])
+    assert master_of(client) == owner.port
+
+
+def test_a_build_follows_its_slot_through_a_reshard(
+    cluster: LocalCluster, build: BuildKeys
+) -> None:
+    """The slot moves between two calls: the next call hears MOVED, reconnects to the new
+    master (the scripts' own connection too) and the build goes on where it was."""
+    client = open_build(cluster.url, build)
+    queue = worker(client, build)
+    queue.populate(["t1", "t2", "t3"])
+    first = queue.wait_for_lease(queue.reserve())
+    assert first is not None
+    before = cluster.owner(build_slot(build))
+    after = next(node for node in cluster.nodes if node is not before)
+    cluster.move_slot(build_slot(build), after)
+
+    # On the scripts' own connection (the reply read later), then through redis-py's pool.
+    disposition, following = queue.acknowledge_later(first, passed(first)).result()
+    assert disposition == "final" and following is not None
+    second = queue.wait_for_lease(following)
+    assert second is not None and second.unit != first.unit
+    assert queue.heartbeat(second)
+    assert master_of(client) == after.port
+    with after.client() as direct:
+        assert direct.llen(build.key("tests")) == 3  # the keys moved with the slot
+
+
+def test_a_build_finds_its_slot_when_its_master_is_gone(
+    cluster: LocalCluster, build: BuildKeys
+) -> None:
+    """The slot moved away and its old master died before the client heard of it: the
+    connection fails, and the client asks the other nodes where the slot is now."""
+    extra = cluster.add_master()
+    home = cluster.owner(build_slot(build))
+    cluster.move_slot(build_slot(build), extra)
+    client = open_build(cluster.url, build)
+    queue = worker(client, build)
+    queue.populate(["t1", "t2"])
+    assert master_of(client) == extra.port
+
+    cluster.move_slot(build_slot(build), home)
+    extra.kill()
+    lease = queue.wait_for_lease(queue.reserve())
+    assert lease is not None and lease.unit == "t1"
+    assert master_of(client) == home.port
+
+
+def test_durations_live_on_their_own_slots_master(cluster: LocalCluster, build: BuildKeys) -> None:
+    namespace = next(
+        name
+        for name in (f"repo-{n}" for n in range(100))
+        if cluster.owner(slot_of(durations_key(name))) is not cluster.owner(build_slot(build))
+    )
+    client = open_build(cluster.url, build)
+    durations.save_redis(client, namespace, {"t1": 1.5, "t2": 0.25})
+    assert durations.load_redis(client, namespace) == {"t1": 1.5, "t2": 0.25}
+    assert master_of(client) == cluster.owner(build_slot(build)).port

@@ -1,0 +1,160 @@
+"""A real Redis Cluster on loopback for the tests: masters started from ``redis-server
+--cluster-enabled yes`` on reserved ports, their slots assigned and met as ``redis-cli
+--cluster create --cluster-replicas 0`` does it (here through the cluster's own commands,
+so a binary without redis-cli, Valkey's say, forms one too), ready once every node says
+``cluster_state:ok``.
+
+It can also move a slot from one master to another (a reshard, as ``redis-cli --cluster
+reshard`` moves it) and add a master, so a test can move a build under a running client.
+"""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+
+import redis
+
+from tests.support.ports import reserve_port
+from tests.support.redis_server import ControlledRedis
+
+SLOTS = 16384
+
+#: Longest a cluster may take to agree on its state before a test fails.
+FORM_TIMEOUT = 20.0
+
+
+class ClusterNode(ControlledRedis):
+    """One node of a test cluster; its cluster bus on a reserved port too."""
+
+    def __init__(self, *, binary: str | None = None) -> None:
+        super().__init__(binary=binary)
+        self.bus_port = reserve_port()
+
+    def args(self) -> list[str]:
+        return [
+            *super().args(),
+            "--cluster-enabled", "yes",
+            "--cluster-config-file", str(self.dir / "nodes.conf"),
+            "--cluster-port", str(self.bus_port),
+            "--cluster-node-timeout", "5000",
+            # A master whose last slot moved away stays a master (not a replica of the taker).
+            "--cluster-allow-replica-migration", "no",
+        ]  # fmt: skip
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, decode_responses=True)
+
+    def node_id(self) -> str:
+        with self.client() as client:
+            return str(client.execute_command("CLUSTER", "MYID"))
+
+
+class LocalCluster:
+    """`masters` nodes sharing the 16384 slots in even ranges, no replicas."""
+
+    def __init__(self, masters: int = 3, *, binary: str | None = None) -> None:
+        self.binary = binary
+        self.nodes = [ClusterNode(binary=binary) for _ in range(masters)]
+
+    @property
+    def url(self) -> str:
+        """The first node's URL: any node's would do."""
+        return self.nodes[0].url
+
+    def start(self) -> LocalCluster:
+        for node in self.nodes:
+            node.launch()
+        for node in self.nodes:
+            node.wait_ready()
+        share = -(-SLOTS // len(self.nodes))
+        for index, node in enumerate(self.nodes):
+            first, last = index * share, min(SLOTS, (index + 1) * share) - 1
+            with node.client() as client:
+                client.execute_command("CLUSTER", "SET-CONFIG-EPOCH", index + 1)
+                client.execute_command("CLUSTER", "ADDSLOTS", *range(first, last + 1))
+        for node in self.nodes[1:]:
+            self.meet(node)
+        self.wait_formed()
+        return self
+
+    def meet(self, node: ClusterNode) -> None:
+        with self.nodes[0].client() as client:
+            client.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port, node.bus_port)
+
+    def add_master(self) -> ClusterNode:
+        """A new master with no slots, met and known to every node."""
+        node = ClusterNode(binary=self.binary)
+        node.start()
+        self.nodes.append(node)
+        self.meet(node)
+        self.wait_formed()
+        return node
+
+    def wait_formed(self) -> None:
+        """Until every live node knows every other and says the cluster is ok."""
+        limit = time.monotonic() + FORM_TIMEOUT
+        while not all(self._agrees(node) for node in self.live()):
+            if time.monotonic() > limit:
+                raise RuntimeError("the test cluster did not form within its time")
+            time.sleep(0.05)
+
+    def live(self) -> list[ClusterNode]:
+        return [node for node in self.nodes if node.process is not None]
+
+    def _agrees(self, node: ClusterNode) -> bool:
+        with node.client() as client:
+            info = client.cluster("info")
+            slots = client.execute_command("CLUSTER", "SLOTS")
+        covered = sum(int(entry[1]) - int(entry[0]) + 1 for entry in slots)
+        known = int(info["cluster_known_nodes"])
+        return info["cluster_state"] == "ok" and covered == SLOTS and known >= len(self.live())
+
+    def owner(self, slot: int) -> ClusterNode:
+        """The master serving `slot`, as the first live node says."""
+        with self.live()[0].client() as client:
+            slots = client.execute_command("CLUSTER", "SLOTS")
+        for first, last, master, *_ in slots:
+            if int(first) <= slot <= int(last):
+                return next(node for node in self.nodes if node.port == int(master[1]))
+        raise LookupError(slot)
+
+    def move_slot(self, slot: int, to: ClusterNode) -> None:
+        """Migrate `slot` and its keys to master `to`, as a reshard does, and tell every
+        live node."""
+        source = self.owner(slot)
+        source_id, target_id = source.node_id(), to.node_id()
+        with source.client() as src, to.client() as dst:
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+            while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+                src.execute_command("MIGRATE", "127.0.0.1", to.port, "", 0, 5000, "KEYS", *keys)
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        for node in self.live():
+            if node not in (source, to):
+                with node.client() as client:
+                    client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> LocalCluster:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
