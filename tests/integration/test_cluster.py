@@ -18,14 +18,14 @@ from ciqueue_gha.protocol.keys import BuildKeys, durations_key
 from ciqueue_gha.queue import QueueSettings, QueueWorker
 from ciqueue_gha.queue.record import AttemptRecord
 from ciqueue_gha.queue.worker import Lease
-from tests.support.redis_cluster import LocalCluster
+from tests.support.redis_cluster import LocalCluster, running_cluster
 
 _builds = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalCluster]:
-    with LocalCluster(3) as started:
+    with running_cluster(3) as started:
         yield started
 
 

@@ -11,7 +11,8 @@ reshard`` moves it) and add a master, so a test can move a build under a running
 from __future__ import annotations
 
 import time
-from types import TracebackType
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import redis
 
@@ -144,17 +145,12 @@ class LocalCluster:
         for node in self.nodes:
             node.stop()
 
-    def __enter__(self) -> LocalCluster:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+@contextmanager
+def running_cluster(masters: int = 3, *, binary: str | None = None) -> Iterator[LocalCluster]:
+    """A started `LocalCluster`, stopped (its nodes and their folders gone) on leaving."""
+    cluster = LocalCluster(masters, binary=binary)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
