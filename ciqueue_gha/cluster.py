@@ -139,9 +139,11 @@ class SlotOwner:
         return True
 
     def for_slot(self, slot: int) -> SlotOwner:
-        """An owner of `slot` in the same cluster, asking the nodes this one knows."""
+        """An owner of `slot` in the same cluster, as this one's map says (asked again if
+        that is wrong or gone)."""
         owner = SlotOwner(slot, self.seed, self.dial, True)
         owner.map = self.map
+        owner._address = self.map.owner(slot) if self.map else None
         return owner
 
     def _locate(self) -> Address:
