@@ -188,7 +188,7 @@ class LocalCluster:
             self._wait(lambda: master_id in client.execute_command("CLUSTER", "NODES"))
             client.execute_command("CLUSTER", "REPLICATE", master_id)
             self._wait(lambda: client.info("replication").get("master_link_status") == "up")
-        # Masters vote in a failover only for a node they know replicates that master.
+        # Every node knows the replica for what it is before it may take over.
         self._wait(lambda: all(self._knows_replica(other, node) for other in self.live()))
         self.wait_formed()
         return node
@@ -203,11 +203,16 @@ class LocalCluster:
         )
 
     def fail_over(self, replica: ClusterNode) -> None:
-        """A manual failover (``CLUSTER FAILOVER``): `replica` catches up with its master and
-        takes its slots, the master becomes its replica; waits until every node says so."""
+        """A failover (``CLUSTER FAILOVER TAKEOVER``: no election to lose on a loaded
+        machine): `replica` takes its master's slots; waits until the old master says it is
+        a replica (it answers MOVED, and has taken no write meanwhile) and every node agrees."""
         with replica.client() as client:
-            client.execute_command("CLUSTER", "FAILOVER")
+            port = int(client.info("replication")["master_port"])
+            client.execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
             self._wait(lambda: client.info("replication")["role"] == "master")
+        master = next(node for node in self.nodes if node.port == port)
+        with master.client() as client:
+            self._wait(lambda: client.info("replication")["role"] == "slave")
         self.wait_formed()
 
     def _wait(self, condition: Callable[[], bool]) -> None:
