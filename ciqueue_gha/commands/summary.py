@@ -37,6 +37,9 @@ from ..report.build import BuildReport
 from ..report.junit import write_junit
 from ..report.text import render_text
 from ..truncate import REDIS_REPLY_LIMIT, shown
+from ..trust import history as outcomes
+from ..trust.assess import assess
+from ..trust.classify import Trust
 
 #: How often a re-run summary looks for the retry's workers, seconds.
 RETRY_POLL = 0.2
@@ -66,9 +69,11 @@ def summarize(
         return report_verdict(kept, keys)
     verdict = wait_for_build(client, keys, options, workers_gone)
     history, report = load_report(client, keys, verdict)
+    report.trust = judge(client, keys, report, options.quarantine)
     write_junit(report, options.junit_xml)
     if keys == target.keys:  # a report of an earlier attempt again: its durations are in
         save_durations(client, report, options.durations_file)
+        outcomes.record(client, durations_namespace(), keys.build_id, report.history_outcomes())
     log_report(client, keys, verdict, history, report)
     click.echo(f"ciqueue-gha: merged JUnit: {options.junit_xml}")
     code = report.exit_code_after(verdict)
@@ -212,6 +217,16 @@ def report_verdict(kept: AttemptVerdict, keys: BuildKeys) -> int:
         RunnerLog().text("\n".join(f"FAILED OR NOT RUN {unit}" for unit in kept.rerun))
     click.echo("ciqueue-gha: no merged JUnit: the attempt's records expired")
     return kept.exit_code
+
+
+def judge(
+    client: redis.Redis, keys: BuildKeys, report: BuildReport, quarantine: Path | None
+) -> Trust:
+    """How each failure of `report` stands against the quarantine (`quarantine`, and the
+    entries Redis keeps) and the flaky history of the builds before this one."""
+    failing = [case.final.nodeid for case in report.failures if not case.collection]
+    namespace, build = durations_namespace(), keys.build_id
+    return assess(client, namespace, build, failing, quarantine, report.repeated_runs())
 
 
 def save_durations(client: redis.Redis, report: BuildReport, path: Path | None) -> None:
