@@ -286,10 +286,15 @@ def open_build(url: str, keys: BuildKeys, *, verify_tls: bool = True) -> redis.R
 
 
 def on_build(client: redis.Redis, url: str, keys: BuildKeys) -> redis.Redis:
-    """`client` (of the server at `url`, reached) for build `keys`: itself, or on a cluster
-    a client of the master that owns the build's slot, found now (a cluster that cannot say
+    """`on_slot` for the slot of build `keys`."""
+    return on_slot(client, url, build_slot(keys))
+
+
+def on_slot(client: redis.Redis, url: str, slot: int) -> redis.Redis:
+    """`client` (of the server at `url`, reached) for the keys of `slot`: itself, or on a
+    cluster a client of the master that owns the slot, found now (a cluster that cannot say
     fails at once, in one line)."""
-    following = follow(client, build_slot(keys), cluster=None)
+    following = follow(client, slot, cluster=None)
     owner = owner_of(following)
     if owner is None:
         return client

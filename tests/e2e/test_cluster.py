@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from ciqueue_gha.cluster import build_slot, open_build
+from ciqueue_gha.cluster import build_slot, open_build, slot_of
 from ciqueue_gha.errors import EXIT_FAILED, EXIT_PASSED
-from ciqueue_gha.protocol.keys import BuildKeys
+from ciqueue_gha.github.env import GitHubEnv
+from ciqueue_gha.options import durations_namespace
+from ciqueue_gha.protocol.keys import BuildKeys, quarantine_key
 from ciqueue_gha.queue.record import BuildRecord
 from tests.e2e import test_runner as runner
 from tests.e2e.test_faults import SUITES as FAULT_SUITES
@@ -168,3 +170,21 @@ def test_concurrent_builds_spread_over_the_masters(
         ]
     masters = {cluster.owner(build_slot(BuildKeys(build_id))).port for build_id in ids}
     assert len(masters) == 3
+
+
+def test_the_quarantine_commands_reach_the_namespaces_master(
+    cluster: LocalCluster, commands: Commands, tmp_path: Path
+) -> None:
+    repository = "owner/cluster-repo"
+    slot = slot_of(quarantine_key(durations_namespace(GitHubEnv(repository=repository))))
+    url = next(node for node in cluster.nodes if node is not cluster.owner(slot)).url
+
+    def quarantine(*args: str) -> Command:
+        argv = [*cli(), "quarantine", *args, "--redis-url", url, "--repository", repository]
+        return commands.run(args[0], argv, cwd=tmp_path, env=clean_env(tmp_path))
+
+    assert quarantine("add", "tests/test_a.py::test_x").process.returncode == 0
+    listed = quarantine("list")
+    assert listed.process.returncode == 0, listed.output()
+    assert listed.stdout.read_text().startswith("tests/test_a.py::test_x")
+    assert quarantine("remove", "tests/test_a.py::test_x").process.returncode == 0

@@ -18,10 +18,11 @@ import redis
 from ciqueue_gha import durations
 from ciqueue_gha.cluster import build_slot, connect_build, on_build, open_build, owner_of, slot_of
 from ciqueue_gha.connection import connect
-from ciqueue_gha.protocol.keys import BuildKeys, durations_key
+from ciqueue_gha.protocol.keys import BuildKeys, durations_key, outcomes_key
 from ciqueue_gha.queue import QueueSettings, QueueWorker
 from ciqueue_gha.queue.record import AttemptRecord
 from ciqueue_gha.queue.worker import Lease
+from ciqueue_gha.trust import history, quarantine
 from tests.integration.test_tls import make_certificates, openssl
 from tests.support.redis_cluster import LocalCluster, cluster_binary, running_cluster
 
@@ -142,7 +143,11 @@ def test_a_build_follows_a_failover(cluster: LocalCluster, build: BuildKeys) -> 
     assert master_of(client) == replica.port
 
 
-def test_durations_live_on_their_own_slots_master(cluster: LocalCluster, build: BuildKeys) -> None:
+def test_a_namespaces_keys_live_on_their_own_slots_master(
+    cluster: LocalCluster, build: BuildKeys
+) -> None:
+    """The durations, the quarantine and the outcome history of a repository share a slot
+    (their hash tag is the namespace), not the build's: read and written on its master."""
     namespace = next(
         name
         for name in (f"repo-{n}" for n in range(100))
@@ -151,7 +156,14 @@ def test_durations_live_on_their_own_slots_master(cluster: LocalCluster, build: 
     client = open_build(cluster.url, build)
     durations.save_redis(client, namespace, {"t1": 1.5, "t2": 0.25})
     assert durations.load_redis(client, namespace) == {"t1": 1.5, "t2": 0.25}
+    quarantine.add_redis(client, namespace, [quarantine.Entry("t1", reason="flaky")])
+    assert [entry.pattern for entry in quarantine.load_redis(client, namespace)] == ["t1"]
+    assert quarantine.remove_redis(client, namespace, ["t1"]) == 1
+    history.record(client, namespace, build.build_id, {"t1": history.FAILED})
+    assert list(history.load(client, namespace, ["t1", "t2"])) == ["t1"]
     assert master_of(client) == cluster.owner(build_slot(build)).port
+    with cluster.owner(slot_of(durations_key(namespace))).client() as direct:
+        assert direct.exists(durations_key(namespace), outcomes_key(namespace)) == 2
 
 
 def cluster_certificates(folder: Path) -> None:
