@@ -16,8 +16,9 @@ import click
 from . import __version__
 from .errors import EXIT_USAGE, CiqueueError
 from .fastexit import exit_now
+from .github.env import GitHubEnv
 from .github.log import RunnerLog
-from .options import insecure_tls_option, redis_url_option, whole
+from .options import build_id_option, insecure_tls_option, redis_url_option, whole
 from .redis_server import PrivateRedis
 from .secrets import hand_over, received
 
@@ -80,19 +81,27 @@ def redis_start(port: int | None) -> None:
 @redis_group.command("check")
 @server_url_option
 @server_tls_option
-def redis_check(redis_url: str, insecure_tls: bool) -> None:
+@build_id_option("Say which cluster master holds this build. Default: GITHUB_RUN_ID.")
+def redis_check(redis_url: str, insecure_tls: bool, build_id: str | None) -> None:
     """Check that Redis is reachable, new enough, and runs the queue's scripts."""
+    from .cluster import on_build, placement
     from .connection import open_server, redact
     from .protocol.keys import BuildKeys
     from .protocol.scripts import SCRIPT_NAMES, Scripts
 
-    client, version = open_server(redis_url, verify_tls=not insecure_tls)
+    server = open_server(redis_url, verify_tls=not insecure_tls)
+    build = build_id or GitHubEnv.from_environ().run_id
+    keys = BuildKeys(build or "ciqueue-gha-check")
+    client = on_build(server.client, redis_url, keys)
     scripts = Scripts(client)
     scripts.load_all()
     # Loading is not running (an ACL may allow one, not the other): run a read-only one.
-    scripts.call("status", BuildKeys("ciqueue-gha-check").queue_keys(), [])
-    shown = ".".join(map(str, version))
+    scripts.call("status", keys.queue_keys(), [])
+    shown = ".".join(map(str, server.version))
     click.echo(f"ok: Redis {shown} at {redact(redis_url)}, {len(SCRIPT_NAMES)} scripts loaded")
+    where = placement(client, build)
+    if where:
+        click.echo(where)
 
 
 @redis_group.command("stop")

@@ -36,10 +36,11 @@ class Target:
     keys: BuildKeys
 
     def open(self) -> redis.Redis:
-        """A client for the build's Redis, the server reached and checked (`open_server`)."""
-        from .connection import open_server  # Redis's client library is loaded only now
+        """A client for the build's Redis, the server reached and checked (`open_server`);
+        on a Redis Cluster, a client of the master that owns the build's slot (cluster.py)."""
+        from .cluster import open_build  # Redis's client library is loaded only now
 
-        return open_server(self.redis_url, verify_tls=self.verify_tls).client
+        return open_build(self.redis_url, self.keys, verify_tls=self.verify_tls)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import redis
 
+from .cluster import keyed
 from .errors import UsageError
 from .protocol.keys import durations_key
 
@@ -51,7 +52,8 @@ def blend(old: Mapping[str, float], new: Mapping[str, float]) -> dict[str, float
 
 
 def load_redis(client: redis.Redis, namespace: str) -> dict[str, float]:
-    raw: dict[str, str] = client.hgetall(durations_key(namespace))  # type: ignore[assignment]
+    key = durations_key(namespace)  # a slot of its own on a cluster: `keyed`
+    raw: dict[str, str] = keyed(client, key).hgetall(key)  # type: ignore[assignment]
     return {unit: float(seconds) for unit, seconds in raw.items()}
 
 
@@ -59,7 +61,7 @@ def save_redis(client: redis.Redis, namespace: str, durations: Mapping[str, floa
     if not durations:
         return
     key = durations_key(namespace)
-    pipe = client.pipeline(transaction=False)
+    pipe = keyed(client, key).pipeline(transaction=False)
     pipe.hset(key, mapping={unit: repr(seconds) for unit, seconds in durations.items()})
     pipe.expire(key, DURATIONS_TTL)
     pipe.execute()

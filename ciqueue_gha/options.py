@@ -182,6 +182,10 @@ def insecure_tls_option(help: str) -> Callable[[F], F]:
     return _option("--insecure-tls", is_flag=True, type=ShortBool(), help=help)
 
 
+def build_id_option(help: str) -> Callable[[F], F]:
+    return _option("--build-id", help=help)
+
+
 def worker_id_option(help: str) -> Callable[[F], F]:
     return _option("--worker-id", type=WorkerIdType(), help=help)
 
@@ -196,10 +200,8 @@ def junit_xml_option(help: str, default: Path | None = None) -> Callable[[F], F]
 connection_options = _stack(
     redis_url_option("redis://, rediss:// or unix:// URL."),
     insecure_tls_option("Do not verify a rediss:// server's certificate (says so loudly)."),
-    _option(
-        "--build-id",
-        help="Names the queue; every worker and the summary of a run share it. "
-        "Default: GITHUB_RUN_ID.",
+    build_id_option(
+        "Names the queue; every worker and the summary of a run share it. Default: GITHUB_RUN_ID."
     ),
     _option(
         "--attempt",

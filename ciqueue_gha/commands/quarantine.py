@@ -13,6 +13,7 @@ from ..errors import UsageError
 from ..github.env import GitHubEnv
 from ..github.log import RunnerLog
 from ..options import durations_namespace, insecure_tls_option, redis_url_option
+from ..protocol.keys import quarantine_key
 from ..trust.quarantine import Entry, add_redis, load_redis, parse_date, remove_redis
 
 
@@ -38,11 +39,14 @@ def repository_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def open_repository(
     redis_url: str, insecure_tls: bool, repository: str | None
 ) -> tuple[redis.Redis, str]:
-    """A client for the checked server, and the namespace of `repository`'s tests."""
+    """A client for the checked server (on a cluster, the namespace's master), and the
+    namespace of `repository`'s tests."""
+    from ..cluster import on_slot, slot_of
     from ..connection import open_server
 
+    namespace = durations_namespace(GitHubEnv(repository=repository) if repository else None)
     client = open_server(redis_url, verify_tls=not insecure_tls).client
-    return client, durations_namespace(GitHubEnv(repository=repository) if repository else None)
+    return on_slot(client, redis_url, slot_of(quarantine_key(namespace))), namespace
 
 
 @click.group("quarantine")

@@ -41,7 +41,7 @@ from functools import partial
 from typing import IO
 
 from .. import defaults
-from ..connection import connect
+from ..cluster import connect_build
 from ..errors import QueueStateLost
 from ..fastexit import exit_now
 from ..protocol.keys import BuildKeys
@@ -342,13 +342,14 @@ def _start(config: HelperConfig, parent: int, pidfd: int | None) -> Helper:
     # No retries inside a call: this loop retries, and reads the pipe in between. A reply may
     # take half the lease (a slow one on a loaded machine is not a dead one), so a second try
     # still comes within the lease.
-    client = connect(
+    keys = BuildKeys(config.build_id, config.attempt)
+    client = connect_build(
         config.redis_url,
+        keys,
         verify_tls=config.verify_tls,
         retry_budget=0,
         socket_timeout=min(defaults.SOCKET_TIMEOUT, config.lease_timeout / 2),
     )
-    keys = BuildKeys(config.build_id, config.attempt)
     worker = QueueWorker(client, keys, config.worker_id, settings)
     if config.claim_token:
         claim.keep_alive(

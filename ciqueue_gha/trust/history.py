@@ -17,6 +17,7 @@ from typing import TypeVar
 
 import redis
 
+from ..cluster import keyed
 from ..protocol.keys import outcomes_key
 
 #: An outcome as the history keeps it: passed, failed, or flaky (failed, then passed on a
@@ -120,6 +121,7 @@ def load(
     (a re-run's earlier attempt is not "before" it); a test never seen in the last
     `HISTORY_DAYS` days is absent."""
     key, since = outcomes_key(namespace), _now(client) - HISTORY_TTL
+    client = keyed(client, key)  # a slot of its own on a cluster
     pairs: list[tuple[str, str | None]] = []
     if tests is None:
         raw: Mapping[str, str] = client.hgetall(key)  # type: ignore[assignment]
@@ -141,6 +143,7 @@ def record(client: redis.Redis, namespace: str, build: str, outcomes: Mapping[st
     if not outcomes:
         return
     key, now, tests = outcomes_key(namespace), _now(client), list(outcomes)
+    client = keyed(client, key)
     reads = client.pipeline(transaction=False)
     for chunk in _chunks(tests):
         reads.hmget(key, list(chunk))

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import redis
 
+from ..cluster import keyed
 from ..errors import UsageError
 from ..protocol.keys import quarantine_key
 from ..truncate import shown
@@ -155,6 +156,7 @@ def redis_today(client: redis.Redis) -> dt.date:
 def load_redis(client: redis.Redis, namespace: str) -> list[Entry]:
     """The entries kept for `namespace`, by pattern; each read refreshes their lifetime."""
     key = quarantine_key(namespace)
+    client = keyed(client, key)  # a slot of its own on a cluster
     raw: Mapping[str, str] = client.hgetall(key)  # type: ignore[assignment]
     if raw:
         client.expire(key, QUARANTINE_TTL)
@@ -169,7 +171,7 @@ def _from_json(pattern: str, text: str) -> Entry:
 
 def add_redis(client: redis.Redis, namespace: str, entries: Iterable[Entry]) -> None:
     key = quarantine_key(namespace)
-    pipe = client.pipeline(transaction=False)
+    pipe = keyed(client, key).pipeline(transaction=False)
     for entry in entries:
         until = entry.until.isoformat() if entry.until else None
         pipe.hset(key, entry.pattern, json.dumps({"until": until, "reason": entry.reason}))
@@ -179,4 +181,5 @@ def add_redis(client: redis.Redis, namespace: str, entries: Iterable[Entry]) -> 
 
 def remove_redis(client: redis.Redis, namespace: str, patterns: Iterable[str]) -> int:
     """Remove `patterns`; how many were there."""
-    return int(client.hdel(quarantine_key(namespace), *patterns))
+    key = quarantine_key(namespace)
+    return int(keyed(client, key).hdel(key, *patterns))

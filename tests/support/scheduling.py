@@ -20,10 +20,12 @@ from xdist.scheduler import LoadScopeScheduling
 TOGETHER = frozenset(
     {
         "tests/chaos/test_chaos.py",  # the last test checks what every round injected
+        "tests/e2e/test_cluster.py",  # a Redis Cluster of 3 masters, started once
         "tests/e2e/test_collection.py",  # plain pytest over each collection case, once
         "tests/e2e/test_redis_refusals.py",  # two refusing servers and a large suite
         "tests/e2e/test_runner.py",  # plain pytest over the demo and the fixture suite
         "tests/e2e/test_wheel.py",  # the wheel, built once
+        "tests/integration/test_cluster.py",  # a Redis Cluster of 3 masters, started once
         "tests/integration/test_round_trips.py",  # one measured drain
         "tests/integration/test_stress.py",  # one stressed build, checked by every test
         "tests/integration/test_tls.py",  # certificates and a TLS server
