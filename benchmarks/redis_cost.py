@@ -57,6 +57,7 @@ class Cost:
     tests: int
     round_trips: int | None  # counted on the worker's side; None: not counted
     calls: Counter[str]  # command -> calls, from commandstats
+    usec: Counter[str]  # command -> microseconds Redis spent in it, from commandstats
 
     @property
     def script_calls(self) -> int:
@@ -95,12 +96,15 @@ class CountingWorker:
         self._send_packed(command, *args)
 
 
-def commandstats(admin: redis.Redis) -> Counter[str]:
+def commandstats(admin: redis.Redis) -> tuple[Counter[str], Counter[str]]:
+    """Calls and microseconds of each command since the last CONFIG RESETSTAT, less ours."""
     stats = admin.info("commandstats")
     calls = Counter({name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()})
+    usec = Counter({name.removeprefix("cmdstat_"): int(v["usec"]) for name, v in stats.items()})
     for name in ADMIN_COMMANDS:
         calls.pop(name, None)
-    return calls
+        usec.pop(name, None)
+    return calls, usec
 
 
 def small_record(test: str) -> AttemptRecord:
@@ -117,10 +121,10 @@ def hot_path(url: str, tests: int) -> tuple[Cost, Counter[str]]:
         counter = CountingWorker(worker)
         admin.config_resetstat()
         executed = drain_queue(worker, lambda lease: small_record(lease.unit))
-        calls = commandstats(admin)
+        calls, usec = commandstats(admin)
     if executed != tests:
         raise SystemExit(f"redis_cost: the worker ran {executed} of {tests} tests")
-    return Cost("hot path", tests, sum(counter.sent.values()), calls), counter.sent
+    return Cost("hot path", tests, sum(counter.sent.values()), calls, usec), counter.sent
 
 
 def whole_build(url: str, tests: int) -> Cost:
@@ -138,20 +142,23 @@ def whole_build(url: str, tests: int) -> Cost:
         done = subprocess.run(
             argv, cwd=suite, env=clean_environment(), capture_output=True, text=True, timeout=180
         )
-        calls = commandstats(admin)
+        calls, usec = commandstats(admin)
     if done.returncode != 0:
         raise SystemExit(f"redis_cost: the build exited {done.returncode}:\n{done.stderr[-3000:]}")
-    return Cost("whole build, run --workers 2", tests, None, calls)
+    return Cost("whole build, run --workers 2", tests, None, calls, usec)
 
 
 def report(hot: Cost, sent: Counter[str], build: Cost) -> int:
     print(f"{hot.tests:,} tests; per test:")
-    print(f"{'measurement':<30} {'round trips':>11} {'scripts':>8} {'inside':>8} {'EXPIRE':>8}")
+    print(
+        f"{'measurement':<30} {'round trips':>11} {'scripts':>8} {'inside':>8} {'EXPIRE':>8} {'Redis µs':>8}"
+    )
     for cost in (hot, build):
         trips = f"{cost.round_trips / cost.tests:>11.3f}" if cost.round_trips else f"{'-':>11}"
         print(
             f"{cost.what:<30} {trips} {cost.per_test(cost.script_calls)} "
             f"{cost.per_test(cost.inside_scripts)} {cost.per_test(cost.calls['expire'])}"
+            f" {cost.per_test(sum(cost.usec.values()))}"
         )
     print("(scripts: script calls; inside: the commands those scripts ran in Redis)")
     top = ", ".join(f"{name} {n / hot.tests:.2f}" for name, n in hot.calls.most_common(8))

@@ -7,14 +7,16 @@ cannot starve its heartbeats. The worker talks to it over a pipe, one JSON line 
      "pidfd": fd}                         the worker's pid (it may be gone already) and the
                                           pidfd on it the helper inherited (null: none)
     {"leases": [[unit, id], ...]}         a unit started under the first lease; the others
-                                          are held behind it
+                                          are the rest of the worker's window (held, or run
+                                          and not acknowledged yet)
     {"close": true}                       last line: the worker ends normally
 
-A finished test sends nothing (a message per test is a wake-up of this process, on the hot
-path): the next test's message replaces the leases, and a lease acknowledged in between
-fails its next heartbeat and is dropped. Each heartbeat also keeps alive the worker's latest
-grant (heartbeat.lua), which covers the lease an acknowledge in flight reserved before the
-worker has read its reply, and so before it could tell this helper.
+A finished unit sends nothing (a message per unit is a wake-up of this process, on the hot
+path): the next unit's message replaces the leases, and a lease acknowledged in between
+fails its next heartbeat and is dropped. One heartbeat call extends every lease of the
+window, and the worker's latest grant (heartbeat.lua), which covers the leases an
+acknowledge in flight reserved before the worker has read its reply, and so before it could
+tell this helper.
 
 The helper survives Redis errors: a failed heartbeat is retried with backoff, and while
 heartbeats fail for longer than the lease timeout it says once, on the worker's log, that the
@@ -22,7 +24,7 @@ worker's leases may have expired (its acknowledges are fenced: a lease lost is a
 never a second result). A unit that runs past max-test-duration is recorded as an error
 (timeout) and its worker stopped (hang.py). A worker that dies without the close message
 (os._exit, SIGKILL, a segfault) while a unit runs has that unit recorded as an error by its
-helper, which gives back the leases held behind it and the worker's id, and exits (crash.py):
+helper, which gives back the rest of its window and the worker's id, and exits (crash.py):
 when its worker dies, so do its heartbeats. The worker restarts a helper that died. The
 Redis URL travels over the pipe, never on the command line, so `ps` never shows a password.
 """
@@ -103,11 +105,11 @@ class HeartbeatProcess:
         while data:
             data = data[os.write(self._pipe, data) :]
 
-    def hold(self, running: Lease, *behind: Lease) -> None:
-        """Keep `running` and the leases `behind` it alive from now on; the next
-        call replaces them (see the module's docstring)."""
+    def hold(self, running: Lease, *others: Lease) -> None:
+        """Keep `running` and the `others` of the worker's window alive from now on; the
+        next call replaces them (see the module's docstring)."""
         message: dict[str, object] = {
-            "leases": [[lease.unit, lease.id] for lease in (running, *behind)]
+            "leases": [[lease.unit, lease.id] for lease in (running, *others)]
         }
         if self.process.poll() is not None:
             self._restart()
@@ -208,8 +210,9 @@ class Helper:
             self.finish_hung()
             return
         try:
-            # A lease taken over is no longer ours to keep alive.
-            kept = [lease for lease in self.leases if self.worker.heartbeat(lease)]
+            # One call for the whole window; a lease taken over is no longer ours to keep alive.
+            extended = self.worker.heartbeat_all(self.leases)
+            kept = [lease for lease, ok in zip(self.leases, extended, strict=True) if ok]
         except QueueStateLost as exc:
             # Nothing left to keep alive, now or for any unit after: the worker learns it too
             # at its next call, and exits 4.
@@ -239,7 +242,7 @@ class Helper:
 
     def finish_hung(self) -> None:
         """The running unit passed max-test-duration: record it as an error (timeout), give
-        the leases held behind it back, and stop the worker stuck in it (hang.py)."""
+        the rest of the window back, and stop the worker stuck in it (hang.py)."""
         running, self.leases, self.running = self.leases[0], [], None
         ran_for = time.monotonic() - self.started
         limit = self.settings.heartbeat_for
@@ -269,9 +272,10 @@ class Helper:
 
     def outlive(self) -> None:
         """The worker ended without the close message. Once it is gone (not merely closed
-        the pipe), record the unit it ran as an error, and give back the leases it held
-        behind it and its worker id. A Redis error is tried again for up to a lease timeout:
-        past it the lease runs out, and the unit goes to another worker."""
+        the pipe), record the unit it ran as an error, and give back the rest of its window
+        (held, or run and not acknowledged: those run again elsewhere) and its worker id.
+        A Redis error is tried again for up to a lease timeout: past it the leases run out,
+        and their units go to another worker."""
         how = crash.wait_end(self.parent, self.pidfd)
         if how is None or self.state_lost:
             return

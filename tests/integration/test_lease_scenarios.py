@@ -37,6 +37,7 @@ from ciqueue_gha.queue import (
     Supervisor,
     Verdict,
     Wait,
+    Window,
 )
 from ciqueue_gha.queue.heartbeat import HeartbeatProcess, HelperConfig
 from ciqueue_gha.redis_server import PrivateRedis
@@ -400,7 +401,7 @@ def test_the_lease_an_unread_acknowledge_reserved_is_kept_alive_by_the_helper(
         while time.monotonic() < held_until:
             assert isinstance(b.reserve(), Wait)  # nothing expired for B to take over
             time.sleep(0.05)
-        assert finishing.result() == ("final", Lease("unread", running.id + 1))
+        assert finishing.result() == (["final"], Window((Lease("unread", running.id + 1),)))
     finally:
         helper.close()
     assert BuildRecord.load(client, keys).takeovers == {}
