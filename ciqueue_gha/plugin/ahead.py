@@ -70,8 +70,10 @@ MAX_WINDOW = 32
 WINDOW_ROUND_TRIPS = 2
 
 #: A window covers at least this much work, seconds: units of a few milliseconds share one
-#: call even on loopback, where a round trip is nearly free (Redis's time per call is not).
-WINDOW_FLOOR = 0.020
+#: call even on loopback, where a round trip is nearly free (Redis's time per call is not:
+#: a call's fixed cost, the state check and the TTLs, is shared by the units it settles).
+#: Near the end of the queue reserve.lua's fair share keeps it from costing balance.
+WINDOW_FLOOR = 0.25
 
 #: Weight of the newest sample in the worker's moving averages (round trip, unit time).
 SMOOTHING = 0.2

@@ -14,8 +14,8 @@ from ciqueue_gha.queue import AttemptRecord, BuildRecord, Done, Lease, QueueWork
 from ciqueue_gha.queue.settings import QueueSettings
 
 UNITS = [f"u{n}" for n in range(1, 9)]
-#: Recorded durations that make a window of every unit (8 of 2 ms each cover the 20 ms floor).
-SHORT = dict.fromkeys(UNITS, 0.002)
+#: Recorded durations that ask for a window of ten units (ten of 25 ms cover the 250 ms floor).
+SHORT = dict.fromkeys(UNITS, 0.025)
 
 
 class Holds:
@@ -86,7 +86,7 @@ def test_a_window_is_reserved_in_one_call_and_acknowledged_in_batches(
     assert worker.reserve_seq == 1
     ran = run_all(policy, first)
     assert [lease.unit for lease in ran] == UNITS
-    # The first reserve (ten units of 2 ms cover the 20 ms floor; the queue has eight), one
+    # The first reserve (ten units asked for, the queue has eight), one
     # acknowledge once half the window was spent (its reserve finds nothing queued), one as
     # the last unit's teardown asks what follows (nothing held), one for the last: four calls
     # for eight units.
@@ -99,8 +99,8 @@ def test_a_window_is_reserved_in_one_call_and_acknowledged_in_batches(
 def test_the_reply_in_flight_is_read_when_the_window_needs_it(
     client: redis.Redis, keys: BuildKeys
 ) -> None:
-    policy, _, worker = window(client, keys, expected=dict.fromkeys(UNITS, 0.01))
-    first = policy.start()  # 20 ms of work at 10 ms a unit: a window of two
+    policy, _, worker = window(client, keys, expected=dict.fromkeys(UNITS, 0.125))
+    first = policy.start()  # 250 ms of work at 125 ms a unit: a window of two
     assert first is not None and list(policy.held) and len(policy.held) == 1
     second = policy.finish(passed(), stopping=False)  # half spent: acknowledge and reserve
     assert second is not None and second.unit == "u2"
