@@ -303,7 +303,13 @@ class QueueWorker:
         """Extend every lease in `leases` still this worker's, in one call (and those of its
         latest grant); per lease, whether it was extended."""
         pairs = [part for lease in leases for part in (lease.unit, lease.id)]
-        extended = self._call("heartbeat", self.worker_id, self.settings.lease_timeout_ms, *pairs)
+        extended = self._call(
+            "heartbeat",
+            self.worker_id,
+            self.settings.lease_timeout_ms,
+            self.settings.key_ttl,
+            *pairs,
+        )
         return [bool(flag) for flag in extended]
 
     def release(self) -> list[str]:
