@@ -117,8 +117,9 @@ class Model:
             return Window(tuple(kept))
         if self.max_failures is not None and self.failed >= self.max_failures:
             return Done("stopped")
-        if count > 1:  # at most a live worker's share of the queue
-            count = max(1, min(count, math.ceil(len(self.queue) / len(self.seen))))
+        if count > 1:  # at most a live worker's share of what is queued or expired
+            free = len(self.queue) + len(self.expired())
+            count = max(1, min(count, math.ceil(free / len(self.seen))))
         units: list[str] = []
         while len(units) < count and (expired := [t for t in self.expired() if t not in units]):
             if expired[0] in self.last_attempt:

@@ -211,11 +211,12 @@ local function expired_units(now, count)
 end
 
 -- How many leases one call grants: what the worker asks for, but never more than its share
--- of the queue among the live workers (seen within a lease timeout), so that near the end no
--- unit waits behind a busy worker while another is idle; at least one.
+-- of what can be handed out (queued, or expired) among the live workers (seen within a lease
+-- timeout), so that near the end no unit waits behind a busy worker while another is idle;
+-- at least one.
 local function window(count, now, lease_timeout)
   if count <= 1 then return 1 end
-  local queued = redis.call('LLEN', K.queue)
+  local queued = redis.call('LLEN', K.queue) + redis.call('ZCOUNT', K.running, '-inf', now)
   local live = math.max(1, redis.call('ZCOUNT', K.workers, now - lease_timeout, '+inf'))
   return math.max(1, math.min(count, math.ceil(queued / live)))
 end
