@@ -1,11 +1,12 @@
 """The lease queue against a model: a Hypothesis state machine on a real Redis.
 
-Three workers populate, reserve, heartbeat, acknowledge, requeue, retry and release, crash
-and lose leases; the harness stands for time passing and forces a lease to expire by
-rewriting its deadline in the running zset (nothing sleeps). `Model` is a plain-Python
-reading of DESIGN.md §2: it predicts every reply (which test and lease is handed out is
-deterministic: expired leases first, by deadline then by name as the zset orders them, then
-the queue's head), and after every step the whole of Redis's state is compared with it and
+Three workers populate, reserve windows of leases (at most their share of what is left),
+heartbeat one lease or a whole window in one call, acknowledge and requeue one attempt or a
+batch, retry and release, crash and lose leases; the harness stands for time passing and
+forces a lease to expire by rewriting its deadline in the running zset (nothing sleeps).
+`Model` (queue_model.py) is a plain-Python reading of DESIGN.md §2: it predicts every reply
+(which tests and leases are handed out is deterministic: expired leases first, by deadline
+then by name as the zset orders them, then the queue's head), and after every step the whole of Redis's state is compared with it and
 the five invariants are checked on Redis's state alone.
 
 A build may also lose one of its structural keys (evicted, expired, flushed): from then on
