@@ -6,8 +6,9 @@ batch, retry and release, crash and lose leases; the harness stands for time pas
 forces a lease to expire by rewriting its deadline in the running zset (nothing sleeps).
 `Model` (queue_model.py) is a plain-Python reading of DESIGN.md §2: it predicts every reply
 (which tests and leases are handed out is deterministic: expired leases first, by deadline
-then by name as the zset orders them, then the queue's head), and after every step the whole of Redis's state is compared with it and
-the five invariants are checked on Redis's state alone.
+then by name as the zset orders them, then the queue's head), and after every step the whole
+of Redis's state is compared with it and the five invariants are checked on Redis's state
+alone.
 
 A build may also lose one of its structural keys (evicted, expired, flushed): from then on
 every call of every worker, and the supervisor's, is refused as queue state lost, changing
