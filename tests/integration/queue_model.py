@@ -224,64 +224,54 @@ class State:
         return test in self.running and self.running[test] > self.now
 
 
+#: What `read_state` reads whole: hashes, then counters.
+_HASHES = (
+    "leases",
+    "holders",
+    "results",
+    "attempts",
+    "dispositions",
+    "last-attempt",
+    "requeues",
+    "takeovers",
+    "reservations",
+)
+_COUNTERS = ("total", "failed", "requeued", "lease-counter")
+
+
 def read_state(client: redis.Redis, keys: BuildKeys) -> State:
     k = keys.key
     pipe = client.pipeline(transaction=True)
     pipe.time()
     pipe.exists(k("ready"))
-    pipe.get(k("total"))
     pipe.lrange(k("tests"), 0, -1)
     pipe.lrange(k("queue"), 0, -1)
     pipe.zrange(k("running"), 0, -1, withscores=True)
-    for name in ("leases", "holders", "results", "attempts", "dispositions", "last-attempt"):
-        pipe.hgetall(k(name))
-    pipe.get(k("failed"))
-    pipe.hgetall(k("requeues"))
-    pipe.get(k("requeued"))
-    pipe.hgetall(k("takeovers"))
-    pipe.get(k("lease-counter"))
-    pipe.hgetall(k("reservations"))
-    for name in QUEUE_KEYS:
-        pipe.pttl(k(name))
-    (
-        (seconds, micros),
-        ready,
-        total,
-        tests,
-        queue,
-        running,
-        leases,
-        holders,
-        results,
-        attempts,
-        dispositions,
-        last_attempt,
-        failed,
-        requeues,
-        requeued,
-        takeovers,
-        lease_counter,
-        reservations,
-        *ttls,
-    ) = pipe.execute()
+    for read, names in ((pipe.hgetall, _HASHES), (pipe.get, _COUNTERS), (pipe.pttl, QUEUE_KEYS)):
+        for name in names:
+            read(k(name))
+    (seconds, micros), ready, tests, queue, running, *rest = pipe.execute()
+    h: dict[str, dict[str, str]] = dict(zip(_HASHES, rest, strict=False))
+    n = {name: int(v or 0) for name, v in zip(_COUNTERS, rest[len(_HASHES) :], strict=False)}
+    ttls = rest[len(_HASHES) + len(_COUNTERS) :]
     return State(
         now=int(seconds) * 1000 + int(micros) // 1000,
         ready=bool(ready),
-        total=int(total or 0),
+        total=n["total"],
         tests=tests,
         queue=queue,
         running=dict(running),
-        leases={t: int(lease) for t, lease in leases.items()},
-        holders=holders,
-        results={t: int(lease) for t, lease in results.items()},
-        attempts={int(lease): json.loads(text) for lease, text in attempts.items()},
-        dispositions={int(lease): d for lease, d in dispositions.items()},
-        last_attempt=last_attempt,
-        failed=int(failed or 0),
-        requeues={t: int(n) for t, n in requeues.items()},
-        requeued=int(requeued or 0),
-        takeovers={t: int(n) for t, n in takeovers.items()},
-        lease_counter=int(lease_counter or 0),
-        reservations={w: json.loads(text) for w, text in reservations.items()},
+        leases={t: int(lease) for t, lease in h["leases"].items()},
+        holders=h["holders"],
+        results={t: int(lease) for t, lease in h["results"].items()},
+        attempts={int(lease): json.loads(text) for lease, text in h["attempts"].items()},
+        dispositions={int(lease): d for lease, d in h["dispositions"].items()},
+        last_attempt=h["last-attempt"],
+        failed=n["failed"],
+        requeues={t: int(count) for t, count in h["requeues"].items()},
+        requeued=n["requeued"],
+        takeovers={t: int(count) for t, count in h["takeovers"].items()},
+        lease_counter=n["lease-counter"],
+        reservations={w: json.loads(text) for w, text in h["reservations"].items()},
         ttls=dict(zip(QUEUE_KEYS, ttls, strict=True)),
     )

@@ -383,6 +383,24 @@ def test_a_killed_worker_loses_its_test_within_the_lease_timeout(
     assert record.results["t"].worker == "B"
 
 
+def nothing_to_take_over(worker: QueueWorker, seconds: float) -> None:
+    """For `seconds`, `worker` finds nothing to take over (every lease is kept alive)."""
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        assert isinstance(worker.reserve(), Wait)
+        time.sleep(0.1)
+
+
+def take_over_all(worker: QueueWorker, count: int) -> list[Lease]:
+    """Reserve windows, waiting out waits, until `worker` holds `count` leases."""
+    taken: list[Lease] = []
+    while len(taken) < count:
+        grant = worker.wait_for_window(worker.reserve_window(count), count)
+        assert isinstance(grant, Window), grant
+        taken += grant.leases
+    return taken
+
+
 def test_a_killed_worker_holding_a_window_of_8_has_all_8_taken_over_once(
     client: redis.Redis,
     keys: BuildKeys,
@@ -401,10 +419,7 @@ def test_a_killed_worker_holding_a_window_of_8_has_all_8_taken_over_once(
     window = [Lease(unit, lease) for unit, lease in held["window"]]
     assert sorted(lease.unit for lease in window) == units  # the whole queue, one call
     # Alive, A keeps every lease of its window past the lease timeout: one heartbeat each beat.
-    alive_until = time.monotonic() + 1.5 * PROCESS_LEASE_TIMEOUT
-    while time.monotonic() < alive_until:
-        assert isinstance(b.reserve(), Wait)
-        time.sleep(0.1)
+    nothing_to_take_over(b, 1.5 * PROCESS_LEASE_TIMEOUT)
 
     os.killpg(a.pid, signal.SIGKILL)
     a.wait(timeout=5)
@@ -414,11 +429,7 @@ def test_a_killed_worker_holding_a_window_of_8_has_all_8_taken_over_once(
     deadlines = [client.zscore(keys.key("running"), unit) or 0 for unit in units]
     assert all(d <= killed_ms + timeout_ms + 500 for d in deadlines), (killed_ms, deadlines)
 
-    taken: list[Lease] = []
-    while len(taken) < len(units):
-        grant = b.wait_for_window(b.reserve_window(8), 8)
-        assert isinstance(grant, Window), grant
-        taken += grant.leases
+    taken = take_over_all(b, len(units))
     assert sorted(lease.unit for lease in taken) == units
     late_ms = max(lease.granted_at * 1000 for lease in taken) - killed_ms
     assert late_ms <= timeout_ms + 2000, f"taken over {late_ms:.0f} ms after the kill"
