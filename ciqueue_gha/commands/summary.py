@@ -13,6 +13,9 @@ import redis
 from .. import durations
 from ..config import BuildOptions, ReportOptions, Target, pass_build, pass_report
 from ..errors import EXIT_PASSED
+from ..fallback.gather import summarize_fallback
+from ..fallback.options import summary_fallback_options
+from ..fallback.reason import fallback_reason
 from ..github.env import GitHubEnv
 from ..github.log import RunnerLog
 from ..github.publish import FinishedBuild, publish
@@ -224,11 +227,22 @@ def save_durations(client: redis.Redis, report: BuildReport, path: Path | None) 
 @click.command("summary")
 @pass_build
 @pass_report
-def summary_command(build: BuildOptions, report_options: ReportOptions) -> None:
+@summary_fallback_options
+def summary_command(
+    build: BuildOptions,
+    report_options: ReportOptions,
+    fallback: str,
+    worker_total: int | None,
+    results_dir: Path | None,
+) -> None:
     """Wait for every test of the build, merge the results, report them.
 
     Exits 0 when every test ran and passed, 1 when some failed, 3 when some did not run,
     4 when Redis or the queue failed.
     """
+    if reason := fallback_reason(build, fallback):  # no Redis: gather the workers' results
+        raise SystemExit(
+            summarize_fallback(reason, build, report_options, worker_total, results_dir)
+        )
     target, client = build.open()
     raise SystemExit(summarize(client, target, report_options, summary_only_rerun=True))

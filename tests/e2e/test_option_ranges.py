@@ -47,6 +47,8 @@ NUMERIC: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "--report-timeout": (SUMMARY + RUN, ZERO_BAD),
     "--inactive-workers-timeout": (SUMMARY + RUN, ZERO_BAD),
     "--workers": (RUN, ZERO_BAD),
+    "--worker-index": (WORKER, EVERY_BAD),
+    "--worker-total": (WORKER + SUMMARY, ZERO_BAD),
 }
 
 #: What a message says of the allowed values.
