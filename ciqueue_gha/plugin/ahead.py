@@ -238,20 +238,21 @@ class LeaseWindow:
         now (a `Wait` is kept in `waiting`, for `_next` to wait out)."""
         self._read_in_flight()
         self._send(reserve=max(1, self._want()))
-        self._read_in_flight()
+        self._read_in_flight(at_once=True)
 
     def _send(self, *, reserve: int) -> None:
         done, self.done = self.done, []
         self.in_flight = (self.worker.settle(done, reserve), done)
 
-    def _read_in_flight(self) -> None:
-        """Read the reply in flight, if any: tally its attempts, take its grant."""
+    def _read_in_flight(self, *, at_once: bool = False) -> None:
+        """Read the reply in flight, if any: tally its attempts, take its grant. `at_once`:
+        asked for right after it was sent (its lease dates Redis's clock for this worker)."""
         if self.in_flight is None:
             return
         batch, done = self.in_flight
         self.in_flight = None
         arrived = batch.arrived()
-        dispositions, grant = batch.result(at_once=not arrived)
+        dispositions, grant = batch.result(at_once=at_once)
         elapsed = time.perf_counter() - batch.sent_at
         # A reply that had to be waited for took one round trip; one already there, at most.
         self.round_trip = (
