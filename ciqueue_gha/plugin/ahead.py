@@ -13,11 +13,13 @@ whether the build stopped before anything more runs.
 The window adapts: it covers `WINDOW_ROUND_TRIPS` measured round trips of work (at least
 `WINDOW_FLOOR` seconds, so very short units share a call), from the worker's running mean
 of its unit times (before its first unit: the mean recorded duration of the suite; none:
-one lease), never below 1 nor above `MAX_WINDOW`. Units that run long get a window of 1:
-nothing waits leased behind them, and a successor is reserved as the running unit's teardown
-starts (one round trip, against a unit many round trips long). Near the end of the queue
-the reserve script grants at most a worker's share of what is queued (reserve.lua), so no
-unit waits behind a busy worker while another is idle.
+one lease), never below 1 nor above `MAX_WINDOW`. Where units take as long as the window's
+cover, the window is one: nothing waits leased behind the running unit, and its successor is
+reserved as its teardown starts (one round trip, against a unit many round trips long).
+Near the end of the queue the reserve script grants at most a worker's share of what is
+queued or expired (reserve.lua), so no unit waits behind a busy worker while another is idle.
+A worker dying holding a window: its helper records the running unit as an error and gives
+the rest back at once (units run but not acknowledged yet run again elsewhere).
 
 =====================  ============================================================
 state                  what the window holds
