@@ -131,6 +131,7 @@ class LeaseWindow:
         self.round_trip: float | None = None  # moving average, seconds
         self.unit_time: float | None = None  # moving average of this worker's units
         self._late: LateNextItem | None = None
+        self._told: set[Lease] = set()  # done leases whose attempts the heartbeat knows
         self._started = 0.0
         known = [seconds for seconds in expected.values() if seconds > 0]
         self._suite_mean = sum(known) / len(known) if known else None
@@ -310,7 +311,11 @@ class LeaseWindow:
     def _hold(self) -> None:
         if self.heartbeat and self.lease is not None:
             others = [*self.held, *(lease for lease, _ in self.done)]
-            self.heartbeat.hold(self.lease, *others)
+            # The attempts not acknowledged yet go to the helper once: should this unit hang
+            # or end the worker, it acknowledges them, and they never run again elsewhere.
+            told = [ran for ran in self.done if ran[0] not in self._told]
+            self._told = {lease for lease, _ in self.done}
+            self.heartbeat.hold(self.lease, *others, finished=told)
 
 
 class LateNextItem:

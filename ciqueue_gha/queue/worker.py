@@ -81,10 +81,13 @@ class Population:
 class Heartbeat(Protocol):
     """Keeps a running lease, and the rest of the worker's window, alive while the unit runs."""
 
-    def hold(self, running: Lease, *others: Lease) -> None:
+    def hold(
+        self, running: Lease, *others: Lease, finished: Sequence[tuple[Lease, AttemptRecord]] = ()
+    ) -> None:
         """From now on keep these leases alive (and no others): `running`, the unit that
         runs now, and the others the worker holds (not started yet, or run and not yet
-        acknowledged)."""
+        acknowledged). `finished`: attempts run since the last call and not acknowledged
+        yet, for the helper to acknowledge if the worker dies or hangs before it does."""
 
 
 def digest(tests: Sequence[str]) -> str:

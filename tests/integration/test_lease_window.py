@@ -24,7 +24,7 @@ class Holds:
     def __init__(self) -> None:
         self.held: list[tuple[Lease, ...]] = []
 
-    def hold(self, running: Lease, *others: Lease) -> None:
+    def hold(self, running: Lease, *others: Lease, finished: Any = ()) -> None:
         self.held.append((running, *others))
 
 
