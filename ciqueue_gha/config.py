@@ -76,7 +76,9 @@ class ReportOptions:
     report_timeout: float
     inactive_workers_timeout: float
     queue_init_timeout: float
+    progress_interval: float
     durations_file: Path | None
+    quarantine: Path | None
     junit_xml: Path
     github_token: str | None
     check_name: str

@@ -65,6 +65,11 @@ POPULATE_REPLY_PER_TEST = 50e-6
 #: microseconds in Redis, and the summary starts its report within this of the last result.
 SUPERVISOR_POLL_INTERVAL = 0.05
 
+#: Seconds between the progress lines the summary writes to a log (not a terminal, which gets a
+#: live bar) and between updates of the live check run: a build of an hour makes 240 updates,
+#: well inside the API's rate limit (1,000 requests an hour for a job's token).
+PROGRESS_INTERVAL = 15.0
+
 #: While the queue is empty but others still hold leases, a worker asks again after this
 #: many seconds, doubling each time up to the cap: at the end of a build the last tests
 #: finish within moments of each other, and an idle worker should see that as soon.

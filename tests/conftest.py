@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis
@@ -16,6 +16,9 @@ from ciqueue_gha.protocol.keys import BuildKeys
 from tests.support.child_pytest import skip_unused_plugins
 from tests.support.redis_server import ControlledRedis
 from tests.support.scheduling import ModuleGroups, first_in_line
+
+if TYPE_CHECKING:
+    from tests.support.fake_github import FakeGitHub
 
 _build_numbers = itertools.count(1)
 
@@ -46,6 +49,18 @@ def keys(request: pytest.FixtureRequest) -> BuildKeys:
     return BuildKeys(
         f"build-{next(_build_numbers)}-{request.node.name[:40]}".replace("[", "-").replace("]", "")
     )
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    """The local stand-in for GitHub's API; the test fails if it was sent a body GitHub would
+    refuse."""
+    from tests.support.fake_github import FakeGitHub  # its API models load only for these
+
+    server = FakeGitHub().start()
+    yield server
+    server.stop()
+    assert not server.invalid, f"bodies GitHub would refuse: {server.invalid}"
 
 
 def pytest_configure(config: pytest.Config) -> None:

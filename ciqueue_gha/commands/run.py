@@ -31,10 +31,13 @@ from ..github.env import GitHubEnv
 from ..github.log import RunnerLog
 from ..options import queue_options, queue_settings, whole
 from ..redis_server import PrivateRedis
+from ..report.warnings import gathered_warnings
 from ..secrets import SECRET_VARIABLES, SECRETS_FD, secrets_pipe
 
 if TYPE_CHECKING:
     import redis
+
+    from ..report.build import BuildReport
 
 #: Seconds a worker gets to finish after SIGTERM before it is killed.
 STOP_GRACE = 5.0
@@ -162,8 +165,8 @@ def interrupt_on_sigterm() -> None:
 @click.option(
     "--log-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Keep each worker's pytest output and JUnit here (default: the output only, in a "
-    "temporary folder).",
+    help="Write each worker's pytest output and JUnit here (default: the output only, in a "
+    "new temporary folder, kept; the first line names it).",
 )
 @click.argument("pytest_arguments", nargs=-1, type=click.UNPROCESSED)
 def run_command(
@@ -187,19 +190,36 @@ def run_command(
         target = _local_target(build, private)
         # A given Redis is checked before any worker starts on a wrong URL.
         client = target.open() if private is None else None
-        logs = _logs(stack, log_dir)
+        logs = _logs(log_dir)
         given = dict(
-            queue, durations_file=report_options.durations_file, insecure_tls=build.insecure_tls
+            queue,
+            durations_file=report_options.durations_file,
+            insecure_tls=build.insecure_tls,
+            progress_interval=report_options.progress_interval,
         )
         argvs = [_worker_argv(i, given, pytest_arguments, log_dir) for i in range(workers)]
         processes = _start_workers(stack, argvs, target, logs)
-        code = _summarize(private, client, target, report_options, processes)
+        started = time.monotonic()
+        code, report = _summarize(private, client, target, report_options, processes)
         # The queue is done with them, their pytest sessions are not: let each end its own
         # session (its output and JUnit complete) before the rest are stopped.
         processes.wait(STOP_GRACE)
-        if code != 0:
-            processes.show_log_tails()
+        _finish(processes, code, report, time.monotonic() - started)
         raise SystemExit(code)
+
+
+def _finish(
+    processes: WorkerProcesses, code: int, report: BuildReport | None, seconds: float
+) -> None:
+    """The end of the console: the workers' last words on a red build, their warnings
+    summaries gathered, and the build's tally as the last line."""
+    if code != 0:
+        processes.show_log_tails()
+    warnings = gathered_warnings([log.read_text(errors="replace") for log in processes.logs])
+    if warnings:
+        RunnerLog().text(warnings)  # the tests' words
+    tally = report.title if report is not None else "no report"
+    click.echo(f"ciqueue-gha: {tally} in {seconds:.1f}s (exit {code})")
 
 
 def _private_redis(stack: ExitStack) -> PrivateRedis:
@@ -218,10 +238,11 @@ def _local_target(build: BuildOptions, private: PrivateRedis | None) -> Target:
     return replace(build, redis_url=redis_url, build_id=build_id).target()
 
 
-def _logs(stack: ExitStack, log_dir: Path | None) -> Path:
-    """Where the workers' output goes: `log_dir`, else a temporary folder the run removes."""
+def _logs(log_dir: Path | None) -> Path:
+    """Where the workers' output goes, and stays: `log_dir`, else a new temporary folder (the
+    first line names it; the system's cleaning of temporary files removes it in time)."""
     if log_dir is None:
-        log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ciqueue-")))
+        return Path(tempfile.mkdtemp(prefix="ciqueue-"))
     log_dir.mkdir(parents=True, exist_ok=True)
     return log_dir
 
@@ -248,16 +269,20 @@ def _summarize(
     target: Target,
     options: ReportOptions,
     processes: WorkerProcesses,
-) -> int:
-    """The summary's exit code, once the private Redis (if any) is ready; when every worker
-    exited before queueing anything, their own words say why."""
+) -> tuple[int, BuildReport | None]:
+    """The summary's exit code and report, once the private Redis (if any) is ready; when
+    every worker exited before queueing anything, their own words say why."""
     from .summary import summarize  # its libraries load while the private Redis starts
 
     if private is not None:
         private.wait_ready()
     client = client if client is not None else target.open()
+    reports: list[BuildReport] = []
     try:
-        return summarize(client, target, options, workers_gone=processes.all_exited)
+        code = summarize(
+            client, target, options, workers_gone=processes.all_exited, on_report=reports.append
+        )
+        return code, reports[0] if reports else None
     except QueueNeverPopulated:
         processes.show_log_tails()
         codes = processes.exit_codes()

@@ -17,6 +17,7 @@ from ..fallback.gather import summarize_fallback
 from ..fallback.options import summary_fallback_options
 from ..fallback.reason import fallback_reason
 from ..github.env import GitHubEnv
+from ..github.live import LiveCheckRun
 from ..github.log import RunnerLog
 from ..github.publish import FinishedBuild, publish
 from ..github.workflow import WorkflowCommands
@@ -37,6 +38,10 @@ from ..report.build import BuildReport
 from ..report.junit import write_junit
 from ..report.text import render_text
 from ..truncate import REDIS_REPLY_LIMIT, shown
+from ..trust import history as outcomes
+from ..trust.assess import assess
+from ..trust.classify import Trust
+from .progress import watching
 
 #: How often a re-run summary looks for the retry's workers, seconds.
 RETRY_POLL = 0.2
@@ -49,6 +54,7 @@ def summarize(
     *,
     workers_gone: Callable[[], bool] | None = None,
     summary_only_rerun: bool = False,
+    on_report: Callable[[BuildReport], None] | None = None,
 ) -> int:
     """Wait for the build, write the merged JUnit and the reports; returns the exit code.
 
@@ -57,18 +63,16 @@ def summarize(
     `summary_only_rerun` (the `summary` command: no workers of its own), an attempt nothing
     was queued for reports the latest earlier attempt that left state, at once.
     """
-    keys = (
-        reported_attempt(client, target.keys, options.queue_init_timeout)
-        if summary_only_rerun
-        else target.keys
-    )
+    keys = reported_keys(client, target, options, summary_only_rerun)
     if not has_trace(client, keys) and (kept := AttemptVerdict.load(client, keys)):
         return report_verdict(kept, keys)
-    verdict = wait_for_build(client, keys, options, workers_gone)
+    verdict, live = wait_for_build(client, keys, options, workers_gone)
     history, report = load_report(client, keys, verdict)
+    report.trust = judge(client, keys, report, options.quarantine)
     write_junit(report, options.junit_xml)
     if keys == target.keys:  # a report of an earlier attempt again: its durations are in
         save_durations(client, report, options.durations_file)
+        outcomes.record(client, durations_namespace(), keys.build_id, report.history_outcomes())
     log_report(client, keys, verdict, history, report)
     click.echo(f"ciqueue-gha: merged JUnit: {options.junit_xml}")
     code = report.exit_code_after(verdict)
@@ -77,7 +81,10 @@ def summarize(
         attempt_verdict = AttemptVerdict.of(keys.attempt, code, records, history.carried)
         keep_verdict(client, keys.build_id, attempt_verdict)
     stopped = None if verdict is Verdict.EXHAUSTED else verdict.value
-    publish_report(FinishedBuild(report, keys, code, stopped, options.junit_xml), options)
+    finished = FinishedBuild(report, keys, code, stopped, options.junit_xml)
+    publish_report(finished, options, live)
+    if on_report is not None:
+        on_report(report)
     return code
 
 
@@ -86,17 +93,20 @@ def wait_for_build(
     keys: BuildKeys,
     options: ReportOptions,
     workers_gone: Callable[[], bool] | None,
-) -> Verdict:
-    """Why the summary stopped waiting: every unit done, or a timeout, or the workers gone."""
-    supervisor = Supervisor(
-        client,
-        keys,
-        report_timeout=options.report_timeout,
-        inactive_workers_timeout=options.inactive_workers_timeout,
-        queue_init_timeout=options.queue_init_timeout,
-        workers_gone=workers_gone,
-    )
-    return supervisor.wait().verdict
+) -> tuple[Verdict, LiveCheckRun | None]:
+    """Why the summary stopped waiting (every unit done, or a timeout, or the workers gone),
+    and the live check run it kept meanwhile, if any; the build's progress shown as it goes."""
+    with watching(client, keys, options) as watch:
+        supervisor = Supervisor(
+            client,
+            keys,
+            report_timeout=options.report_timeout,
+            inactive_workers_timeout=options.inactive_workers_timeout,
+            queue_init_timeout=options.queue_init_timeout,
+            workers_gone=workers_gone,
+            on_status=watch.observe,
+        )
+        return supervisor.wait().verdict, watch.live
 
 
 def load_report(
@@ -130,10 +140,13 @@ def log_report(
         log.text(f"ciqueue-gha: {line}")
 
 
-def publish_report(finished: FinishedBuild, options: ReportOptions) -> None:
+def publish_report(
+    finished: FinishedBuild, options: ReportOptions, live: LiveCheckRun | None = None
+) -> None:
     """The report on GitHub (step outputs, job summary, check run), when run there."""
     env, commands = GitHubEnv.from_environ(), WorkflowCommands()
-    publish(finished, env, commands, token=options.github_token, check_name=options.check_name)
+    token, name = options.github_token, options.check_name
+    publish(finished, env, commands, token=token, check_name=name, live=live)
 
 
 def keep_verdict(client: redis.Redis, build_id: str, verdict: AttemptVerdict) -> None:
@@ -148,6 +161,15 @@ def keep_verdict(client: redis.Redis, build_id: str, verdict: AttemptVerdict) ->
             f"({said}): a re-run after the build's keys expire runs the whole suite",
             err=True,
         )
+
+
+def reported_keys(
+    client: redis.Redis, target: Target, options: ReportOptions, summary_only_rerun: bool
+) -> BuildKeys:
+    """The attempt a summary reports: `reported_attempt` for the `summary` command alone."""
+    if not summary_only_rerun:
+        return target.keys
+    return reported_attempt(client, target.keys, options.queue_init_timeout)
 
 
 def reported_attempt(client: redis.Redis, keys: BuildKeys, wait_for: float) -> BuildKeys:
@@ -212,6 +234,16 @@ def report_verdict(kept: AttemptVerdict, keys: BuildKeys) -> int:
         RunnerLog().text("\n".join(f"FAILED OR NOT RUN {unit}" for unit in kept.rerun))
     click.echo("ciqueue-gha: no merged JUnit: the attempt's records expired")
     return kept.exit_code
+
+
+def judge(
+    client: redis.Redis, keys: BuildKeys, report: BuildReport, quarantine: Path | None
+) -> Trust:
+    """How each failure of `report` stands against the quarantine (`quarantine`, and the
+    entries Redis keeps) and the flaky history of the builds before this one."""
+    failing = [case.final.nodeid for case in report.failures if not case.collection]
+    namespace, build = durations_namespace(), keys.build_id
+    return assess(client, namespace, build, failing, quarantine, report.repeated_runs())
 
 
 def save_durations(client: redis.Redis, report: BuildReport, path: Path | None) -> None:

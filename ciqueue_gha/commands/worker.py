@@ -33,6 +33,7 @@ def worker_command(
     junit_xml: Path | None,
     unit: str,
     durations_file: Path | None,
+    quarantine: Path | None,
     queue_init_timeout: float,
     fallback: str,
     worker_index: int,
@@ -53,7 +54,7 @@ def worker_command(
         raise SystemExit(
             run_share(reason, build, delivery, settings, unit, junit_xml, args, **where)
         )
-    session = start_session(build, worker_id, unit, durations_file, **queue)
+    session = start_session(build, worker_id, unit, durations_file, quarantine=quarantine, **queue)
     if junit_xml:
         args += [f"--junitxml={junit_xml}"]
     try:

@@ -1,10 +1,13 @@
 """The check run on the pull request's head commit, through GitHub's REST API.
 
-One check run per build: created already completed, with its conclusion and output (title,
-Markdown summary, optional text) and the first 50 annotations; the rest are appended by
-PATCH, 50 a request, the API's limit, each repeating the output's title, summary and text
-as the API requires. Everything is cut to the API's limits before it is sent, with a note
-where something was cut, so a huge report cannot get the check run refused.
+One check run per build: created already completed (`publish`), with its conclusion and
+output (title, Markdown summary, optional text) and the first 50 annotations; the rest are
+appended by PATCH, 50 a request, the API's limit, each repeating the output's title, summary
+and text as the API requires. Or created ``in_progress`` (`start`) and updated as the build
+runs, then completed by an update (`update`), the same way (live.py).
+
+Everything is cut to the API's limits before it is sent, with a note where something was
+cut, so a huge report cannot get the check run refused.
 
 Retries: a rate limit (403/429 with ``Retry-After``, or with ``x-ratelimit-remaining: 0``
 and ``x-ratelimit-reset``) is waited out when it ends within `RATE_LIMIT_WAIT_CAP`, else
@@ -128,7 +131,32 @@ class ChecksClient:
         first = annotations[:ANNOTATIONS_PER_REQUEST]
         created = self._request("POST", self._runs_url, _create_body(report, output, first))
         run_id = _run_id(created)
-        sent = len(first)
+        self._append(run_id, output, annotations, len(first))
+        return run_id
+
+    def start(self, name: str, head_sha: str, title: str, summary: str) -> int:
+        """Create a check run `in_progress` with `title` and `summary`; return its id."""
+        output = _output(CheckRunReport(name, head_sha, "neutral", title, summary))
+        body = {"name": name, "head_sha": head_sha, "status": "in_progress", "output": output}
+        return _run_id(self._request("POST", self._runs_url, body))
+
+    def update(self, run_id: int, report: CheckRunReport, *, complete: bool = False) -> None:
+        """Replace run `run_id`'s output with `report`'s and add its annotations, 50 a
+        request; with `complete`, the first request also completes it with the conclusion."""
+        _check_report(report)
+        output = _output(report)
+        annotations = [_annotation_body(annotation) for annotation in report.annotations]
+        first = annotations[:ANNOTATIONS_PER_REQUEST]
+        body: dict[str, Any] = {"output": {**output, "annotations": first} if first else output}
+        if complete:
+            body.update(status="completed", conclusion=report.conclusion)
+        self._request("PATCH", f"{self._runs_url}/{run_id}", body)
+        self._append(run_id, output, annotations, len(first))
+
+    def _append(
+        self, run_id: int, output: dict[str, str], annotations: list[dict[str, Any]], sent: int
+    ) -> None:
+        """PATCH `annotations` past the first `sent` to run `run_id`, 50 a request."""
         try:
             while sent < len(annotations):
                 batch = annotations[sent : sent + ANNOTATIONS_PER_REQUEST]
@@ -139,7 +167,6 @@ class ChecksClient:
             raise type(exc)(
                 f"{exc} (check run {run_id} has {sent} of {len(annotations)} annotations)"
             ) from None
-        return run_id
 
     def _request(self, method: str, url: str, body: dict[str, Any]) -> requests.Response:
         """One API call, retried as the module docstring says; its successful reply."""

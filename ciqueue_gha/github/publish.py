@@ -18,6 +18,7 @@ from ..report.markdown import render_job_summary
 from ..truncate import CHECK_SUMMARY_LIMIT, JOB_SUMMARY_LIMIT
 from .checks import CheckRunReport, ChecksClient, ChecksForbidden, ChecksUnavailable
 from .env import GitHubEnv
+from .live import LiveCheckRun
 from .workflow import WorkflowCommands, workflow_annotations
 
 
@@ -73,8 +74,10 @@ def publish(
     *,
     token: str | None,
     check_name: str,
+    live: LiveCheckRun | None = None,
 ) -> None:
-    """Step outputs, the job summary, and the check run (or annotations in its place)."""
+    """Step outputs, the job summary, and the check run (or annotations in its place): the
+    `live` one completed, where the build had one."""
     write_outputs(build, commands)
     commands.append_summary(build.summary(limit=JOB_SUMMARY_LIMIT))
     if not github.in_actions:
@@ -92,8 +95,9 @@ def publish(
         summary=build.summary(limit=CHECK_SUMMARY_LIMIT),
         annotations=annotations,
     )
+    checks = ChecksClient(github.api_url, github.repository, token)
     try:
-        ChecksClient(github.api_url, github.repository, token).publish(report)
+        post_check_run(checks, report, live)
     except ChecksForbidden:
         commands.notice(
             "ciqueue-gha: this token cannot write checks (a fork's pull request, or no "
@@ -103,3 +107,14 @@ def publish(
     except ChecksUnavailable as exc:
         commands.warning(f"ciqueue-gha: the check run was not posted: {exc}")
         workflow_annotations(annotations, commands)
+
+
+def post_check_run(checks: ChecksClient, report: CheckRunReport, live: LiveCheckRun | None) -> None:
+    """The final check run: the `live` one completed, else a new one created completed
+    (unless the live one was refused: the token may not write checks, no need to ask again)."""
+    if live is not None and live.forbidden:
+        raise ChecksForbidden("the live check run was refused")
+    if live is not None and live.run_id is not None:
+        live.complete(checks, report)
+    else:
+        checks.publish(report)

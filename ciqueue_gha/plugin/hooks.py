@@ -20,12 +20,14 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
+from .. import defaults
 from ..durations import expected
 from ..errors import CiqueueError
 from ..protocol.scripts import redis_failure
@@ -34,6 +36,7 @@ from ..queue.record import AttemptRecord, BuildRecord
 from ..queue.retry import populate_attempt
 from ..queue.supervisor import Supervisor
 from ..queue.worker import Heartbeat, QueueWorker
+from ..trust.repeat import RepeatedUnits, base_unit
 from .ahead import LateNextItem, LeaseWindow, WorkerTally
 from .maxfail import take_over_maxfail
 from .records import (
@@ -43,9 +46,6 @@ from .records import (
     case_from_reports,
     not_collected,
 )
-
-#: How often a worker prints its progress line, seconds.
-PROGRESS_EVERY = 5.0
 
 UNITS = ("test", "file")
 
@@ -74,7 +74,7 @@ class QueuePlugin:
         unit: str = "test",
         order: Callable[[list[str]], list[str]] | None = None,
         durations: Mapping[str, float] | None = None,
-        progress_every: float = PROGRESS_EVERY,
+        progress_every: float = defaults.PROGRESS_INTERVAL,
     ) -> None:
         self.worker = worker
         self.heartbeat = heartbeat
@@ -85,16 +85,20 @@ class QueuePlugin:
         self.tally = WorkerTally()
         # Applied to every text a test produces before it leaves this process.
         self.scrub: Callable[[str], str] = str
+        # Whether a unit's failure is quarantined: it does not fail this worker.
+        self.excused: Callable[[str], bool] = lambda unit: False
         self.error: CiqueueError | None = None
         self._reports: list[pytest.TestReport] = []
         self._paths = SourcePaths(Path.cwd(), Path.cwd(), Path.cwd())
         self._last_progress = time.monotonic()
         self._supervisor: Supervisor | None = None
         self._collect_reports: list[pytest.CollectReport] = []
+        self._capture: Any = None  # pytest's capture manager, once the session configured
         self.collection_interrupted = False  # collection errors stopped the build, as pytest's
         self.collection_failed = False  # a file failed to import (a build failure, as pytest's)
 
     def pytest_configure(self, config: pytest.Config) -> None:
+        self._capture = config.pluginmanager.getplugin("capturemanager")
         self.worker.settings = take_over_maxfail(config.option, self.worker.settings)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
@@ -147,7 +151,7 @@ class QueuePlugin:
         )
 
     def _run(self, session: pytest.Session) -> None:
-        units = group_units(session.items, self.unit)
+        units = RepeatedUnits(group_units(session.items, self.unit))  # --repeat-new's too
         names = self.order(list(units)) if self.order else list(units)
         offered, population = populate_attempt(self.worker, names, self._say)
         if not population.matches:
@@ -165,7 +169,7 @@ class QueuePlugin:
         """Say loudly that our collection differs from the queue's, and record what only we
         collected, so the summary reports it as not run instead of losing it."""
         queued = self.worker.queued_units()
-        ours_only = sorted(set(names) - set(queued))
+        ours_only = sorted(u for u in set(names) - set(queued) if base_unit(u) == u)
         self._say(
             f"WARNING: this worker collected {len(names)} units, the queue holds {len(queued)} "
             f"from another worker's collection: {len(set(queued) - set(names))} queued units "
@@ -212,6 +216,9 @@ class QueuePlugin:
             f"{status.finalized}/{status.total} done, {status.failed} failed"
         )
 
-    @staticmethod
-    def _say(line: str) -> None:
-        print(f"ciqueue-gha: {line}", file=sys.stderr, flush=True)
+    def _say(self, line: str) -> None:
+        """`line` on the worker's real stderr (its log), never into a test's captured output
+        (which the JUnit would keep as that test's <system-out>)."""
+        suspended = getattr(self._capture, "global_and_fixture_disabled", None)
+        with suspended() if suspended is not None else nullcontext():
+            print(f"ciqueue-gha: {line}", file=sys.stderr, flush=True)

@@ -103,7 +103,8 @@ class Outcome:
 
 
 class Supervisor:
-    """Watches one build attempt. `clock` and `sleep` are injected for tests."""
+    """Watches one build attempt. `clock` and `sleep` are injected for tests; `on_status`
+    sees every look from the queue's population to the end of the wait."""
 
     def __init__(
         self,
@@ -115,6 +116,7 @@ class Supervisor:
         queue_init_timeout: float = defaults.QUEUE_INIT_TIMEOUT,
         poll_interval: float = defaults.SUPERVISOR_POLL_INTERVAL,
         workers_gone: Callable[[], bool] | None = None,
+        on_status: Callable[[QueueStatus], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -127,6 +129,8 @@ class Supervisor:
         # Where the supervisor knows every worker process (the one-machine `run`), it need
         # not wait out a timeout once they have all exited.
         self._workers_gone = workers_gone or (lambda: False)
+        # Shown each look while the build runs (the progress display, the live check run).
+        self._on_status = on_status or (lambda status: None)
         self._clock = clock
         self._sleep = sleep
         self._key_vector = keys.queue_keys()
@@ -240,6 +244,7 @@ class Supervisor:
             return Outcome(Verdict.INTERRUPTED, status)
         start = self._clock()
         while True:
+            self._on_status(status)
             if status.exhausted:
                 return Outcome(Verdict.EXHAUSTED, status)
             if status.stopped and status.alive_leases == 0:

@@ -302,11 +302,12 @@ def junit_cases(path: Path) -> dict[str, ET.Element]:
     return dict(zip(names, cases, strict=True))
 
 
-def check_runs(github: FakeGitHub) -> list[dict[str, Any]]:
+def check_run(github: FakeGitHub) -> dict[str, Any]:
+    """The one check run the build made (created in progress, updated, completed), as GitHub
+    holds it after every request."""
     created = [r for r in github.requests if r.method == "POST"]
-    for request in created:
-        assert request.path == f"/repos/{REPOSITORY}/check-runs"
-    return [request.body for request in created]
+    assert [request.path for request in created] == [f"/repos/{REPOSITORY}/check-runs"]
+    return github.check_run()
 
 
 # --- the tests ---------------------------------------------------------------------------------
@@ -382,14 +383,14 @@ def test_three_workers_and_a_summary_report_the_demo(
     for index in range(3):
         assert runs[f"worker-{index}"].summary == ""  # workers leave the summary to it
 
-    (created,) = check_runs(github)
+    created = check_run(github)
     assert created["head_sha"] == HEAD_SHA != MERGE_SHA
     assert created["name"] == "tests (queue)"
     assert created["status"] == "completed" and created["conclusion"] == "success"
     assert created["output"]["title"] == f"{DEMO_TESTS} tests, 34 passed, 2 skipped, 1 flaky"
     assert "annotations" not in created["output"]
-    (request,) = github.requests
-    assert request.headers["authorization"] == f"Bearer {workflow.token}"
+    for request in github.requests:
+        assert request.headers["authorization"] == f"Bearer {workflow.token}"
 
 
 def test_a_failing_build_fails_the_summary_and_annotates_the_failing_line(
@@ -412,7 +413,7 @@ def test_a_failing_build_fails_the_summary_and_annotates_the_failing_line(
     assert "❌ failed" in summary.summary.splitlines()[0]
     assert "### Failures (1)" in summary.summary
 
-    (created,) = check_runs(github)
+    created = check_run(github)
     assert created["head_sha"] == HEAD_SHA
     assert created["conclusion"] == "failure"
     assert created["output"]["title"] == (
@@ -474,10 +475,11 @@ def test_run_mode_on_one_runner_passes_though_the_token_cannot_write_checks(
     assert (workflow.jobs[0].workspace / run.outputs["junit-path"]).is_file()
     assert "✅ passed" in run.summary.splitlines()[0]
     assert "over 2 workers." in run.summary
-    (created,) = check_runs(github)  # sent (and valid), then refused
+    created = check_run(github)  # sent (and valid) as the queue was populated, then refused
     assert created["head_sha"] == HEAD_SHA
     assert created["name"] == "ciqueue-gha"
-    assert created["conclusion"] == "success"
+    assert created["status"] == "in_progress"
+    assert len(github.requests) == 1, "a refusal is not retried, nor the report sent after it"
     log = check_run_step(run).log.splitlines()
     assert any(line.startswith("::notice::") and "checks" in line for line in log), log
     assert not [line for line in log if line.startswith("::error")], log

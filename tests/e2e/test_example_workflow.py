@@ -31,7 +31,7 @@ from tests.e2e.test_action import (
     Workflow,
     assert_log_well_formed,
     assert_secrets_not_shown,
-    check_runs,
+    check_run,
 )
 from tests.e2e.test_action import github as github  # the fixtures
 from tests.e2e.test_action import workflow as workflow
@@ -134,7 +134,7 @@ def test_a_same_repository_pull_request_runs_on_the_queue(
         assert "WITHOUT THE QUEUE" not in run.describe()
     assert runs["summary"].outputs["total"] == str(DEMO_TESTS)
     assert runs["summary"].outputs["conclusion"] == "success"
-    (created,) = check_runs(github)
+    created = check_run(github)
     assert created["conclusion"] == "success"
     assert not created["output"]["title"].startswith("Without the queue")
     uploaded = [a["name"] for a in github.actions.artifacts[workflow.run_id]]

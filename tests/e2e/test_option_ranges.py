@@ -46,7 +46,9 @@ NUMERIC: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "--queue-init-timeout": (WORKER + SUMMARY + RUN, ZERO_BAD),
     "--report-timeout": (SUMMARY + RUN, ZERO_BAD),
     "--inactive-workers-timeout": (SUMMARY + RUN, ZERO_BAD),
+    "--progress-interval": (WORKER + SUMMARY + RUN, ZERO_BAD),
     "--workers": (RUN, ZERO_BAD),
+    "--repeat-new": (WORKER + RUN, (*ZERO_BAD, "101")),
     "--worker-index": (WORKER, EVERY_BAD),
     "--worker-total": (WORKER + SUMMARY, ZERO_BAD),
 }

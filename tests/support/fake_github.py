@@ -179,6 +179,7 @@ class FakeGitHub:
         self.invalid: list[tuple[Request, list[str]]] = []
         self.script: deque[Reply] = deque()
         self._lock = threading.Lock()
+        self._received = threading.Condition(self._lock)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
@@ -199,6 +200,26 @@ class FakeGitHub:
         self._server.server_close()
         self._thread.join()
 
+    def check_run(self) -> dict[str, Any]:
+        """The check run as GitHub would hold it after every request received: the create's
+        body, each update's fields over it, the annotations of all of them appended."""
+        state: dict[str, Any] = {}
+        annotations: list[Any] = []
+        for request in self.requests:
+            body = dict(request.body or {})
+            output = dict(body.pop("output", {}))
+            annotations += output.pop("annotations", [])
+            state.update(body)
+            state["output"] = {**state.get("output", {}), **output}
+        if annotations:
+            state["output"]["annotations"] = annotations
+        return state
+
+    def wait_for_requests(self, count: int, timeout: float) -> bool:
+        """Wait until `count` requests in all have come, at most `timeout` seconds."""
+        with self._received:
+            return self._received.wait_for(lambda: len(self.requests) >= count, timeout)
+
     def answer(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Reply:
         """Record the request and choose its reply: 422 for an invalid body, else the script."""
         try:
@@ -209,6 +230,7 @@ class FakeGitHub:
         problems = validate(method, path, raw)
         with self._lock:
             self.requests.append(request)
+            self._received.notify_all()
             if problems:
                 self.invalid.append((request, problems))
                 return Reply(422, {"message": "Invalid request.", "errors": problems})
