@@ -26,15 +26,9 @@ import redis
 
 from ciqueue_gha.connection import connect
 from ciqueue_gha.protocol.keys import BuildKeys
-from ciqueue_gha.queue import (
-    AttemptRecord,
-    BuildRecord,
-    Lease,
-    QueueSettings,
-    QueueWorker,
-    Reservation,
-)
+from ciqueue_gha.queue import BuildRecord, Lease, QueueSettings, QueueWorker, Reservation
 from ciqueue_gha.queue.heartbeat import HelperConfig
+from ciqueue_gha.queue.record import AttemptRecord
 from ciqueue_gha.queue.worker import Done, Wait
 from tests.support.redis_server import ControlledRedis
 
