@@ -1,38 +1,91 @@
-"""The reserve-ahead policy: which lease a worker holds behind the unit it runs, and when it
+"""The lease window: which leases a worker holds besides the unit it runs, and when it
 reserves, acknowledges and waits.
 
-pytest tears fixtures down according to the *next* item, so a worker knows the unit after the
-one it runs before that one's teardown: it holds that unit's lease behind the running one, and
-each acknowledge carries the reserve of the unit after that: one round trip a unit
-(DESIGN.md §2, acknowledge). A passed unit's acknowledge is not waited for: the unit behind
-starts at once, and the reply is read when its teardown asks which item is next, by when it
-has long arrived. A failed unit's acknowledge is waited for: its reply may say the build
-stopped (--max-failures).
+A worker holds a window of up to `window_size` leases, granted by one reserve call. pytest
+tears fixtures down according to the *next* item, so the next held lease's first item is the
+running unit's ``nextitem``. Finished units are not acknowledged one by one: their attempts
+wait in the window until it is half spent, then one call acknowledges them all and reserves
+the next units (DESIGN.md §2, acknowledge); its reply is not waited for while the worker
+still holds units to run, and is read when it is needed (by then it has long arrived). A
+failed unit under --max-failures is acknowledged at once and the reply waited for: it says
+whether the build stopped before anything more runs.
 
-A unit held behind waits for the one running, though another worker may be idle: so a unit
-expected to run long (recorded durations, `LATE_RESERVE_ROUND_TRIPS`) runs with nothing held
-behind it, and its successor is reserved as its teardown starts: one more round trip for it.
+The window adapts: it covers `WINDOW_ROUND_TRIPS` measured round trips of work (at least
+`WINDOW_FLOOR` seconds, so very short units share a call), from the worker's running mean
+of its unit times (before its first unit: the mean recorded duration of the suite; none:
+one lease), never below 1 nor above `MAX_WINDOW`. Where units take as long as the window's
+cover, the window is one: nothing waits leased behind the running unit, and its successor is
+reserved as its teardown starts (one round trip, against a unit many round trips long).
+Near the end of the queue the reserve script grants at most a worker's share of what is
+queued or expired (reserve.lua), so no unit waits behind a busy worker while another is idle.
+A worker dying holding a window: its helper records the running unit as an error and gives
+the rest back at once (units run but not acknowledged yet run again elsewhere).
+
+=====================  ============================================================
+state                  what the window holds
+=====================  ============================================================
+``lease``              the running unit's lease (None: before `start`, after the end)
+``held``               leases granted and not started, in the order they run
+``done``               units run whose attempts are not sent yet (their leases are
+                       heartbeat until acknowledged)
+``in_flight``          the acknowledge (with the next reserve) sent, reply unread
+``end``                the queue said exhausted or stopped: nothing more to reserve
+=====================  ============================================================
+
+Invariants: a unit never runs twice in a row under two leases (a unit granted again
+replaces its older lease where it is held, running or done); every attempt is acknowledged
+under the latest lease its unit ran under; stop and release acknowledge what was run and
+give every unstarted lease back at once. `start` and `finish` return the lease to run next;
+None once there is nothing more for this worker.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from .. import defaults
 from ..queue.record import AttemptRecord
-from ..queue.worker import Done, Finishing, Heartbeat, Lease, QueueWorker, Reservation
+from ..queue.worker import (
+    Batch,
+    Done,
+    Grant,
+    Heartbeat,
+    Lease,
+    QueueWorker,
+    Reservation,
+    Wait,
+    Window,
+)
 
-#: A unit expected to take at least this many of the worker's round trips to Redis runs
-#: with no lease held behind it (its successor is reserved as its teardown starts): the
-#: extra round trip costs it at most 1 %, and no unit waits, leased, behind a long one.
-LATE_RESERVE_ROUND_TRIPS = 100
+#: The most leases a worker holds at once (running, held and done).
+MAX_WINDOW = 32
 
-#: Weight of the newest round trip in the worker's moving average of them.
-ROUND_TRIP_SMOOTHING = 0.2
+#: A window covers this many of the worker's round trips of work: half of it is left when the
+#: acknowledge that refills it goes out, and covers that call's round trip.
+WINDOW_ROUND_TRIPS = 2
+
+#: A window covers at least this much work, seconds: units of a few milliseconds share one
+#: call even on loopback, where a round trip is nearly free (Redis's time per call is not:
+#: a call's fixed cost, the state check and the TTLs, is shared by the units it settles).
+#: Near the end of the queue reserve.lua's fair share keeps it from costing balance.
+WINDOW_FLOOR = 0.25
+
+#: Weight of the newest sample in the worker's moving averages (round trip, unit time).
+SMOOTHING = 0.2
+
+#: A unit run and its attempt, not acknowledged yet.
+Ran = tuple[Lease, AttemptRecord]
+
+
+def smoothed(average: float | None, sample: float) -> float:
+    return sample if average is None else average + SMOOTHING * (sample - average)
 
 
 @dataclass
@@ -55,52 +108,8 @@ class WorkerTally:
             self.final_failures.append(unit)
 
 
-class ReserveAhead:
-    """The leases of one worker: `lease`, its running unit's, and `behind`, what it knows of
-    the unit to run after that one.
-
-    =====================  ==========================================  ====================
-    state                  ``behind``                                  heartbeat holds
-    =====================  ==========================================  ====================
-    nothing held           any (``lease`` is None: before `start`,     no live lease
-                           after the end)
-    running, lease behind  a reserve's reply: a lease, a wait, or the  ``lease``, and the
-                           end                                         lease behind (*)
-    running long           None: reserved when pytest asks             ``lease``
-    reply in flight        the `Finishing` of the unit before: its     ``lease``
-                           acknowledge with the reserve behind, unread
-    =====================  ==========================================  ====================
-
-    (*) A lease behind that came as the running unit's teardown started is heartbeat from
-    when its unit runs: a teardown is short of a lease timeout, and the worker sends no more.
-
-    ==============================  ========================================================
-    event                           what happens
-    ==============================  ========================================================
-    `start`                         reserve, waiting out waits: that lease runs, with a
-                                    lease reserved behind it unless it runs long
-    pytest asks for the next item   running long: reserve now. Reply in flight: read it; if
-    (`answer_teardown`)             it is the running unit's own under a new lease (this
-                                    worker stalled past its lease and got the unit back),
-                                    that lease replaces ``lease``, and the unit behind is
-                                    reserved now
-    `finish`: unit passed, a lease  acknowledge sent, not waited for: the lease behind runs,
-    behind that does not run long   the reply in flight
-    `finish`: unit failed, or the   acknowledge (or requeue) waited for, with the reserve of
-    lease behind runs long, or      the unit after unless the lease behind runs long (under
-    none is behind                  a failure cap a failure always reserves: the reply says
-                                    whether the build stopped). The lease behind runs; none:
-                                    the reply's lease (after waits); the reply is the lease
-                                    behind's own unit: it runs under that new lease
-    `finish`: the build stopped,    acknowledge, release what is held: nothing held
-    or pytest was told to stop
-    ==============================  ========================================================
-
-    Invariants: at most two leases held, ``lease`` and the one behind; a unit never runs
-    twice in a row under two leases (its newer lease replaces the older); every attempt is
-    acknowledged under the latest lease its unit ran under. `start` and `finish` return the
-    lease to run next; None once there is nothing more for this worker.
-    """
+class LeaseWindow:
+    """The leases of one worker (see the module's docstring for its state)."""
 
     def __init__(
         self,
@@ -113,134 +122,200 @@ class ReserveAhead:
         self.heartbeat = heartbeat
         self.expected = expected  # seconds each unit is expected to take
         self.tally = tally
-        self.lease: Lease | None = None  # the running unit's
-        self.behind: Reservation | Finishing | None = None
+        self.lease: Lease | None = None
+        self.held: deque[Lease] = deque()
+        self.done: list[Ran] = []
+        self.in_flight: tuple[Batch, list[Ran]] | None = None
+        self.end: Done | None = None
+        self.waiting: Wait | None = None  # the last reserve found nothing free yet
         self.round_trip: float | None = None  # moving average, seconds
+        self.unit_time: float | None = None  # moving average of this worker's units
         self._late: LateNextItem | None = None
+        self._told: set[Lease] = set()  # done leases whose attempts the heartbeat knows
+        self._started = 0.0
+        known = [seconds for seconds in expected.values() if seconds > 0]
+        self._suite_mean = sum(known) / len(known) if known else None
+
+    def window_size(self) -> int:
+        """How many leases to hold (see the module's docstring)."""
+        per_unit = self.unit_time if self.unit_time is not None else self._suite_mean
+        if per_unit is None:
+            return 1
+        cover = max(WINDOW_ROUND_TRIPS * (self.round_trip or 0.0), WINDOW_FLOOR)
+        return max(1, min(MAX_WINDOW, math.ceil(cover / max(per_unit, 1e-6))))
+
+    def _want(self) -> int:
+        """Leases the window lacks: its size less the units held to run (the running one
+        too). Units run and not acknowledged are not work ahead, and do not count."""
+        return max(0, self.window_size() - len(self.held) - (self.lease is not None))
 
     def start(self) -> Lease | None:
         """The first lease to run (None: nothing for this worker)."""
-        return self._begin(self.worker.wait_for_lease(self._reserve()))
+        self._refill()
+        return self._next()
 
     def next_item(
         self, units: Mapping[str, list[pytest.Item]]
     ) -> pytest.Item | LateNextItem | None:
         """What the running unit's teardown sees as the next item: the first item of the
-        unit held behind, or a stand-in that asks `answer_teardown` when first needed."""
+        next held lease's unit, or a stand-in that asks `answer_teardown` when first needed."""
         self._late = None
-        if self.behind is None or isinstance(self.behind, Finishing):
-            self._late = LateNextItem(self.answer_teardown, units)
-            return self._late
-        if isinstance(self.behind, Lease) and self.behind.unit in units:
-            return units[self.behind.unit][0]
-        return None
+        if self.held:
+            items = units.get(self.held[0].unit)
+            return items[0] if items else None
+        if self.end is not None:
+            return None
+        self._late = LateNextItem(self.answer_teardown, units)
+        return self._late
 
     def answer_teardown(self) -> Reservation:
-        """The reply behind the running unit, reserved or read now (see the state table)."""
-        if self.behind is None:
-            self.behind = self._reserve()
-        elif isinstance(self.behind, Finishing):
-            disposition, reply = self.behind.result()
-            self.tally.count(disposition, failed=False)
-            assert reply is not None  # asked for with the acknowledge
-            self.behind = reply
-            if isinstance(reply, Lease) and self.lease and reply.unit == self.lease.unit:
-                self.lease, self.behind = reply, self._reserve()
-                self._hold()
-        return self.behind
+        """The lease after the running one: read off the reply in flight, or reserved now."""
+        self._read_in_flight()
+        if not self.held and self.end is None:
+            self._refill()
+        if self.held:
+            return self.held[0]
+        return self.end or self.waiting or Done("exhausted")
 
     def finish(self, record: AttemptRecord, *, stopping: bool) -> Lease | None:
-        """Acknowledge (or requeue) the running unit's `record`; `stopping`: pytest was told
-        to stop. Returns the lease to run next (None: no more)."""
+        """Keep the running unit's `record` to acknowledge; `stopping`: pytest was told to
+        stop. Returns the lease to run next (None: no more)."""
         if self._late is not None:
             self._late.resolve()
             self._late.raise_error()
-        lease, behind = self.lease, self.behind
-        assert lease is not None and not isinstance(behind, Finishing) and behind is not None
-        lease_behind = behind if isinstance(behind, Lease) else None
-        if behind == Done("stopped"):
-            self._finish(lease, record, reserve_next=False)
+        lease = self.lease
+        assert lease is not None
+        self.unit_time = smoothed(self.unit_time, time.perf_counter() - self._started)
+        self.done.append((lease, record))
+        self.lease = None
+        if stopping or self.end == Done("stopped"):
             self._stop()
             return None
-        capped_failure = record.failed and self.worker.settings.max_failures is not None
-        reserve_next = (
-            lease_behind is None or not self._runs_long(lease_behind.unit) or capped_failure
+        if record.failed and self.worker.settings.max_failures is not None:
+            # Whether the build stopped, before anything more runs.
+            self._read_in_flight()
+            self._refill()
+            if self.end == Done("stopped"):
+                self._stop()
+                return None
+        self._keep_filled()
+        return self._next()
+
+    def _keep_filled(self) -> None:
+        """Refill the window, without waiting, once half of it is spent (reading first the
+        reply in flight that refills it); acknowledge without a reserve when the window is
+        full or the queue has nothing to give now, once a window's worth of attempts waits
+        to be sent. With nothing held, `_next` refills."""
+        size = self.window_size()
+
+        def due() -> bool:
+            low = len(self.held) <= size // 2 and self.end is None and self.waiting is None
+            return low or len(self.done) >= size
+
+        if self.in_flight is not None and (due() or self.in_flight[0].arrived()):
+            self._read_in_flight()
+        if due() and self.in_flight is None and self.held:
+            self._send(reserve=0 if self.end else self._want())
+
+    def _next(self) -> Lease | None:
+        """Start the next held lease: reading the reply in flight, or reserving (waiting
+        out waits) when none is held. None: nothing more; what was run is acknowledged."""
+        pause = defaults.WAIT_POLL_FIRST
+        while not self.held and self.end is None:
+            if self.in_flight is not None:
+                self._read_in_flight()
+                continue
+            if self.waiting is not None and not self.done:
+                pause = self.worker.wait_out(self.waiting, pause)
+            self._refill()
+        if not self.held:
+            self._settle_all()
+            return None
+        self.lease = self.held.popleft()
+        self._started = time.perf_counter()
+        self._hold()
+        return self.lease
+
+    def _refill(self) -> None:
+        """Acknowledge what was run and reserve what the window lacks, reading the reply
+        now (a `Wait` is kept in `waiting`, for `_next` to wait out)."""
+        self._read_in_flight()
+        self._send(reserve=max(1, self._want()))
+        self._read_in_flight(at_once=True)
+
+    def _send(self, *, reserve: int) -> None:
+        done, self.done = self.done, []
+        self.in_flight = (self.worker.settle(done, reserve), done)
+
+    def _read_in_flight(self, *, at_once: bool = False) -> None:
+        """Read the reply in flight, if any: tally its attempts, take its grant. `at_once`:
+        asked for right after it was sent (its lease dates Redis's clock for this worker)."""
+        if self.in_flight is None:
+            return
+        batch, done = self.in_flight
+        self.in_flight = None
+        arrived = batch.arrived()
+        dispositions, grant = batch.result(at_once=at_once)
+        elapsed = time.perf_counter() - batch.sent_at
+        # A reply that had to be waited for took one round trip; one already there, at most.
+        self.round_trip = (
+            smoothed(self.round_trip, elapsed)
+            if not arrived
+            else (min(self.round_trip or elapsed, elapsed))
         )
-        if lease_behind is not None and reserve_next and not record.failed and not stopping:
-            return self._run_behind(lease_behind, self.worker.acknowledge_later(lease, record))
-        reply = self._finish(lease, record, reserve_next=reserve_next)
-        if stopping or reply == Done("stopped"):
-            self._stop()
-            return None
-        if lease_behind is None:
-            assert reply is not None  # asked for with the acknowledge
-            return self._begin(self.worker.wait_for_lease(reply))
-        if isinstance(reply, Lease) and reply.unit == lease_behind.unit:
-            # This worker stalled past the lease it held behind, and got the unit back under
-            # a new lease: run it once, under that one (running the item twice in a row
-            # would break pytest's setup state).
-            return self._begin(reply)
-        # No reply: the lease behind runs long, and its teardown reserves.
-        return self._run_behind(lease_behind, reply)
+        for (lease, record), disposition in zip(done, dispositions, strict=True):
+            self.tally.count(disposition, failed=record.failed, unit=lease.unit)
+        if grant is not None:
+            self._take(grant)
 
-    def _begin(self, lease: Lease | None) -> Lease | None:
-        """Run `lease` next, with the unit behind it reserved now unless it runs long."""
-        self.lease = lease
-        if lease is None:
-            self.behind = Done("exhausted")
-            return None
-        self.behind = None if self._runs_long(lease.unit) else self._reserve()
-        self._hold()
-        return lease
+    def _take(self, grant: Grant) -> None:
+        self.waiting = grant if isinstance(grant, Wait) else None
+        if isinstance(grant, Done):
+            self.end = grant
+        if isinstance(grant, Window):
+            for lease in grant.leases:
+                self._add(lease)
 
-    def _run_behind(self, lease: Lease, behind: Reservation | Finishing | None) -> Lease:
-        """Run `lease`, the one held behind, next; `behind`: what is known of the unit after."""
-        self.lease, self.behind = lease, behind
-        self._hold()
-        return lease
+    def _add(self, lease: Lease) -> None:
+        """Hold `lease`; a unit this worker already holds under an older lease (it stalled
+        past that lease and got the unit back) is not held twice: the new lease replaces
+        the old one, running, done or held."""
+        if self.lease is not None and self.lease.unit == lease.unit:
+            self.lease = lease
+            return
+        for i, (old, record) in enumerate(self.done):
+            if old.unit == lease.unit:
+                self.done[i] = (lease, record)
+                return
+        for i, old in enumerate(self.held):
+            if old.unit == lease.unit:
+                self.held[i] = lease
+                return
+        self.held.append(lease)
+
+    def _settle_all(self) -> None:
+        """Acknowledge every attempt not sent yet, and read every reply: at the end."""
+        self._read_in_flight()
+        if self.done:
+            self._send(reserve=0)
+            self._read_in_flight()
 
     def _stop(self) -> None:
-        """The build stopped (--max-failures) or pytest was told to (-x, --maxfail): what is
-        held goes back at once, unrun."""
+        """The build stopped (--max-failures) or pytest was told to (-x, --maxfail): what was
+        run is acknowledged, what is held goes back at once, unrun."""
+        self._settle_all()
         self.worker.release()
         self.tally.stopped = True
-        self.lease, self.behind = None, Done("stopped")
+        self.lease, self.held, self.end = None, deque(), Done("stopped")
 
     def _hold(self) -> None:
         if self.heartbeat and self.lease is not None:
-            behind = [self.behind] if isinstance(self.behind, Lease) else []
-            self.heartbeat.hold(self.lease, *behind)
-
-    def _finish(
-        self, lease: Lease, record: AttemptRecord, *, reserve_next: bool
-    ) -> Reservation | None:
-        requeue = record.failed and self.worker.may_requeue
-        finish = self.worker.requeue if requeue else self.worker.acknowledge
-        started = time.perf_counter()
-        disposition, reply = finish(lease, record, reserve_next=reserve_next)
-        self._count_round_trip(time.perf_counter() - started)
-        self.tally.count(disposition, failed=record.failed, unit=lease.unit)
-        return reply
-
-    def _reserve(self) -> Reservation:
-        started = time.perf_counter()
-        reply = self.worker.reserve()
-        self._count_round_trip(time.perf_counter() - started)
-        return reply
-
-    def _count_round_trip(self, seconds: float) -> None:
-        if self.round_trip is None:
-            self.round_trip = seconds
-        else:
-            self.round_trip += ROUND_TRIP_SMOOTHING * (seconds - self.round_trip)
-
-    def _runs_long(self, unit: str) -> bool:
-        """Whether `unit` is expected to take LATE_RESERVE_ROUND_TRIPS round trips or more;
-        never when no duration was recorded."""
-        seconds = self.expected.get(unit)
-        if seconds is None or self.round_trip is None:
-            return False
-        return seconds >= LATE_RESERVE_ROUND_TRIPS * self.round_trip
+            others = [*self.held, *(lease for lease, _ in self.done)]
+            # The attempts not acknowledged yet go to the helper once: should this unit hang
+            # or end the worker, it acknowledges them, and they never run again elsewhere.
+            told = [ran for ran in self.done if ran[0] not in self._told]
+            self._told = {lease for lease, _ in self.done}
+            self.heartbeat.hold(self.lease, *others, finished=told)
 
 
 class LateNextItem:

@@ -3,9 +3,9 @@
 The session collects as usual, populates the queue (the first worker to get there) or
 checks its collection against the populated one, then runs the tests in the order the
 queue hands them out, one lease each, through pytest's own run protocol, so fixtures,
-markers, skips, xfail, setup and teardown errors behave as in plain pytest. Which lease is
-held behind the running unit, and when the worker waits for Redis, is the reserve-ahead
-policy's (ahead.py); turning pytest's reports into records is records.py's.
+markers, skips, xfail, setup and teardown errors behave as in plain pytest. Which leases the
+worker holds besides the running unit, and when it waits for Redis, is the lease window's
+(ahead.py); turning pytest's reports into records is records.py's.
 
 What collection reported besides tests (files that failed to import, files skipped whole)
 is recorded for the build's report before anything is queued (queue/collection.py), and
@@ -37,7 +37,7 @@ from ..queue.retry import populate_attempt
 from ..queue.supervisor import Supervisor
 from ..queue.worker import Heartbeat, QueueWorker
 from ..trust.repeat import RepeatedUnits, base_unit
-from .ahead import LateNextItem, ReserveAhead, WorkerTally
+from .ahead import LateNextItem, LeaseWindow, WorkerTally
 from .maxfail import take_over_maxfail
 from .records import (
     SourcePaths,
@@ -157,7 +157,7 @@ class QueuePlugin:
         if not population.matches:
             self._report_mismatch(offered)
         seconds = expected(list(units), self.durations)
-        policy = ReserveAhead(self.worker, self.heartbeat, seconds, self.tally)
+        policy = LeaseWindow(self.worker, self.heartbeat, seconds, self.tally)
         lease = policy.start()
         while lease is not None:
             nextitem = policy.next_item(units)

@@ -27,7 +27,9 @@ QUEUE_KEYS = (
     "running",  # zset: test -> lease deadline (ms, Redis clock)
     "leases",  # hash: test -> current lease id
     "holders",  # hash: test -> worker holding the current lease
-    "reservations",  # hash: worker -> [seq, test, lease] of its last granted reserve (for retries)
+    # hash: worker -> [seq, unit, lease, unit, lease, ...]: its last granted reserve (a window),
+    # for a retried call and for the heartbeat of leases whose reply the worker has not read
+    "reservations",
     "lease-counter",  # string: last lease id issued (the fencing token)
     "attempts",  # hash: lease id -> attempt record (JSON, written by Python)
     "dispositions",  # hash: lease id -> final | stale | requeued (makes retries idempotent)
@@ -37,7 +39,7 @@ QUEUE_KEYS = (
     "requeues",  # hash: test -> times requeued
     "requeued",  # string: requeues over the whole build
     "takeovers",  # hash: test -> times its expired lease was taken over
-    "workers",  # zset: worker -> last time seen (ms, Redis clock)
+    "workers",  # zset: worker -> last time seen (ms, Redis clock); live ones share the queue's end
 )
 
 

@@ -36,7 +36,7 @@ from ..errors import (
 )
 from ..truncate import REDIS_REPLY_LIMIT, shown
 
-SCRIPT_NAMES = ("populate", "reserve", "acknowledge", "requeue", "heartbeat", "release", "status")
+SCRIPT_NAMES = ("populate", "reserve", "acknowledge", "heartbeat", "release", "status")
 
 #: Scripts on keys of their own (queue/claim.py), not the queue's: loaded without the prelude.
 OWN_KEY_SCRIPTS = ("claim", "unclaim")
@@ -198,6 +198,16 @@ class Reply:
             scripts.connection.disconnect()
             self.sent = False
             self._settle(lambda: scripts.fall_back(name, keys, args))
+
+    def arrived(self) -> bool:
+        """Whether the answer is here (read or waiting on the connection): reading it now
+        would not wait."""
+        if self._done:
+            return True
+        try:
+            return bool(self._scripts.connection.can_read(timeout=0))
+        except _FALL_BACK:
+            return True  # reading it finds the error at once
 
     def wait(self) -> None:
         """Read the answer off the connection and keep it (or the error it is)."""

@@ -14,13 +14,13 @@ if TYPE_CHECKING:
     from .record import Attempt, AttemptRecord, BuildRecord, CaseRecord
     from .settings import QueueSettings
     from .supervisor import Outcome, QueueStatus, Supervisor, Verdict
-    from .worker import Done, Lease, Population, QueueWorker, Reservation, Wait
+    from .worker import Done, Lease, Population, QueueWorker, Reservation, Wait, Window
 
 _MODULES = {
     "record": ("Attempt", "AttemptRecord", "BuildRecord", "CaseRecord"),
     "settings": ("QueueSettings",),
     "supervisor": ("Outcome", "QueueStatus", "Supervisor", "Verdict"),
-    "worker": ("Done", "Lease", "Population", "QueueWorker", "Reservation", "Wait"),
+    "worker": ("Done", "Lease", "Population", "QueueWorker", "Reservation", "Wait", "Window"),
 }
 _MODULE_OF = {name: module for module, names in _MODULES.items() for name in names}
 
@@ -40,6 +40,7 @@ __all__ = [
     "Supervisor",
     "Verdict",
     "Wait",
+    "Window",
 ]
 
 

@@ -23,12 +23,15 @@ import struct
 import time
 from collections.abc import Callable
 from contextlib import suppress
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from ..connection import BoundedRetry
 from ..errors import QueueStateLost
 from ..truncate import cut
 from .record import AttemptRecord, CaseRecord
+
+if TYPE_CHECKING:
+    from .worker import Lease, QueueWorker
 
 #: Seconds the helper waits, once its pipe closed, for the worker to be gone; a worker alive
 #: after that closed the pipe some other way (a test closing every descriptor), and lives on.
@@ -162,3 +165,11 @@ def crash_record(unit: str, how: str, started_at: float, ran_for: float) -> Atte
     No location: the annotation goes to the first line of the unit's file."""
     message = f"{unit} ended the worker ({how})"
     return error_attempt(unit, message, message, started_at=started_at, ran_for=ran_for)
+
+
+def settle(worker: QueueWorker, finished: dict[Lease, str]) -> None:
+    """Acknowledge `finished` (record JSON by lease): attempts a worker that died or hung ran
+    and had not acknowledged yet, so they never run again elsewhere."""
+    if finished:
+        done = [(lease, AttemptRecord.from_json(text)) for lease, text in finished.items()]
+        worker.settle(done, 0, requeue=False).result()

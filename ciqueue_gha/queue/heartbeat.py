@@ -6,15 +6,15 @@ cannot starve its heartbeats. The worker talks to it over a pipe, one JSON line 
     {"connect": {...}, "worker": pid,     first line: where Redis is, whose leases to keep,
      "pidfd": fd}                         the worker's pid (it may be gone already) and the
                                           pidfd on it the helper inherited (null: none)
-    {"leases": [[unit, id], ...]}         a unit started under the first lease; the others
-                                          are held behind it
+    {"leases": [[unit, id], ...],         a unit started under the first lease; the others:
+     "finished": [[unit, id, record]]}    the rest of the window (held, or run and not yet
+                                          acknowledged: their attempts, once, in "finished")
     {"close": true}                       last line: the worker ends normally
 
-A finished test sends nothing (a message per test is a wake-up of this process, on the hot
-path): the next test's message replaces the leases, and a lease acknowledged in between
-fails its next heartbeat and is dropped. Each heartbeat also keeps alive the worker's latest
-grant (heartbeat.lua), which covers the lease an acknowledge in flight reserved before the
-worker has read its reply, and so before it could tell this helper.
+A message per unit started (a wake-up of this process, on the hot path) replaces the leases; a
+lease acknowledged in between fails its next heartbeat and is dropped. One heartbeat call
+extends the whole window and the worker's latest grant (heartbeat.lua): the leases an
+acknowledge in flight reserved before the worker could tell this helper.
 
 The helper survives Redis errors: a failed heartbeat is retried with backoff, and while
 heartbeats fail for longer than the lease timeout it says once, on the worker's log, that the
@@ -22,9 +22,10 @@ worker's leases may have expired (its acknowledges are fenced: a lease lost is a
 never a second result). A unit that runs past max-test-duration is recorded as an error
 (timeout) and its worker stopped (hang.py). A worker that dies without the close message
 (os._exit, SIGKILL, a segfault) while a unit runs has that unit recorded as an error by its
-helper, which gives back the leases held behind it and the worker's id, and exits (crash.py):
-when its worker dies, so do its heartbeats. The worker restarts a helper that died. The
-Redis URL travels over the pipe, never on the command line, so `ps` never shows a password.
+helper, which gives back the rest of its window and the worker's id, and exits (crash.py):
+when its worker dies, so do its heartbeats. Before either, it acknowledges the "finished"
+attempts the worker had not, so they never run twice. The worker restarts a helper that died.
+The Redis URL travels over the pipe, never on the command line, so `ps` never shows a password.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import select
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -46,28 +48,13 @@ from ..errors import QueueStateLost
 from ..fastexit import exit_now
 from ..protocol.keys import BuildKeys
 from . import claim, crash, hang
+from .record import AttemptRecord
+from .settings import HelperConfig as HelperConfig  # re-exported: the worker starts us
 from .settings import QueueSettings
 from .worker import Lease, QueueWorker
 
 #: A failed heartbeat is tried again after this many seconds, doubling up to the interval.
 RETRY_FIRST = 0.05
-
-
-@dataclass(frozen=True)
-class HelperConfig:
-    redis_url: str
-    verify_tls: bool
-    build_id: str
-    attempt: int
-    worker_id: str
-    lease_timeout: float
-    heartbeat_interval: float
-    max_test_duration: float
-    #: The token of the worker's claim on its id (claim.py), kept alive here too.
-    claim_token: str = ""
-    #: Where the worker writes its stacks when asked, set when it armed hang.arm: only then
-    #: does the helper signal it (for its stack, and to stop it once a unit hung).
-    stack_file: str = ""
 
 
 class HeartbeatProcess:
@@ -103,12 +90,16 @@ class HeartbeatProcess:
         while data:
             data = data[os.write(self._pipe, data) :]
 
-    def hold(self, running: Lease, *behind: Lease) -> None:
-        """Keep `running` and the leases `behind` it alive from now on; the next
-        call replaces them (see the module's docstring)."""
+    def hold(
+        self, running: Lease, *others: Lease, finished: Sequence[tuple[Lease, AttemptRecord]] = ()
+    ) -> None:
+        """Keep `running` and the `others` of the window alive from now on; the next call
+        replaces them. `finished`: attempts run since the last call, not acknowledged yet."""
         message: dict[str, object] = {
-            "leases": [[lease.unit, lease.id] for lease in (running, *behind)]
+            "leases": [[lease.unit, lease.id] for lease in (running, *others)]
         }
+        if finished:
+            message["finished"] = [[lease.unit, lease.id, rec.to_json()] for lease, rec in finished]
         if self.process.poll() is not None:
             self._restart()
         try:
@@ -172,11 +163,11 @@ class Helper:
     leases: list[Lease] = field(default_factory=list)
     #: The lease of the unit the worker runs, until it is seen acknowledged (or taken over).
     running: Lease | None = None
-    # When each lease was last given a deadline: by this helper's beat, else (a lease new to
-    # it) by the reserve that granted it just before the worker sent it. A beat is due one
-    # interval after the oldest, never at once: a test a few milliseconds long costs no
-    # heartbeat, and a lease reserved ahead keeps its beat time from the test before.
+    # When each lease was last given a deadline (a lease new to it: when it came). A beat is
+    # due one interval after the oldest: a test a few milliseconds long costs no heartbeat.
     refreshed: dict[Lease, float] = field(default_factory=dict)
+    #: Attempts the worker ran and has not acknowledged yet (record JSON), by lease.
+    finished: dict[Lease, str] = field(default_factory=dict)
     started: float = 0.0
     last_ok: float = field(default_factory=time.monotonic)
     failures: int = 0
@@ -197,6 +188,9 @@ class Helper:
         pairs: list[list[object]] = message["leases"]  # type: ignore[assignment]
         self.leases = [Lease(str(unit), int(str(lease))) for unit, lease in pairs]
         self.running = self.leases[0] if self.leases else None
+        runs: list[list[object]] = message.get("finished", [])  # type: ignore[assignment]
+        new = {Lease(str(u), int(str(i))): str(text) for u, i, text in runs}
+        self.finished = {k: v for k, v in (self.finished | new).items() if k in self.leases}
         self.started = time.monotonic()
         self.refreshed = {lease: self.refreshed.get(lease, self.started) for lease in self.leases}
 
@@ -208,8 +202,9 @@ class Helper:
             self.finish_hung()
             return
         try:
-            # A lease taken over is no longer ours to keep alive.
-            kept = [lease for lease in self.leases if self.worker.heartbeat(lease)]
+            # One call for the whole window; a lease taken over is no longer ours to keep alive.
+            extended = self.worker.heartbeat_all(self.leases)
+            kept = [lease for lease, ok in zip(self.leases, extended, strict=True) if ok]
         except QueueStateLost as exc:
             # Nothing left to keep alive, now or for any unit after: the worker learns it too
             # at its next call, and exits 4.
@@ -225,6 +220,7 @@ class Helper:
         self.failures, self.warned, self.last_ok = 0, False, time.monotonic()
         self.leases = kept
         self.running = self.running if self.running in kept else None
+        self.finished = {lease: text for lease, text in self.finished.items() if lease in kept}
         self.refreshed = dict.fromkeys(kept, self.last_ok)
 
     def failed(self, exc: Exception) -> None:
@@ -239,13 +235,14 @@ class Helper:
 
     def finish_hung(self) -> None:
         """The running unit passed max-test-duration: record it as an error (timeout), give
-        the leases held behind it back, and stop the worker stuck in it (hang.py)."""
+        the rest of the window back, and stop the worker stuck in it (hang.py)."""
         running, self.leases, self.running = self.leases[0], [], None
         ran_for = time.monotonic() - self.started
         limit = self.settings.heartbeat_for
         try:
             # Not ours any more (finished meanwhile, or taken over while this worker was
             # stopped): nothing to record, and a timeout must not become another's attempt.
+            self.settle_finished()
             if not self.worker.heartbeat(running):
                 return
             stack = hang.read_stack(self.parent, self.config.stack_file)
@@ -269,9 +266,10 @@ class Helper:
 
     def outlive(self) -> None:
         """The worker ended without the close message. Once it is gone (not merely closed
-        the pipe), record the unit it ran as an error, and give back the leases it held
-        behind it and its worker id. A Redis error is tried again for up to a lease timeout:
-        past it the lease runs out, and the unit goes to another worker."""
+        the pipe), record the unit it ran as an error, and give back the rest of its window
+        (held, or run and not acknowledged: those run again elsewhere) and its worker id.
+        A Redis error is tried again for up to a lease timeout: past it the leases run out,
+        and their units go to another worker."""
         how = crash.wait_end(self.parent, self.pidfd)
         if how is None or self.state_lost:
             return
@@ -282,6 +280,7 @@ class Helper:
         try:
             # Not ours any more (acknowledged before the worker died, or taken over): nothing
             # to record. The beat also keeps the lease from running out while this records.
+            retry(self.settle_finished)
             if running is not None and retry(partial(self.worker.heartbeat, running)):
                 started_at = self.worker.now() - ran_for
                 record = crash.crash_record(running.unit, how, started_at, ran_for)
@@ -299,6 +298,11 @@ class Helper:
                 f"{running.unit} ended the worker ({how}): recorded as an error; the units "
                 "this worker held go back to the queue"
             )
+
+    def settle_finished(self) -> None:
+        """Acknowledge the attempts the worker ran and had not acknowledged: it cannot now."""
+        crash.settle(self.worker, self.finished)
+        self.finished = {}
 
     def _give_back(self) -> None:
         self.worker.release()

@@ -58,3 +58,23 @@ class QueueSettings:
 
     def script_max_failures(self) -> int:
         return -1 if self.max_failures is None else self.max_failures
+
+
+@dataclass(frozen=True)
+class HelperConfig:
+    """What the heartbeat helper (heartbeat.py) is told first: where Redis is, whose leases
+    to keep, and the worker's lease timing."""
+
+    redis_url: str
+    verify_tls: bool
+    build_id: str
+    attempt: int
+    worker_id: str
+    lease_timeout: float
+    heartbeat_interval: float
+    max_test_duration: float
+    #: The token of the worker's claim on its id (claim.py), kept alive here too.
+    claim_token: str = ""
+    #: Where the worker writes its stacks when asked, set when it armed hang.arm: only then
+    #: does the helper signal it (for its stack, and to stop it once a unit hung).
+    stack_file: str = ""

@@ -61,6 +61,17 @@ Reservation = Lease | Wait | Done
 
 
 @dataclass(frozen=True)
+class Window:
+    """The leases one reserve call granted, in the order to run them (at least one)."""
+
+    leases: tuple[Lease, ...]
+
+
+#: What a reserve call for a window returns.
+Grant = Window | Wait | Done
+
+
+@dataclass(frozen=True)
 class Population:
     leader: bool
     total: int
@@ -68,10 +79,15 @@ class Population:
 
 
 class Heartbeat(Protocol):
-    """Keeps a running lease, and the leases held behind it, alive while the unit runs."""
+    """Keeps a running lease, and the rest of the worker's window, alive while the unit runs."""
 
-    def hold(self, running: Lease, *behind: Lease) -> None:
-        """From now on keep these leases alive (and no others)."""
+    def hold(
+        self, running: Lease, *others: Lease, finished: Sequence[tuple[Lease, AttemptRecord]] = ()
+    ) -> None:
+        """From now on keep these leases alive (and no others): `running`, the unit that
+        runs now, and the others the worker holds (not started yet, or run and not yet
+        acknowledged). `finished`: attempts run since the last call and not acknowledged
+        yet, for the helper to acknowledge if the worker dies or hangs before it does."""
 
 
 def digest(tests: Sequence[str]) -> str:
@@ -79,13 +95,21 @@ def digest(tests: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(sorted(tests)).encode()).hexdigest()
 
 
-def parse_reservation(reply: Sequence[Any]) -> Reservation:
+def parse_grant(reply: Sequence[Any]) -> Grant:
+    """A reserve reply: ``lease, now, unit, id, unit, id, ...``, ``wait, ms`` or the end."""
     kind = reply[0]
     if kind == "lease":
-        return Lease(reply[1], int(reply[2]), int(reply[3]) / 1000)
+        now = int(reply[1]) / 1000
+        pairs = zip(reply[2::2], reply[3::2], strict=True)
+        return Window(tuple(Lease(unit, int(lease), now) for unit, lease in pairs))
     if kind == "wait":
         return Wait(int(reply[1]) / 1000)
     return Done(kind)
+
+
+def first_of(grant: Grant) -> Reservation:
+    """A one-lease grant as a reservation."""
+    return grant.leases[0] if isinstance(grant, Window) else grant
 
 
 class QueueWorker:
@@ -167,18 +191,18 @@ class QueueWorker:
             scripts.close()
             client.close()
 
-    def _reservation(self, reply: Sequence[Any], *, read_at_once: bool = True) -> Reservation:
-        """The reservation in `reply`. Redis's clock is read off a reply read as it arrives;
-        one read later (while a test ran) may have waited any time since Redis sent it, and
-        one sent earlier may have waited on the way (a slow link) before Redis saw it."""
-        reservation = parse_reservation(reply)
-        if isinstance(reservation, Lease) and read_at_once:
-            self.clock_offset = reservation.granted_at - time.time()
-        if reservation == Done("stopped"):
+    def _grant(self, reply: Sequence[Any], *, read_at_once: bool = True) -> Grant:
+        """The grant in `reply`. Redis's clock is read off a reply read as it arrives; one
+        read later (while a unit ran) may have waited any time since Redis sent it, and one
+        sent earlier may have waited on the way (a slow link) before Redis saw it."""
+        grant = parse_grant(reply)
+        if isinstance(grant, Window) and read_at_once:
+            self.clock_offset = grant.leases[0].granted_at - time.time()
+        if grant == Done("stopped"):
             # Tell the supervisor, which cannot know --max-failures: it need not wait for the
-            # tests that will never be handed out.
+            # units that will never be handed out.
             self.client.set(self.keys.key("stopped"), self.worker_id, ex=self.settings.key_ttl)
-        return reservation
+        return grant
 
     def now(self) -> float:
         """Redis's time as this worker best knows it (off by one reply's latency), seconds."""
@@ -189,17 +213,28 @@ class QueueWorker:
         return self.reserve_seq
 
     def reserve(self, *, retry: bool = False) -> Reservation:
-        """Lease the next test: an expired lease first, else the head of the queue.
+        """Lease the next unit: an expired lease first, else the head of the queue.
 
         With `retry`, repeat the last call (as a client does whose reply was lost): the
         lease that call granted comes back, while it is still this worker's.
         """
+        return first_of(self.reserve_window(1, retry=retry))
+
+    def reserve_window(self, count: int, *, retry: bool = False) -> Grant:
+        """Lease up to `count` units in one call (fewer near the end of the queue: reserve.lua's
+        fair share); with `retry`, the leases of the last call still this worker's."""
         seq = self.reserve_seq if retry else self._next_seq()
         s = self.settings
         reply = self._call(
-            "reserve", self.worker_id, seq, s.lease_timeout_ms, s.script_max_failures(), s.key_ttl
+            "reserve",
+            self.worker_id,
+            seq,
+            s.lease_timeout_ms,
+            s.script_max_failures(),
+            s.key_ttl,
+            count,
         )
-        return self._reservation(reply)
+        return self._grant(reply)
 
     def acknowledge(
         self, lease: Lease, record: AttemptRecord, *, reserve_next: bool = True
@@ -209,49 +244,76 @@ class QueueWorker:
         Returns the disposition (``final`` or ``stale``) and, with `reserve_next`, the next
         reservation, in the same round trip.
         """
-        return self._finish("acknowledge", lease, record, reserve_next, []).result(at_once=True)
-
-    def acknowledge_later(self, lease: Lease, record: AttemptRecord) -> Finishing:
-        """`acknowledge` with the next reserve, sent now; the reply is read when asked for,
-        so the worker can run its next test meanwhile."""
-        return self._finish("acknowledge", lease, record, True, [])
+        return self._one([(lease, record)], reserve_next, requeue=False)
 
     def requeue(
         self, lease: Lease, record: AttemptRecord, *, reserve_next: bool = True
     ) -> tuple[str, Reservation | None]:
-        """Put a failed test back in the queue while under the caps, else finalize the failure.
+        """Put a failed unit back in the queue while under the caps, else finalize the failure.
 
         Returns ``requeued``, ``final`` or ``stale``, and the next reservation.
         """
+        return self._one([(lease, record)], reserve_next, requeue=True)
+
+    def _one(
+        self, done: list[tuple[Lease, AttemptRecord]], reserve_next: bool, *, requeue: bool
+    ) -> tuple[str, Reservation | None]:
+        dispositions, grant = self.settle(done, 1 if reserve_next else 0, requeue=requeue).result(
+            at_once=True
+        )
+        return dispositions[0], None if grant is None else first_of(grant)
+
+    def acknowledge_later(self, lease: Lease, record: AttemptRecord) -> Batch:
+        """`acknowledge` with the next reserve, sent now; the reply is read when asked for,
+        so the worker can run its next unit meanwhile."""
+        return self.settle([(lease, record)], 1, requeue=False)
+
+    def settle(
+        self,
+        done: Sequence[tuple[Lease, AttemptRecord]],
+        reserve: int,
+        *,
+        requeue: bool | None = None,
+    ) -> Batch:
+        """Send the attempts `done` (each under its lease) and, unless `reserve` is 0, a
+        reserve of up to `reserve` units: one call, its reply read when asked for. A failed
+        attempt is requeued while under the caps when `requeue` says so (None: when this
+        worker may requeue at all)."""
         s = self.settings
         caps = [s.max_requeues, s.build_requeue_cap(self.total), defaults.REQUEUE_OFFSET]
-        return self._finish("requeue", lease, record, reserve_next, caps).result(at_once=True)
-
-    def _finish(
-        self, script: str, lease: Lease, record: AttemptRecord, reserve_next: bool, extra: list[Any]
-    ) -> Finishing:
-        record.unit, record.lease, record.worker = lease.unit, lease.id, self.worker_id
-        s = self.settings
-        args = [
+        args: list[Any] = [
             self.worker_id,
-            lease.unit,
-            lease.id,
-            record.outcome,
-            record.to_json(),
             s.key_ttl,
             s.lease_timeout_ms,
             s.script_max_failures(),
-            self._next_seq() if reserve_next else 0,
-            *extra,
+            self._next_seq() if reserve else 0,
+            reserve,
+            *caps,
         ]
-        return Finishing(self, self.scripts.send(script, self._key_vector, args))
+        may_requeue = self.may_requeue if requeue is None else requeue
+        for lease, record in done:
+            record.unit, record.lease, record.worker = lease.unit, lease.id, self.worker_id
+            again = "1" if may_requeue and record.failed else "0"
+            args += [lease.unit, lease.id, record.outcome, record.to_json(), again]
+        reply = self.scripts.send("acknowledge", self._key_vector, args)
+        return Batch(self, reply, len(done))
 
     def heartbeat(self, lease: Lease) -> bool:
         """Extend `lease`; False when it is no longer this worker's."""
+        return self.heartbeat_all([lease])[0]
+
+    def heartbeat_all(self, leases: Sequence[Lease]) -> list[bool]:
+        """Extend every lease in `leases` still this worker's, in one call (and those of its
+        latest grant); per lease, whether it was extended."""
+        pairs = [part for lease in leases for part in (lease.unit, lease.id)]
         extended = self._call(
-            "heartbeat", self.worker_id, lease.unit, lease.id, self.settings.lease_timeout_ms
+            "heartbeat",
+            self.worker_id,
+            self.settings.lease_timeout_ms,
+            self.settings.key_ttl,
+            *pairs,
         )
-        return bool(extended)
+        return [bool(flag) for flag in extended]
 
     def release(self) -> list[str]:
         """On a clean shutdown: expire this worker's leases at once; returns the tests released."""
@@ -263,12 +325,25 @@ class QueueWorker:
 
     def wait_for_lease(self, reservation: Reservation) -> Lease | None:
         """Turn `reservation` into a lease, waiting out `Wait`s; None once there are no more."""
+        got = first_of(self.wait_for_window(reservation, 1))
+        return got if isinstance(got, Lease) else None
+
+    def wait_for_window(self, grant: Grant | Reservation, count: int) -> Grant:
+        """Turn `grant` into a window (or the end), waiting out `Wait`s with reserves of up
+        to `count` units."""
+        if isinstance(grant, Lease):
+            return Window((grant,))
         pause = defaults.WAIT_POLL_FIRST
-        while isinstance(reservation, Wait):
-            self._sleep(min(max(reservation.seconds, defaults.WAIT_POLL_FIRST), pause))
-            pause = min(2 * pause, defaults.WAIT_POLL_CAP)
-            reservation = self.reserve()
-        return reservation if isinstance(reservation, Lease) else None
+        while isinstance(grant, Wait):
+            pause = self.wait_out(grant, pause)
+            grant = self.reserve_window(count)
+        return grant
+
+    def wait_out(self, wait: Wait, pause: float) -> float:
+        """Sleep before asking again after `wait` (at most `pause`, the backoff's current
+        step); returns the next step."""
+        self._sleep(min(max(wait.seconds, defaults.WAIT_POLL_FIRST), pause))
+        return min(2 * pause, defaults.WAIT_POLL_CAP)
 
     @property
     def may_requeue(self) -> bool:
@@ -276,21 +351,26 @@ class QueueWorker:
         return self.settings.max_requeues > 0 and self.settings.build_requeue_cap(self.total) > 0
 
 
-class Finishing:
-    """An acknowledge or requeue on its way: `result()` is its disposition (``final``,
-    ``stale`` or ``requeued``) and the next reservation, if one was asked for."""
+class Batch:
+    """An acknowledge of attempts on its way: `result()` is their dispositions (``final``,
+    ``stale`` or ``requeued``, in order) and the next grant, if one was asked for."""
 
-    def __init__(self, worker: QueueWorker, reply: Reply) -> None:
+    def __init__(self, worker: QueueWorker, reply: Reply, settled: int) -> None:
         self._worker = worker
         self._reply = reply
-        self._result: tuple[str, Reservation | None] | None = None
+        self._settled = settled
+        self._result: tuple[list[str], Grant | None] | None = None
+        self.sent_at = time.perf_counter()
 
-    def result(self, *, at_once: bool = False) -> tuple[str, Reservation | None]:
-        """The reply; `at_once` when asked for right after sending (see `_reservation`)."""
+    def arrived(self) -> bool:
+        """Whether `result()` would not wait for Redis."""
+        return self._reply.arrived()
+
+    def result(self, *, at_once: bool = False) -> tuple[list[str], Grant | None]:
+        """The reply; `at_once` when asked for right after sending (see `_grant`)."""
         if self._result is None:
             reply = self._reply.result()
-            reservation = (
-                self._worker._reservation(reply[1:], read_at_once=at_once) if reply[1:] else None
-            )
-            self._result = reply[0], reservation
+            rest = reply[self._settled :]
+            grant = self._worker._grant(rest, read_at_once=at_once) if rest else None
+            self._result = list(reply[: self._settled]), grant
         return self._result

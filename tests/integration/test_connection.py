@@ -17,7 +17,7 @@ from ciqueue_gha.connection import check_server, connect
 from ciqueue_gha.errors import RedisTooOld, RedisUnreachable
 from ciqueue_gha.protocol.keys import QUEUE_KEYS, BuildKeys
 from ciqueue_gha.protocol.scripts import source
-from ciqueue_gha.queue import AttemptRecord, Lease, QueueSettings, QueueWorker
+from ciqueue_gha.queue import AttemptRecord, Lease, QueueSettings, QueueWorker, Window
 from tests.support.ports import reserve_port
 from tests.support.redis_server import ControlledRedis
 
@@ -104,7 +104,7 @@ def test_an_acknowledge_that_cannot_be_sent_is_made_at_once_not_when_its_reply_i
     # Done before anyone asks for the reply: finalized, and the last test reserved.
     assert client.hget(build.key("results"), "t1") == str(first.id)
     assert client.llen(build.key("queue")) == 0
-    assert finishing.result() == ("final", Lease("t3", second.id + 1))
+    assert finishing.result() == (["final"], Window((Lease("t3", second.id + 1),)))
 
 
 def test_a_call_rides_out_a_server_that_is_down_for_seconds(

@@ -37,6 +37,7 @@ from ciqueue_gha.queue import (
     Supervisor,
     Verdict,
     Wait,
+    Window,
 )
 from ciqueue_gha.queue.heartbeat import HeartbeatProcess, HelperConfig
 from ciqueue_gha.redis_server import PrivateRedis
@@ -382,6 +383,68 @@ def test_a_killed_worker_loses_its_test_within_the_lease_timeout(
     assert record.results["t"].worker == "B"
 
 
+def nothing_to_take_over(worker: QueueWorker, seconds: float) -> None:
+    """For `seconds`, `worker` finds nothing to take over (every lease is kept alive)."""
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        assert isinstance(worker.reserve(), Wait)
+        time.sleep(0.1)
+
+
+def take_over_all(worker: QueueWorker, count: int) -> list[Lease]:
+    """Reserve windows, waiting out waits, until `worker` holds `count` leases."""
+    taken: list[Lease] = []
+    while len(taken) < count:
+        grant = worker.wait_for_window(worker.reserve_window(count), count)
+        assert isinstance(grant, Window), grant
+        taken += grant.leases
+    return taken
+
+
+def test_a_killed_worker_holding_a_window_of_8_has_all_8_taken_over_once(
+    client: redis.Redis,
+    keys: BuildKeys,
+    worker_process: Callable[[str, list[str]], subprocess.Popen[str]],
+) -> None:
+    """A worker (a real process, its heartbeat helper beating the whole window) holds 8 leases
+    and is SIGKILLed with its helper, as when its runner is lost. On Redis's clock: no deadline
+    of the window lies past the kill + the lease timeout (so nothing waits longer than that),
+    B takes all 8 over within lease timeout + 2 s of the kill, and each is finalized once."""
+    units = [f"w{n}" for n in range(8)]
+    settings = QueueSettings(lease_timeout=LEASE_TIMEOUT, heartbeat_interval=HEARTBEAT_INTERVAL)
+    b = QueueWorker(client, keys, "B", settings)
+    b.populate(units)
+    a = worker_process("A", [*units, "--window", "8"])
+    held = json.loads(_read_line(a, timeout=15))
+    window = [Lease(unit, lease) for unit, lease in held["window"]]
+    assert sorted(lease.unit for lease in window) == units  # the whole queue, one call
+    # Alive, A keeps every lease of its window past the lease timeout: one heartbeat each beat.
+    nothing_to_take_over(b, 1.5 * PROCESS_LEASE_TIMEOUT)
+
+    os.killpg(a.pid, signal.SIGKILL)
+    a.wait(timeout=5)
+    killed_ms = redis_now_ms(client)
+    timeout_ms = PROCESS_LEASE_TIMEOUT * 1000
+    # A heartbeat sent just before the kill may reach Redis just after this look: a margin.
+    deadlines = [client.zscore(keys.key("running"), unit) or 0 for unit in units]
+    assert all(d <= killed_ms + timeout_ms + 500 for d in deadlines), (killed_ms, deadlines)
+
+    taken = take_over_all(b, len(units))
+    assert sorted(lease.unit for lease in taken) == units
+    late_ms = max(lease.granted_at * 1000 for lease in taken) - killed_ms
+    assert late_ms <= timeout_ms + 2000, f"taken over {late_ms:.0f} ms after the kill"
+
+    dispositions, after = b.settle([(lease, attempt("passed")) for lease in taken], 1).result()
+    assert dispositions == ["final"] * 8 and after == Done("exhausted")
+    record = BuildRecord.load(client, keys)
+    assert record.takeovers == dict.fromkeys(units, 1)
+    assert {unit: result.worker for unit, result in record.results.items()} == dict.fromkeys(
+        units, "B"
+    )
+    # A acknowledged nothing: one attempt a unit, B's, finalized once.
+    assert {unit: len(tried) for unit, tried in record.attempts.items()} == dict.fromkeys(units, 1)
+
+
 def test_the_lease_an_unread_acknowledge_reserved_is_kept_alive_by_the_helper(
     client: redis.Redis, keys: BuildKeys, redis_url: str
 ) -> None:
@@ -400,7 +463,7 @@ def test_the_lease_an_unread_acknowledge_reserved_is_kept_alive_by_the_helper(
         while time.monotonic() < held_until:
             assert isinstance(b.reserve(), Wait)  # nothing expired for B to take over
             time.sleep(0.05)
-        assert finishing.result() == ("final", Lease("unread", running.id + 1))
+        assert finishing.result() == (["final"], Window((Lease("unread", running.id + 1),)))
     finally:
         helper.close()
     assert BuildRecord.load(client, keys).takeovers == {}

@@ -1,12 +1,14 @@
 """The lease queue against a model: a Hypothesis state machine on a real Redis.
 
-Three workers populate, reserve, heartbeat, acknowledge, requeue, retry and release, crash
-and lose leases; the harness stands for time passing and forces a lease to expire by
-rewriting its deadline in the running zset (nothing sleeps). `Model` is a plain-Python
-reading of DESIGN.md §2: it predicts every reply (which test and lease is handed out is
-deterministic: expired leases first, by deadline then by name as the zset orders them, then
-the queue's head), and after every step the whole of Redis's state is compared with it and
-the five invariants are checked on Redis's state alone.
+Three workers populate, reserve windows of leases (at most their share of what is left),
+heartbeat one lease or a whole window in one call, acknowledge and requeue one attempt or a
+batch, retry and release, crash and lose leases; the harness stands for time passing and
+forces a lease to expire by rewriting its deadline in the running zset (nothing sleeps).
+`Model` (queue_model.py) is a plain-Python reading of DESIGN.md §2: it predicts every reply
+(which tests and leases are handed out is deterministic: expired leases first, by deadline
+then by name as the zset orders them, then the queue's head), and after every step the whole
+of Redis's state is compared with it and the five invariants are checked on Redis's state
+alone.
 
 A build may also lose one of its structural keys (evicted, expired, flushed): from then on
 every call of every worker, and the supervisor's, is refused as queue state lost, changing
@@ -18,9 +20,8 @@ Each example is a fresh build id on the session's redis-server, deleted when it 
 from __future__ import annotations
 
 import itertools
-import json
-from dataclasses import dataclass, field, replace
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import pytest
 import redis
@@ -35,30 +36,32 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from ciqueue_gha import defaults
 from ciqueue_gha.errors import QueueStateLost
-from ciqueue_gha.protocol.keys import QUEUE_KEYS, BuildKeys
+from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue import (
     AttemptRecord,
-    Done,
     Lease,
     Population,
     QueueSettings,
     QueueWorker,
-    Reservation,
     Supervisor,
     Wait,
+    Window,
+)
+from tests.integration.queue_model import (
+    FAILURES,
+    LEASE_TIMEOUT,
+    Entry,
+    Grant,
+    Model,
+    State,
+    read_state,
 )
 
 WORKERS = ("w0", "w1", "w2")
 
-#: Seconds: long enough that no lease expires on its own while an example runs.
-LEASE_TIMEOUT = 600.0
-
 #: Picks an element of a non-empty list (modulo its length); shrinks towards the first.
 PICK = st.integers(min_value=0, max_value=255)
-
-FAILURES = ("failed", "error")
 
 #: The keys that hold the build's tests and leases; losing any one of them loses the build.
 #: Those that exist only once work is under way come first: Hypothesis draws the first often.
@@ -83,6 +86,7 @@ CALLS_AFTER_LOSS = (
     "populate",
     "reserve",
     "reserve again",
+    "reserve a window",
     "heartbeat",
     "acknowledge",
     "requeue",
@@ -90,243 +94,10 @@ CALLS_AFTER_LOSS = (
     "status",
 )
 OUTCOMES = st.sampled_from(["passed", "failed", "error", "skipped"])
+#: Leases a reserve asks for.
+WINDOW = st.integers(min_value=1, max_value=4)
 
 _examples = itertools.count(1)
-
-
-# --- the model ------------------------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    """A running test: its current lease, the worker holding it, and its deadline.
-
-    `deadline` is a past deadline (ms) the harness wrote, or None for a live one (Redis's
-    now + lease timeout: the model does not know Redis's clock, only that it is ahead).
-    """
-
-    lease: int
-    holder: str
-    deadline: int | None = None
-
-
-@dataclass
-class Model:
-    """What DESIGN.md §2 says the queue holds after each operation."""
-
-    tests: list[str]
-    max_requeues: int
-    build_requeue_cap: int
-    max_failures: int | None
-    queue: list[str] = field(default_factory=list)
-    running: dict[str, Run] = field(default_factory=dict)
-    results: dict[str, int] = field(default_factory=dict)  # test -> lease that finalized it
-    attempts: dict[int, tuple[str, str, str]] = field(default_factory=dict)  # lease -> test, ...
-    dispositions: dict[int, str] = field(default_factory=dict)
-    last_attempt: dict[str, tuple[int, str]] = field(default_factory=dict)  # latest stale one
-    failed: int = 0
-    requeues: dict[str, int] = field(default_factory=dict)
-    requeued: int = 0
-    takeovers: dict[str, int] = field(default_factory=dict)
-    lease_counter: int = 0
-    reservations: dict[str, tuple[int, str, int]] = field(default_factory=dict)
-    seq: dict[str, int] = field(default_factory=dict)  # each worker's last reserve call number
-
-    @property
-    def exhausted(self) -> bool:
-        return not self.queue and not self.running and len(self.results) == len(self.tests)
-
-    def holds(self, lease: Lease) -> bool:
-        run = self.running.get(lease.unit)
-        return run is not None and run.lease == lease.id
-
-    def next_seq(self, worker: str) -> int:
-        self.seq[worker] = self.seq.get(worker, 0) + 1
-        return self.seq[worker]
-
-    def grant(self, test: str, worker: str, seq: int, *, takeover: bool) -> Lease:
-        self.lease_counter += 1
-        if takeover:
-            self.takeovers[test] = self.takeovers.get(test, 0) + 1
-        self.running[test] = Run(self.lease_counter, worker)
-        self.reservations[worker] = (seq, test, self.lease_counter)
-        return Lease(test, self.lease_counter)
-
-    def finalize(self, test: str, lease: int, outcome: str) -> None:
-        del self.running[test]
-        self.last_attempt.pop(test, None)
-        self.results[test] = lease
-        self.dispositions[lease] = "final"
-        if outcome in FAILURES:
-            self.failed += 1
-
-    def expired(self) -> list[str]:
-        """Running tests whose deadline passed, in the order the running zset sorts them."""
-        past = {t: run.deadline for t, run in self.running.items() if run.deadline is not None}
-        return sorted(past, key=lambda t: (past[t], t))
-
-    def reserve(self, worker: str, seq: int) -> Reservation:
-        last = self.reservations.get(worker)
-        if last is not None and last[0] == seq and self.holds(Lease(last[1], last[2])):
-            # A retry whose reply was lost: the same lease, its deadline moved.
-            self.running[last[1]].deadline = None
-            return Lease(last[1], last[2])
-        if self.max_failures is not None and self.failed >= self.max_failures:
-            return Done("stopped")
-        while expired := self.expired():
-            test = expired[0]
-            if test not in self.last_attempt:
-                return self.grant(test, worker, seq, takeover=True)
-            self.finalize(test, *self.last_attempt[test])  # run once already: not again
-        if self.queue:
-            return self.grant(self.queue.pop(0), worker, seq, takeover=False)
-        return Wait(LEASE_TIMEOUT) if self.running else Done("exhausted")
-
-    def finish(
-        self, script: str, worker: str, lease: Lease, outcome: str, seq: int
-    ) -> tuple[str, Reservation | None]:
-        """acknowledge or requeue `lease` with `outcome`, then reserve if `seq` is not 0."""
-        disposition = self.dispositions.get(lease.id)
-        if disposition is None:
-            disposition = self._settle(script, worker, lease, outcome)
-        return disposition, self.reserve(worker, seq) if seq else None
-
-    def _settle(self, script: str, worker: str, lease: Lease, outcome: str) -> str:
-        test = lease.unit
-        self.attempts[lease.id] = (test, worker, outcome)
-        if not self.holds(lease):
-            self.dispositions[lease.id] = "stale"
-            if test not in self.results:
-                self.last_attempt[test] = (lease.id, outcome)
-            return "stale"
-        if (
-            script == "requeue"
-            and self.requeues.get(test, 0) < self.max_requeues
-            and self.requeued < self.build_requeue_cap
-        ):
-            self.requeues[test] = self.requeues.get(test, 0) + 1
-            self.requeued += 1
-            del self.running[test]
-            self.last_attempt.pop(test, None)
-            self.queue.insert(defaults.REQUEUE_OFFSET, test)
-            self.dispositions[lease.id] = "requeued"
-            return "requeued"
-        self.finalize(test, lease.id, outcome)
-        return "final"
-
-    def heartbeat(self, worker: str, lease: Lease) -> bool:
-        if not self.holds(lease):
-            return False
-        self.running[lease.unit].deadline = None
-        latest = self.reservations.get(worker)
-        if latest is not None and self.holds(Lease(latest[1], latest[2])):
-            self.running[latest[1]].deadline = None  # the worker's latest grant, kept alive too
-        return True
-
-    def release(self, worker: str) -> list[str]:
-        released = sorted(t for t, run in self.running.items() if run.holder == worker)
-        for test in released:
-            self.running[test].deadline = 0
-        self.reservations.pop(worker, None)
-        return released
-
-
-# --- Redis's state ---------------------------------------------------------------------------
-
-
-@dataclass
-class State:
-    """Everything one build holds in Redis, read in one transaction."""
-
-    now: int  # ms, Redis's clock
-    ready: bool
-    total: int
-    tests: list[str]
-    queue: list[str]
-    running: dict[str, float]  # test -> deadline
-    leases: dict[str, int]
-    holders: dict[str, str]
-    results: dict[str, int]
-    attempts: dict[int, dict[str, Any]]
-    dispositions: dict[int, str]
-    last_attempt: dict[str, str]
-    failed: int
-    requeues: dict[str, int]
-    requeued: int
-    takeovers: dict[str, int]
-    lease_counter: int
-    reservations: dict[str, list[str]]
-    ttls: dict[str, int]  # key -> PTTL (-2: no such key, -1: no TTL)
-
-    def entry(self, test: str) -> tuple[int | None, str | None, float | None]:
-        """A running test's lease, holder and deadline (all None when it is not running)."""
-        return self.leases.get(test), self.holders.get(test), self.running.get(test)
-
-    def live(self, test: str) -> bool:
-        return test in self.running and self.running[test] > self.now
-
-
-def read_state(client: redis.Redis, keys: BuildKeys) -> State:
-    k = keys.key
-    pipe = client.pipeline(transaction=True)
-    pipe.time()
-    pipe.exists(k("ready"))
-    pipe.get(k("total"))
-    pipe.lrange(k("tests"), 0, -1)
-    pipe.lrange(k("queue"), 0, -1)
-    pipe.zrange(k("running"), 0, -1, withscores=True)
-    for name in ("leases", "holders", "results", "attempts", "dispositions", "last-attempt"):
-        pipe.hgetall(k(name))
-    pipe.get(k("failed"))
-    pipe.hgetall(k("requeues"))
-    pipe.get(k("requeued"))
-    pipe.hgetall(k("takeovers"))
-    pipe.get(k("lease-counter"))
-    pipe.hgetall(k("reservations"))
-    for name in QUEUE_KEYS:
-        pipe.pttl(k(name))
-    (
-        (seconds, micros),
-        ready,
-        total,
-        tests,
-        queue,
-        running,
-        leases,
-        holders,
-        results,
-        attempts,
-        dispositions,
-        last_attempt,
-        failed,
-        requeues,
-        requeued,
-        takeovers,
-        lease_counter,
-        reservations,
-        *ttls,
-    ) = pipe.execute()
-    return State(
-        now=int(seconds) * 1000 + int(micros) // 1000,
-        ready=bool(ready),
-        total=int(total or 0),
-        tests=tests,
-        queue=queue,
-        running=dict(running),
-        leases={t: int(lease) for t, lease in leases.items()},
-        holders=holders,
-        results={t: int(lease) for t, lease in results.items()},
-        attempts={int(lease): json.loads(text) for lease, text in attempts.items()},
-        dispositions={int(lease): d for lease, d in dispositions.items()},
-        last_attempt=last_attempt,
-        failed=int(failed or 0),
-        requeues={t: int(n) for t, n in requeues.items()},
-        requeued=int(requeued or 0),
-        takeovers={t: int(n) for t, n in takeovers.items()},
-        lease_counter=int(lease_counter or 0),
-        reservations={w: json.loads(text) for w, text in reservations.items()},
-        ttls=dict(zip(QUEUE_KEYS, ttls, strict=True)),
-    )
 
 
 # --- the state machine -----------------------------------------------------------------------
@@ -338,26 +109,26 @@ class Step:
 
     kind: str
     actor: str | None = None  # the worker that called; None: the harness (time passing)
-    lease: Lease | None = None  # the lease the call carried
+    leases: tuple[Lease, ...] = ()  # the leases the call carried
     reserves: bool = False  # whether the call reserved (alone, or riding on a finish)
     touched: frozenset[str] = frozenset()  # tests whose deadline the harness rewrote
 
 
 @dataclass(frozen=True)
 class Finish:
-    """A worker's last acknowledge or requeue, to repeat as a client whose reply was lost."""
+    """A worker's last acknowledge (of a batch), to repeat as a client whose reply was lost."""
 
-    script: str
-    lease: Lease
-    outcome: str
+    entries: list[Entry]
+    requeue: bool
     seq: int  # 0: it did not reserve next
+    count: int  # leases its reserve asked for
 
 
 def attempt(outcome: str) -> AttemptRecord:
     return AttemptRecord(unit="", outcome=outcome)
 
 
-def assert_reservation(real: Reservation | None, predicted: Reservation | None) -> None:
+def assert_reservation(real: Grant | None, predicted: Grant | None) -> None:
     if isinstance(predicted, Wait):
         # The wait is the time to the nearest live deadline, on Redis's clock.
         assert isinstance(real, Wait), f"expected a wait, got {real!r}"
@@ -398,9 +169,9 @@ class QueueMachine(RuleBasedStateMachine):
         self.model.seq[name] = 0
         return worker
 
-    def _note(self, worker: str, reservation: Reservation | None) -> None:
-        if isinstance(reservation, Lease):
-            self.granted.setdefault(reservation.id, (worker, reservation))
+    def _note(self, worker: str, grant: Grant | None) -> None:
+        for lease in grant.leases if isinstance(grant, Window) else ():
+            self.granted.setdefault(lease.id, (worker, lease))
 
     def _leases(self, *, current: bool) -> list[tuple[str, Lease]]:
         return [
@@ -436,16 +207,44 @@ class QueueMachine(RuleBasedStateMachine):
         call = self.last_finish.get(worker)
         return call is not None and call.seq in (0, self.model.seq[worker])
 
+    def _own(self, worker: str) -> list[Lease]:
+        """The leases granted to `worker` that it may still use (current or stale)."""
+        return [
+            lease
+            for lease_id, (w, lease) in sorted(self.granted.items())
+            if w == worker and lease_id not in self.abandoned
+        ]
+
+    def _settle(self, worker: str, call: Finish, *, retry: bool = False) -> None:
+        """Send `call` (a batch acknowledge, and a reserve when its seq is not 0) and check
+        the reply against the model's."""
+        predicted = self.model.settle(worker, call.entries, call.seq, call.count)
+        client = self.workers[worker]
+        if retry and call.seq:
+            client.reserve_seq = call.seq - 1  # so the call repeats its reserve number
+        done = [(lease, attempt(outcome)) for lease, outcome, _ in call.entries]
+        reserve = call.count if call.seq else 0
+        dispositions, grant = client.settle(done, reserve, requeue=call.requeue).result()
+        self.step = Step("acknowledge", worker, tuple(e[0] for e in call.entries), call.seq > 0)
+        self.last_finish[worker] = call
+        self._note(worker, grant)
+        assert dispositions == predicted[0]
+        assert_reservation(grant, predicted[1])
+        assert client.reserve_seq == self.model.seq[worker]
+
     def _finish(self, script: str, worker: str, lease: Lease, outcome: str, next_: bool) -> None:
+        """One attempt acknowledged (or requeued) through the one-lease API."""
         seq = self.model.next_seq(worker) if next_ else 0
-        predicted = self.model.finish(script, worker, lease, outcome, seq)
+        entries: list[Entry] = [(lease, outcome, script == "requeue")]
+        predicted = self.model.settle(worker, entries, seq, 1)
         call = getattr(self.workers[worker], script)
         disposition, reservation = call(lease, attempt(outcome), reserve_next=next_)
-        self.step = Step(script, worker, lease, reserves=next_)
-        self.last_finish[worker] = Finish(script, lease, outcome, seq)
-        self._note(worker, reservation)
-        assert disposition == predicted[0]
-        assert_reservation(reservation, predicted[1])
+        self.step = Step(script, worker, (lease,), reserves=next_)
+        self.last_finish[worker] = Finish(entries, script == "requeue", seq, 1)
+        grant = Window((reservation,)) if isinstance(reservation, Lease) else reservation
+        self._note(worker, grant)
+        assert [disposition] == predicted[0]
+        assert_reservation(grant, predicted[1])
         assert self.workers[worker].reserve_seq == self.model.seq[worker]
 
     # --- rules
@@ -490,15 +289,15 @@ class QueueMachine(RuleBasedStateMachine):
         self.step = Step("populate")
 
     @precondition(intact)
-    @rule(worker=st.sampled_from(WORKERS), retry=st.booleans())
-    def reserve(self, worker: str, retry: bool) -> None:
+    @rule(worker=st.sampled_from(WORKERS), retry=st.booleans(), count=WINDOW)
+    def reserve(self, worker: str, retry: bool, count: int) -> None:
         retry = retry and self.model.seq[worker] > 0  # a first call has nothing to repeat
         seq = self.model.seq[worker] if retry else self.model.next_seq(worker)
-        predicted = self.model.reserve(worker, seq)
-        reservation = self.workers[worker].reserve(retry=retry)
+        predicted = self.model.reserve(worker, seq, count)
+        grant = self.workers[worker].reserve_window(count, retry=retry)
         self.step = Step("reserve", worker, reserves=True)
-        self._note(worker, reservation)
-        assert_reservation(reservation, predicted)
+        self._note(worker, grant)
+        assert_reservation(grant, predicted)
         assert self.workers[worker].reserve_seq == seq
 
     @precondition(has_current)
@@ -506,17 +305,47 @@ class QueueMachine(RuleBasedStateMachine):
     def heartbeat_current(self, pick: int) -> None:
         leases = self._leases(current=True)
         worker, lease = leases[pick % len(leases)]
-        assert self.model.heartbeat(worker, lease)
+        assert self.model.heartbeat(worker, [lease]) == [True]
         assert self.workers[worker].heartbeat(lease) is True
-        self.step = Step("heartbeat", worker, lease)
+        self.step = Step("heartbeat", worker, (lease,))
 
     @precondition(has_stale)
     @rule(pick=PICK, unsettled=st.booleans())
     def heartbeat_stale(self, pick: int, unsettled: bool) -> None:
         worker, lease = self._stale(pick, unsettled)
-        assert not self.model.heartbeat(worker, lease)
+        assert self.model.heartbeat(worker, [lease]) == [False]
         assert self.workers[worker].heartbeat(lease) is False
-        self.step = Step("heartbeat", worker, lease)
+        self.step = Step("heartbeat", worker, (lease,))
+
+    @precondition(intact)
+    @rule(worker=st.sampled_from(WORKERS))
+    def heartbeat_window(self, worker: str) -> None:
+        """One call for every lease the worker was granted, current or stale."""
+        leases = self._own(worker)
+        predicted = self.model.heartbeat(worker, leases)
+        assert self.workers[worker].heartbeat_all(leases) == predicted
+        self.step = Step("heartbeat", worker, tuple(leases))
+
+    @precondition(intact)
+    @rule(
+        worker=st.sampled_from(WORKERS),
+        picks=st.lists(PICK, min_size=1, max_size=4),
+        outcomes=st.lists(OUTCOMES, min_size=4, max_size=4),
+        requeue=st.booleans(),
+        count=st.integers(min_value=0, max_value=4),
+    )
+    def acknowledge_window(
+        self, worker: str, picks: list[int], outcomes: list[str], requeue: bool, count: int
+    ) -> None:
+        """A batch acknowledge of some of the worker's leases (distinct), and the reserve of
+        the next window with it (count 0: none)."""
+        own = self._own(worker)
+        if not own:
+            return
+        leases = list(dict.fromkeys(own[pick % len(own)] for pick in picks))
+        entries = [(lease, outcomes[n], requeue) for n, lease in enumerate(leases)]
+        seq = self.model.next_seq(worker) if count else 0
+        self._settle(worker, Finish(entries, requeue, seq, count))
 
     @precondition(has_running)
     @rule(pick=PICK, deadline=st.integers(min_value=0, max_value=2))
@@ -555,24 +384,12 @@ class QueueMachine(RuleBasedStateMachine):
     @precondition(can_retry)
     @rule(pick=PICK)
     def retry_finish(self, pick: int) -> None:
-        """Repeat a worker's last acknowledge or requeue exactly, reserve number included."""
+        """Repeat a worker's last acknowledge exactly, reserve number included."""
         candidates = [w for w in WORKERS if self._retryable(w)]
         worker = candidates[pick % len(candidates)]
         call = self.last_finish[worker]
-        assert call.lease.id in self.model.dispositions  # the first call recorded it
-        predicted = self.model.finish(call.script, worker, call.lease, call.outcome, call.seq)
-        client = self.workers[worker]
-        if call.seq:
-            client.reserve_seq = call.seq - 1  # so the call repeats its reserve number
-        method = getattr(client, call.script)
-        disposition, reservation = method(
-            call.lease, attempt(call.outcome), reserve_next=call.seq > 0
-        )
-        self.step = Step(call.script, worker, call.lease, reserves=call.seq > 0)
-        self._note(worker, reservation)
-        assert disposition == predicted[0]
-        assert_reservation(reservation, predicted[1])
-        assert client.reserve_seq == self.model.seq[worker]
+        assert all(e[0].id in self.model.dispositions for e in call.entries)  # recorded once
+        self._settle(worker, call, retry=True)
 
     @precondition(intact)
     @rule(worker=st.sampled_from(WORKERS))
@@ -619,10 +436,11 @@ class QueueMachine(RuleBasedStateMachine):
         client = self.workers[worker]
         leases = [lease for _, lease in self.granted.values()] or [Lease(self.model.tests[0], 1)]
         lease = leases[pick % len(leases)]
-        calls = {
+        calls: dict[str, Callable[[], object]] = {
             "populate": lambda: self._worker(worker).populate(self.model.tests),
             "reserve": client.reserve,
             "reserve again": lambda: client.reserve(retry=client.reserve_seq > 0),
+            "reserve a window": lambda: client.reserve_window(3),
             "heartbeat": lambda: client.heartbeat(lease),
             "acknowledge": lambda: client.acknowledge(lease, attempt("passed")),
             "requeue": lambda: client.requeue(lease, attempt("failed")),
@@ -679,7 +497,8 @@ class QueueMachine(RuleBasedStateMachine):
         assert real.requeues == m.requeues
         assert real.takeovers == m.takeovers
         assert real.reservations == {
-            w: [str(seq), test, str(lease)] for w, (seq, test, lease) in m.reservations.items()
+            w: [str(seq), *(part for u, lease in pairs for part in (u, str(lease)))]
+            for w, (seq, pairs) in m.reservations.items()
         }
 
     def check_tests_in_one_place(self, real: State) -> None:
@@ -707,15 +526,16 @@ class QueueMachine(RuleBasedStateMachine):
         """
         step = self.step
         for test in before.running.keys() - after.running.keys():
-            by_holder = step.kind in ("acknowledge", "requeue") and step.lease == Lease(
-                test, before.leases[test]
+            by_holder = (
+                step.kind in ("acknowledge", "requeue")
+                and Lease(test, before.leases[test]) in step.leases
             )
             # The attempt it is finalized from was stale: recorded earlier, or by this very
             # call before it reserved.
             final = after.results.get(test)
             stale = final is not None and final != before.leases[test]
             recorded = before.dispositions.get(final or 0) == "stale" or (
-                step.lease is not None and step.lease.id == final
+                any(lease.id == final for lease in step.leases)
             )
             on_expiry = step.reserves and before.running[test] <= before.now and stale and recorded
             assert by_holder or on_expiry, f"{test} left running in {step}"
@@ -745,7 +565,8 @@ class QueueMachine(RuleBasedStateMachine):
         tests and expired leases, and a retried one refreshes its caller's own lease).
         """
         step = self.step
-        if step.lease is not None and before.leases.get(step.lease.unit) != step.lease.id:
+        stale = [lease for lease in step.leases if before.leases.get(lease.unit) != lease.id]
+        if step.leases and len(stale) == len(step.leases):  # a call of stale leases only
             for test in before.running:
                 own = before.holders[test] == step.actor
                 if not step.reserves or (before.live(test) and not own):

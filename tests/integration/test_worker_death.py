@@ -28,6 +28,8 @@ from ciqueue_gha.connection import connect
 from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue import BuildRecord, Lease, QueueSettings, QueueWorker, Reservation
 from ciqueue_gha.queue.heartbeat import HelperConfig
+from ciqueue_gha.queue.record import AttemptRecord
+from ciqueue_gha.queue.worker import Done, Wait
 from tests.support.redis_server import ControlledRedis
 
 LEASE_TIMEOUT = 1.0
@@ -37,11 +39,12 @@ EXIT_LIMIT = 20.0
 
 WORKER = """
 import json, os, signal, sys
-from ciqueue_gha.queue import Lease
+from ciqueue_gha.queue import AttemptRecord, Lease
 from ciqueue_gha.queue.heartbeat import HeartbeatProcess, HelperConfig
 spec = json.loads(sys.argv[1])
 helper = HeartbeatProcess(HelperConfig(**spec["config"]))
-helper.hold(*[Lease(unit, lease) for unit, lease in spec["leases"]])
+ran = [(Lease(u, i), AttemptRecord.from_json(r)) for u, i, r in spec.get("finished", [])]
+helper.hold(*[Lease(unit, lease) for unit, lease in spec["leases"]], finished=ran)
 print(helper.process.pid, flush=True)
 end = sys.stdin.readline().strip()
 if end == "kill":
@@ -86,7 +89,12 @@ def workers() -> Iterator[list[Worker]]:
 
 
 def start_worker(
-    workers: list[Worker], url: str, keys: BuildKeys, *leases: Lease, lease_timeout: float = 1.0
+    workers: list[Worker],
+    url: str,
+    keys: BuildKeys,
+    *leases: Lease,
+    lease_timeout: float = 1.0,
+    finished: tuple[tuple[Lease, AttemptRecord], ...] = (),
 ) -> Worker:
     config = HelperConfig(
         redis_url=url,
@@ -98,7 +106,11 @@ def start_worker(
         heartbeat_interval=lease_timeout / 5,
         max_test_duration=60.0,
     )
-    spec = {"config": asdict(config), "leases": [[lease.unit, lease.id] for lease in leases]}
+    spec = {
+        "config": asdict(config),
+        "leases": [[lease.unit, lease.id] for lease in leases],
+        "finished": [[lease.unit, lease.id, record.to_json()] for lease, record in finished],
+    }
     process = subprocess.Popen(
         [sys.executable, "-c", WORKER, json.dumps(spec)],
         stdin=subprocess.PIPE,
@@ -207,3 +219,27 @@ def test_redis_errors_while_recording_are_tried_again(workers: list[Worker]) -> 
         result = BuildRecord.load(client, keys).results["running"]
         client.close()
     assert result.outcome == "error"
+
+
+def test_a_killed_workers_attempts_not_yet_acknowledged_are_acknowledged_by_its_helper(
+    workers: list[Worker], redis_url: str, client: redis.Redis, keys: BuildKeys
+) -> None:
+    """A window: "done" ran and passed, its attempt not acknowledged yet (it waits for the
+    window's next call), "running" runs, "held" waits. The worker dies: its helper
+    acknowledges "done" (it never runs again), records "running" as an error and gives
+    "held" back at once."""
+    worker = QueueWorker(client, keys, "A", SETTINGS)
+    worker.populate(["done", "running", "held"])
+    window = worker.reserve_window(3)
+    assert not isinstance(window, (Wait, Done)), window
+    done, running, held = window.leases
+    passed = AttemptRecord(unit="done", outcome="passed")
+    a = start_worker(workers, redis_url, keys, running, held, done, finished=((done, passed),))
+    a.end("kill")
+    a.wait_helper_exit()
+    record = BuildRecord.load(client, keys)
+    assert record.results["done"].lease == done.id and record.results["done"].outcome == "passed"
+    assert record.results["running"].outcome == "error"
+    seconds, micros = client.time()
+    deadline = client.zscore(keys.key("running"), "held")  # given back: already past
+    assert deadline is not None and deadline <= seconds * 1000 + micros / 1000

@@ -5,10 +5,12 @@ Run by path or as ``python -m tests.support.worker_process``:
     worker_process.py REDIS_URL BUILD_ID WORKER_ID --lease-timeout S --heartbeat-interval S TEST...
 
 It connects, populates the queue with the tests (as leader or follower), starts the real
-heartbeat helper, reserves a test and then "runs" it forever under a live heartbeat. Once it
-holds the lease it prints one JSON line on stdout:
+heartbeat helper, reserves a test (a window of `--window` tests: the first runs, the others
+are held) and then "runs" it forever under a live heartbeat. Once it holds the leases it
+prints one JSON line on stdout:
 
-    {"lease": [test, lease id], "worker_pid": pid, "helper_pid": pid}
+    {"lease": [test, lease id], "window": [[test, lease id], ...], "worker_pid": pid,
+     "helper_pid": pid}
 
 so a test knows when to kill it, and which helper process must then exit by itself.
 """
@@ -23,7 +25,7 @@ import time
 
 from ciqueue_gha.connection import connect
 from ciqueue_gha.protocol.keys import BuildKeys
-from ciqueue_gha.queue import QueueSettings, QueueWorker
+from ciqueue_gha.queue import QueueSettings, QueueWorker, Window
 from ciqueue_gha.queue.heartbeat import HeartbeatProcess, HelperConfig
 
 
@@ -36,6 +38,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--lease-timeout", type=float, required=True)
     parser.add_argument("--heartbeat-interval", type=float, required=True)
     parser.add_argument("--max-test-duration", type=float, default=600.0)
+    parser.add_argument("--window", type=int, default=1, help="leases to reserve in one call")
     return parser.parse_args(argv)
 
 
@@ -62,12 +65,14 @@ def main(argv: list[str]) -> int:
         )
     )
     try:
-        lease = worker.wait_for_lease(worker.reserve())
-        if lease is None:
+        window = worker.wait_for_window(worker.reserve_window(args.window), args.window)
+        if not isinstance(window, Window):
             return 1
-        helper.hold(lease)
+        lease, *others = window.leases
+        helper.hold(lease, *others)
         line = {
             "lease": [lease.unit, lease.id],
+            "window": [[held.unit, held.id] for held in window.leases],
             "worker_pid": os.getpid(),
             "helper_pid": helper.process.pid,
         }

@@ -110,87 +110,146 @@ local function assert_populated()
   return nil
 end
 
+-- Take `units` (each settled under its current lease, `leases[i]`) out of running, and record
+-- each lease as its unit's authoritative attempt: one command per key for the whole batch.
+local function finalize_all(units, leases, failures)
+  if #units == 0 then return end
+  redis.call('ZREM', K.running, unpack(units))
+  redis.call('HDEL', K.leases, unpack(units))
+  redis.call('HDEL', K.holders, unpack(units))
+  redis.call('HDEL', K.last_attempt, unpack(units))
+  local results, dispositions = {}, {}
+  for i, unit in ipairs(units) do
+    table.insert(results, unit)
+    table.insert(results, leases[i])
+    table.insert(dispositions, leases[i])
+    table.insert(dispositions, 'final')
+  end
+  redis.call('HSET', K.results, unpack(results))
+  redis.call('HSET', K.dispositions, unpack(dispositions))
+  if failures > 0 then redis.call('INCRBY', K.failed, failures) end
+end
+
 local function is_failure(outcome)
   return outcome == 'failed' or outcome == 'error'
 end
 
--- Take `test` out of running and record `lease` as its authoritative attempt.
-local function finalize(test, lease, outcome)
-  redis.call('ZREM', K.running, test)
-  redis.call('HDEL', K.leases, test)
-  redis.call('HDEL', K.holders, test)
-  redis.call('HDEL', K.last_attempt, test)
-  redis.call('HSET', K.results, test, lease)
-  redis.call('HSET', K.dispositions, lease, 'final')
-  if is_failure(outcome) then redis.call('INCR', K.failed) end
+local function finalize(unit, lease, outcome)
+  finalize_all({unit}, {lease}, is_failure(outcome) and 1 or 0)
 end
 
--- Issue a new lease on `test` to `worker` for its reserve call `seq`; the old holder loses it.
-local function grant(test, worker, seq, now, lease_timeout, takeover)
-  local lease = tostring(redis.call('INCR', K.lease_counter))
-  if takeover then redis.call('HINCRBY', K.takeovers, test, 1) end
-  redis.call('HSET', K.leases, test, lease)
-  redis.call('HSET', K.holders, test, worker)
-  redis.call('HSET', K.reservations, worker, cjson.encode({seq, test, lease}))
-  redis.call('ZADD', K.running, now + lease_timeout, test)
-  return {'lease', test, lease, tostring(now)}
+-- Issue new leases on `units` to `worker` for its reserve call `seq`, in one command per key;
+-- `taken_over` counts the first ones, expired leases taken over. Old holders lose them.
+-- Returns the reserve reply: {'lease', now, unit, lease id, unit, lease id, ...}.
+local function grant(units, taken_over, worker, seq, now, lease_timeout)
+  local last = redis.call('INCRBY', K.lease_counter, #units)
+  local leases, holders, deadlines = {}, {}, {}
+  local reply, record = {'lease', tostring(now)}, {seq}
+  for i, unit in ipairs(units) do
+    local lease = tostring(last - #units + i)
+    if i <= taken_over then redis.call('HINCRBY', K.takeovers, unit, 1) end
+    for _, list in ipairs({leases, reply, record}) do
+      table.insert(list, unit)
+      table.insert(list, lease)
+    end
+    table.insert(holders, unit)
+    table.insert(holders, worker)
+    table.insert(deadlines, now + lease_timeout)
+    table.insert(deadlines, unit)
+  end
+  redis.call('HSET', K.leases, unpack(leases))
+  redis.call('HSET', K.holders, unpack(holders))
+  redis.call('ZADD', K.running, unpack(deadlines))
+  redis.call('HSET', K.reservations, worker, cjson.encode(record))
+  return reply
 end
 
-local function holds(test, lease)
-  return redis.call('HGET', K.leases, test) == lease
+local function holds(unit, lease)
+  return redis.call('HGET', K.leases, unit) == lease
 end
 
--- The next test for `worker`. `seq` numbers the worker's reserve calls: a call that repeats
--- the seq of the worker's last granted reservation is a retry whose reply was lost, and gets
--- that same lease back while it is still the worker's. Otherwise: an expired lease first,
--- then the head of the queue.
--- Returns {'lease', test, id, now in ms} | {'wait', ms} | {'stopped'} | {'exhausted'}.
-local function reserve(worker, seq, now, lease_timeout, max_failures, ttl)
-  redis.call('ZADD', K.workers, now, worker)
+-- The leases of `worker`'s last granted reserve that are still its own, as a reserve reply
+-- (their deadlines moved when `deadline` is given); nil when it holds none of them. `seq`:
+-- only for that call (a retry), nil: whatever call it was.
+local function last_grant(worker, seq, now, deadline)
   local last = redis.call('HGET', K.reservations, worker)
-  if last then
-    local r = cjson.decode(last)
-    if r[1] == seq and holds(r[2], r[3]) and redis.call('ZSCORE', K.running, r[2]) then
-      redis.call('ZADD', K.running, now + lease_timeout, r[2])
-      return {'lease', r[2], r[3], tostring(now)}
+  if not last then return nil end
+  local r = cjson.decode(last)
+  if seq and r[1] ~= seq then return nil end
+  local reply = {'lease', tostring(now)}
+  for i = 2, #r, 2 do
+    if holds(r[i], r[i + 1]) and redis.call('ZSCORE', K.running, r[i]) then
+      if deadline then redis.call('ZADD', K.running, 'XX', deadline, r[i]) end
+      table.insert(reply, r[i])
+      table.insert(reply, r[i + 1])
     end
   end
+  if #reply == 2 then return nil end
+  return reply
+end
+
+-- Expired leases for a new grant, at most `count`: a unit already run to completion once is
+-- finalized from that attempt instead (never run again). Returns the units to grant.
+local function expired_units(now, count)
+  local units = {}
+  while #units < count do
+    -- The units chosen so far stay first in the expired range: skip them.
+    local expired = redis.call('ZRANGEBYSCORE', K.running, '-inf', now, 'LIMIT', #units,
+      count - #units)
+    if #expired == 0 then return units end
+    for _, unit in ipairs(expired) do
+      local done = redis.call('HGET', K.last_attempt, unit)
+      if done then
+        local sep = string.find(done, ':', 1, true)
+        finalize(unit, string.sub(done, 1, sep - 1), string.sub(done, sep + 1))
+      else
+        table.insert(units, unit)
+      end
+    end
+  end
+  return units
+end
+
+-- How many leases one call grants: what the worker asks for, but never more than its share
+-- of what can be handed out (queued, or expired) among the live workers (seen within a lease
+-- timeout), so that near the end no unit waits behind a busy worker while another is idle;
+-- at least one.
+local function window(count, now, lease_timeout)
+  if count <= 1 then return 1 end
+  local queued = redis.call('LLEN', K.queue) + redis.call('ZCOUNT', K.running, '-inf', now)
+  local live = math.max(1, redis.call('ZCOUNT', K.workers, now - lease_timeout, '+inf'))
+  return math.max(1, math.min(count, math.ceil(queued / live)))
+end
+
+-- The next units for `worker`, up to `count` (see `window`). `seq` numbers the worker's
+-- reserve calls: a call that repeats the seq of the worker's last granted reserve is a retry
+-- whose reply was lost, and gets the leases of that grant back that are still its own.
+-- Otherwise: expired leases first, then the head of the queue.
+-- Returns {'lease', now in ms, unit, id, ...} | {'wait', ms} | {'stopped'} | {'exhausted'}.
+local function reserve(worker, seq, now, lease_timeout, max_failures, ttl, count)
+  redis.call('ZADD', K.workers, now, worker)
+  local retried = last_grant(worker, seq, now, now + lease_timeout)
+  if retried then return retried end
   if max_failures >= 0 and tonumber(redis.call('GET', K.failed) or '0') >= max_failures then
     return {'stopped'}
   end
-  local result = nil
-  while true do
-    local expired = redis.call('ZRANGEBYSCORE', K.running, '-inf', now, 'LIMIT', 0, 1)
-    if #expired == 0 then break end
-    local test = expired[1]
-    local done = redis.call('HGET', K.last_attempt, test)
-    if done then
-      -- Already run to completion once: finalize from that attempt, don't run it again.
-      local sep = string.find(done, ':', 1, true)
-      finalize(test, string.sub(done, 1, sep - 1), string.sub(done, sep + 1))
-    else
-      result = grant(test, worker, seq, now, lease_timeout, true)
-      break
+  count = window(count, now, lease_timeout)
+  local units = expired_units(now, count)
+  local taken_over = #units
+  if #units < count then
+    for _, unit in ipairs(redis.call('LRANGE', K.queue, 0, count - #units - 1)) do
+      table.insert(units, unit)
     end
+    if #units > taken_over then redis.call('LTRIM', K.queue, #units - taken_over, -1) end
   end
-  if not result then
-    local test = redis.call('LPOP', K.queue)
-    if test then result = grant(test, worker, seq, now, lease_timeout, false) end
-  end
+  local result = nil
+  if #units > 0 then result = grant(units, taken_over, worker, seq, now, lease_timeout) end
   touch(ttl, K.workers, K.reservations, K.holders, K.leases, K.running, K.lease_counter, K.takeovers,
     K.results, K.failed)
   if result then return result end
   local next_deadline = redis.call('ZRANGE', K.running, 0, 0, 'WITHSCORES')
   if #next_deadline == 0 then return {'exhausted'} end
   return {'wait', tostring(math.max(0, tonumber(next_deadline[2]) - now))}
-end
-
--- Store an attempt once per lease; returns the earlier disposition when this is a retry.
-local function record_attempt(lease, payload)
-  local prior = redis.call('HGET', K.dispositions, lease)
-  if prior then return prior end
-  redis.call('HSET', K.attempts, lease, payload)
-  return nil
 end
 
 -- An attempt by a holder that lost its lease: kept, and remembered for finalize-on-expiry.
@@ -202,26 +261,66 @@ local function record_stale(test, lease, outcome)
   return 'stale'
 end
 
--- What acknowledge and requeue share (ARGV 2 to 5: test, lease, outcome, attempt record): a
--- retried call gets its earlier disposition back; a stale holder's attempt is kept as stale;
--- the current holder's attempt is settled by `decide(test, lease, outcome)`.
-local function settle(decide)
-  local test, lease, outcome = ARGV[2], ARGV[3], ARGV[4]
-  local prior = record_attempt(lease, ARGV[5])
-  if prior then return prior end
-  if not holds(test, lease) then return record_stale(test, lease, outcome) end
-  return decide(test, lease, outcome)
+-- A requeue of `unit` by its current holder: back into the queue, REQUEUE_OFFSET from the
+-- head, while under the per-unit and build-wide caps (`caps`: per unit, build, offset);
+-- past them nil (the failure is final).
+local function requeue(unit, lease, caps)
+  if tonumber(redis.call('HGET', K.requeues, unit) or '0') >= caps[1]
+      or tonumber(redis.call('GET', K.requeued) or '0') >= caps[2] then
+    return nil
+  end
+  redis.call('HINCRBY', K.requeues, unit, 1)
+  redis.call('INCR', K.requeued)
+  redis.call('ZREM', K.running, unit)
+  redis.call('HDEL', K.leases, unit)
+  redis.call('HDEL', K.holders, unit)
+  redis.call('HDEL', K.last_attempt, unit)
+  local pivot = redis.call('LINDEX', K.queue, caps[3])
+  if pivot then
+    redis.call('LINSERT', K.queue, 'BEFORE', pivot, unit)
+  else
+    redis.call('RPUSH', K.queue, unit)
+  end
+  redis.call('HSET', K.dispositions, lease, 'requeued')
+  return 'requeued'
 end
 
--- The reply acknowledge and requeue share (their ARGV 1 and 6 to 9 alike): the attempt's
--- disposition, then, when a reserve seq is given, the next reserve's reply in the same round trip.
-local function reply_and_reserve(disposition)
-  local reply = {disposition}
-  if ARGV[9] ~= '0' then
-    local ttl = tonumber(ARGV[6])
-    for _, v in ipairs(reserve(ARGV[1], ARGV[9], now_ms(), tonumber(ARGV[7]), tonumber(ARGV[8]), ttl)) do
-      table.insert(reply, v)
+-- Settle a batch of finished attempts. ARGV from `first`: groups of five (unit, lease,
+-- outcome, attempt record JSON, requeue: '1' to requeue a failure while under `caps`). A
+-- retried attempt gets its earlier disposition back; a stale holder's is kept as stale; the
+-- current holder's is finalized (or requeued). Returns the dispositions, in order.
+local function settle_all(first, caps)
+  local units, leases = {}, {}
+  for i = first, #ARGV, 5 do
+    table.insert(units, ARGV[i])
+    table.insert(leases, ARGV[i + 1])
+  end
+  if #units == 0 then return {} end
+  -- Within a batch each lease appears once (a worker settles an attempt once per call).
+  local prior = redis.call('HMGET', K.dispositions, unpack(leases))
+  local current = redis.call('HMGET', K.leases, unpack(units))
+  local out, final_units, final_leases, failures, attempts = {}, {}, {}, 0, {}
+  for n, unit in ipairs(units) do
+    local i, lease = first + 5 * (n - 1), leases[n]
+    local outcome = ARGV[i + 2]
+    if prior[n] then
+      out[n] = prior[n]
+    else
+      table.insert(attempts, lease)
+      table.insert(attempts, ARGV[i + 3])
+      if current[n] ~= lease then
+        out[n] = record_stale(unit, lease, outcome)
+      elseif ARGV[i + 4] == '1' and is_failure(outcome) and requeue(unit, lease, caps) then
+        out[n] = 'requeued'
+      else
+        out[n] = 'final'
+        table.insert(final_units, unit)
+        table.insert(final_leases, lease)
+        if is_failure(outcome) then failures = failures + 1 end
+      end
     end
   end
-  return reply
+  if #attempts > 0 then redis.call('HSET', K.attempts, unpack(attempts)) end
+  finalize_all(final_units, final_leases, failures)
+  return out
 end

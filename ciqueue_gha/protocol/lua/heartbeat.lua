@@ -1,21 +1,30 @@
--- heartbeat: move the deadline of `test` only if `lease` is still its lease; and then that of
--- the worker's latest grant too, if still its own: the reserve sent with an acknowledge whose
--- reply the worker reads later (while its next test runs) is kept alive before the worker
--- could tell its heartbeat helper about it.
+-- heartbeat: move the deadline of each lease given that is still its unit's lease, and those
+-- of the worker's latest grant still its own: the reserve sent with an acknowledge whose
+-- reply the worker reads later (while it runs the units it holds) is kept alive before the
+-- worker could tell its heartbeat helper about it. One call for every lease a worker holds.
+-- A call none of whose leases is current changes nothing (a stale worker moves no lease).
 -- KEYS: the key vector (see _prelude.lua)
--- ARGV: worker, test, lease, lease timeout (ms)
--- Returns: 1 when `lease` was extended, 0 when it is no longer this worker's.
+-- ARGV: worker, lease timeout (ms), ttl (s), then unit, lease id for each lease
+-- Returns: per lease given, 1 when it was extended, 0 when it is no longer this worker's.
 local err = assert_populated()
 if err then return err end
-local worker, test, lease = ARGV[1], ARGV[2], ARGV[3]
-if not holds(test, lease) or not redis.call('ZSCORE', K.running, test) then return 0 end
+local worker = ARGV[1]
 local now = now_ms()
-local deadline = now + tonumber(ARGV[4])
-redis.call('ZADD', K.running, 'XX', deadline, test)
-local latest = redis.call('HGET', K.reservations, worker)
-if latest then
-  local r = cjson.decode(latest)
-  if holds(r[2], r[3]) then redis.call('ZADD', K.running, 'XX', deadline, r[2]) end
+local deadline = now + tonumber(ARGV[2])
+local extended, deadlines = {}, {}
+for i = 4, #ARGV, 2 do
+  local unit = ARGV[i]
+  if holds(unit, ARGV[i + 1]) and redis.call('ZSCORE', K.running, unit) then
+    table.insert(deadlines, deadline)
+    table.insert(deadlines, unit)
+    table.insert(extended, 1)
+  else
+    table.insert(extended, 0)
+  end
 end
+if #deadlines == 0 then return extended end
+redis.call('ZADD', K.running, 'XX', unpack(deadlines))
+last_grant(worker, nil, now, deadline)
 redis.call('ZADD', K.workers, now, worker)
-return 1
+touch(tonumber(ARGV[3]), K.workers)
+return extended

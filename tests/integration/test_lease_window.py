@@ -1,0 +1,166 @@
+"""The lease window (plugin/ahead.py) against a real queue, driven as the plugin drives it
+(start, the teardown's question, finish): the leases it runs, those it asks the heartbeat to
+hold, and the calls it makes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from ciqueue_gha.plugin.ahead import LateNextItem, LeaseWindow, WorkerTally
+from ciqueue_gha.protocol.keys import BuildKeys
+from ciqueue_gha.queue import AttemptRecord, BuildRecord, Done, Lease, QueueWorker
+from ciqueue_gha.queue.settings import QueueSettings
+
+UNITS = [f"u{n}" for n in range(1, 9)]
+#: Recorded durations that ask for a window of ten units (ten of 25 ms cover the 250 ms floor).
+SHORT = dict.fromkeys(UNITS, 0.025)
+
+
+class Holds:
+    """A heartbeat that keeps what it was asked to hold, newest last."""
+
+    def __init__(self) -> None:
+        self.held: list[tuple[Lease, ...]] = []
+
+    def hold(self, running: Lease, *others: Lease, finished: Any = ()) -> None:
+        self.held.append((running, *others))
+
+
+class CountingWorker(QueueWorker):
+    """A worker that counts its acknowledge calls (`settle`) by what each carried."""
+
+    calls: list[tuple[int, int]]
+
+    def settle(self, done: Any, reserve: int, **options: Any) -> Any:
+        self.calls.append((len(done), reserve))
+        return super().settle(done, reserve, **options)
+
+
+def window(
+    client: redis.Redis,
+    keys: BuildKeys,
+    settings: QueueSettings | None = None,
+    expected: dict[str, float] | None = None,
+    units: list[str] = UNITS,
+) -> tuple[LeaseWindow, Holds, CountingWorker]:
+    worker = CountingWorker(client, keys, "w1", settings)
+    worker.calls = []
+    worker.populate(units)
+    holds = Holds()
+    return (
+        LeaseWindow(worker, holds, SHORT if expected is None else expected, WorkerTally()),
+        holds,
+        worker,
+    )
+
+
+def passed() -> AttemptRecord:
+    return AttemptRecord(unit="", outcome="passed")
+
+
+def deadline_past(client: redis.Redis, keys: BuildKeys, unit: str) -> bool:
+    seconds, micros = client.time()
+    deadline = client.zscore(keys.key("running"), unit)
+    return deadline is not None and deadline <= seconds * 1000 + micros / 1000
+
+
+def run_all(policy: LeaseWindow, first: Lease | None) -> list[Lease]:
+    ran = []
+    lease = first
+    while lease is not None:
+        ran.append(lease)
+        policy.next_item({})
+        lease = policy.finish(passed(), stopping=False)
+    return ran
+
+
+def test_a_window_is_reserved_in_one_call_and_acknowledged_in_batches(
+    client: redis.Redis, keys: BuildKeys
+) -> None:
+    policy, holds, worker = window(client, keys)
+    first = policy.start()
+    assert first is not None and first.unit == "u1"
+    assert [lease.unit for lease in holds.held[0]] == UNITS  # the whole window, one call
+    assert worker.reserve_seq == 1
+    ran = run_all(policy, first)
+    assert [lease.unit for lease in ran] == UNITS
+    # The first reserve (ten units asked for, the queue has eight), one
+    # acknowledge once half the window was spent (its reserve finds nothing queued), one as
+    # the last unit's teardown asks what follows (nothing held), one for the last: four calls
+    # for eight units.
+    assert worker.calls[0] == (0, 10)
+    assert [done for done, _ in worker.calls] == [0, 1, 6, 1]
+    assert sorted(BuildRecord.load(client, keys).results) == UNITS
+    assert policy.tally.executed == 8 and policy.end == Done("exhausted")
+
+
+def test_the_reply_in_flight_is_read_when_the_window_needs_it(
+    client: redis.Redis, keys: BuildKeys
+) -> None:
+    policy, _, worker = window(client, keys, expected=dict.fromkeys(UNITS, 0.125))
+    first = policy.start()  # 250 ms of work at 125 ms a unit: a window of two
+    assert first is not None and list(policy.held) and len(policy.held) == 1
+    second = policy.finish(passed(), stopping=False)  # half spent: acknowledge and reserve
+    assert second is not None and second.unit == "u2"
+    assert policy.in_flight is not None  # not waited for
+    late = policy.next_item({})
+    assert isinstance(late, LateNextItem)  # the unit after u2 is in the reply in flight
+    third = policy.answer_teardown()
+    assert isinstance(third, Lease) and third.unit == "u3"
+    assert policy.tally.executed == 1 and [done for done, _ in worker.calls] == [0, 1]
+
+
+def test_a_lease_held_that_expired_comes_back_and_replaces_the_older_one(
+    client: redis.Redis, keys: BuildKeys
+) -> None:
+    policy, _, _ = window(client, keys, units=["u1", "u2", "u3"])
+    policy.start()
+    stalled = policy.held[0]
+    client.zadd(keys.key("running"), {stalled.unit: 0}, xx=True)  # this worker stalled
+    ran = run_all(policy, policy.lease)
+    assert [lease.unit for lease in ran] == ["u1", "u2", "u3"]  # u2 ran once
+    record = BuildRecord.load(client, keys)
+    assert record.results["u2"].lease > stalled.id  # acknowledged under the newer lease
+    assert policy.tally.stale == 0 and policy.tally.executed == 3
+
+
+def test_a_unit_expected_to_run_long_holds_nothing_behind_until_its_teardown(
+    client: redis.Redis, keys: BuildKeys
+) -> None:
+    policy, holds, _ = window(client, keys, expected=dict.fromkeys(UNITS, 1e9))
+    first = policy.start()
+    assert not policy.held and holds.held == [(first,)]
+    late = policy.next_item({})
+    assert isinstance(late, LateNextItem)
+    assert late.resolve() is None  # u2 is not collected here: no next item
+    assert isinstance(late.reply, Lease) and late.reply.unit == "u2"
+    assert policy.finish(passed(), stopping=False) == late.reply
+    assert not policy.held  # the acknowledge reserved nothing behind u2
+
+
+def test_a_failure_that_reaches_the_cap_gives_the_window_back(
+    client: redis.Redis, keys: BuildKeys
+) -> None:
+    policy, _, _ = window(client, keys, QueueSettings(max_failures=1))
+    policy.start()
+    held = list(policy.held)
+    failed = AttemptRecord(unit="", outcome="failed")
+    assert policy.finish(failed, stopping=False) is None  # waited for: the build stopped
+    assert policy.tally.stopped and policy.tally.final_failures == ["u1"]
+    assert policy.end == Done("stopped")
+    # Every lease held went back at once: their deadlines are already past.
+    assert held and all(deadline_past(client, keys, lease.unit) for lease in held)
+
+
+def test_pytest_told_to_stop_acknowledges_what_ran_and_gives_the_rest_back(
+    client: redis.Redis, keys: BuildKeys
+) -> None:
+    policy, _, _ = window(client, keys)
+    policy.start()
+    policy.finish(passed(), stopping=False)
+    held = list(policy.held)
+    assert policy.finish(passed(), stopping=True) is None
+    assert sorted(BuildRecord.load(client, keys).results) == ["u1", "u2"]
+    assert all(deadline_past(client, keys, lease.unit) for lease in held)
