@@ -98,8 +98,8 @@ def test_a_build_follows_its_slot_through_a_reshard(
     cluster.move_slot(build_slot(build), after)
 
     # On the scripts' own connection (the reply read later), then through redis-py's pool.
-    disposition, following = queue.acknowledge_later(first, passed(first)).result()
-    assert disposition == "final" and following is not None
+    dispositions, following = queue.acknowledge_later(first, passed(first)).result()
+    assert dispositions == ["final"] and following is not None
     second = queue.wait_for_lease(following)
     assert second is not None and second.unit != first.unit
     assert queue.heartbeat(second)
