@@ -19,6 +19,7 @@ from ..github.publish import FinishedBuild, publish
 from ..github.workflow import WorkflowCommands
 from ..options import durations_namespace
 from ..protocol.keys import BuildKeys
+from ..queue.breaker import stopped_workers, tripped_stop
 from ..queue.claim import collision_lines
 from ..queue.collection import CollectionRecord
 from ..queue.retry import (
@@ -93,7 +94,8 @@ def wait_for_build(
         queue_init_timeout=options.queue_init_timeout,
         workers_gone=workers_gone,
     )
-    return supervisor.wait().verdict
+    verdict = supervisor.wait().verdict
+    return Verdict.TRIPPED if verdict is Verdict.STOPPED and tripped_stop(client, keys) else verdict
 
 
 def load_report(
@@ -108,7 +110,9 @@ def load_report(
     gc.freeze()
     collection = CollectionRecord.load(client, keys)
     collection.check_whole(keys, populated=history.records[-1].populated)
-    return history, BuildReport.from_records(history.records, collection)
+    report = BuildReport.from_records(history.records, collection)
+    report.stopped_workers = stopped_workers(client, keys)
+    return history, report
 
 
 def log_report(

@@ -19,12 +19,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import pytest
 
 from ..queue.record import AttemptRecord
 from ..queue.worker import Done, Finishing, Heartbeat, Lease, QueueWorker, Reservation
+from .breaker import Breaker, Step
 
 #: A unit expected to take at least this many of the worker's round trips to Redis runs
 #: with no lease held behind it (its successor is reserved as its teardown starts): the
@@ -117,10 +119,12 @@ class ReserveAhead:
         self.behind: Reservation | Finishing | None = None
         self.round_trip: float | None = None  # moving average, seconds
         self._late: LateNextItem | None = None
+        settle = partial(self._finish, reserve_next=False)
+        self.breaker = Breaker(worker, worker.settings.max_consecutive_failures, settle)
 
     def start(self) -> Lease | None:
         """The first lease to run (None: nothing for this worker)."""
-        return self._begin(self.worker.wait_for_lease(self._reserve()))
+        return self._begin(self._wait_for_lease(self._reserve()))
 
     def next_item(
         self, units: Mapping[str, list[pytest.Item]]
@@ -158,6 +162,10 @@ class ReserveAhead:
         lease, behind = self.lease, self.behind
         assert lease is not None and not isinstance(behind, Finishing) and behind is not None
         lease_behind = behind if isinstance(behind, Lease) else None
+        stopping = stopping or behind == Done("stopped")
+        step = self.breaker.judge(lease, record, stopping=stopping, behind=lease_behind)
+        if step is not Step.SETTLE:
+            return self._after_breaker(step, lease_behind)
         if behind == Done("stopped"):
             self._finish(lease, record, reserve_next=False)
             self._stop()
@@ -174,7 +182,7 @@ class ReserveAhead:
             return None
         if lease_behind is None:
             assert reply is not None  # asked for with the acknowledge
-            return self._begin(self.worker.wait_for_lease(reply))
+            return self._begin(self._wait_for_lease(reply))
         if isinstance(reply, Lease) and reply.unit == lease_behind.unit:
             # This worker stalled past the lease it held behind, and got the unit back under
             # a new lease: run it once, under that one (running the item twice in a row
@@ -199,17 +207,31 @@ class ReserveAhead:
         self._hold()
         return lease
 
-    def _stop(self) -> None:
-        """The build stopped (--max-failures) or pytest was told to (-x, --maxfail): what is
-        held goes back at once, unrun."""
+    def _after_breaker(self, step: Step, lease_behind: Lease | None) -> Lease | None:
+        """The lease to run after a unit the breaker holds (HOLD), or None: it tripped."""
+        if step is Step.TRIP:
+            self.tally.final_failures += self.breaker.finalized
+            self._stop(failed=bool(self.breaker.finalized))
+            return None
+        if lease_behind is not None:
+            return self._run_behind(lease_behind, None)
+        return self._begin(self._wait_for_lease(self._reserve()))
+
+    def _wait_for_lease(self, reservation: Reservation) -> Lease | None:
+        return self.worker.wait_for_lease(self.breaker.before_waiting(reservation))
+
+    def _stop(self, *, failed: bool = True) -> None:
+        """The build stopped (--max-failures), pytest was told to (-x, --maxfail), or the
+        breaker tripped (`failed` False: its units went to others): what is held goes back
+        at once, unrun."""
         self.worker.release()
-        self.tally.stopped = True
+        self.tally.stopped = failed
         self.lease, self.behind = None, Done("stopped")
 
     def _hold(self) -> None:
         if self.heartbeat and self.lease is not None:
             behind = [self.behind] if isinstance(self.behind, Lease) else []
-            self.heartbeat.hold(self.lease, *behind)
+            self.heartbeat.hold(self.lease, *behind, *self.breaker.leases)
 
     def _finish(
         self, lease: Lease, record: AttemptRecord, *, reserve_next: bool

@@ -129,6 +129,7 @@ def render_job_summary(
     sections = [
         section
         for section in (
+            _stopped_workers(report),
             _failures(report),
             _not_run(report),
             _flaky(report),
@@ -273,6 +274,15 @@ def _failure(history: CaseHistory) -> _Entry:
         return f"<details><summary>{summary}</summary>{location}\n\n{traceback}\n\n</details>"
 
     return _Entry(compact, full)
+
+
+def _stopped_workers(report: BuildReport) -> _Section:
+    rows = [
+        f"| {code(stopped.worker)} | {stopped.units} | {code(stopped.first_error)} |"
+        for stopped in report.stopped_workers
+    ]
+    header = "| worker | units failed in a row | first error |\n|---|---:|---|"
+    return _table("Stopped workers (circuit breaker)", header, rows, "stopped workers")
 
 
 def _not_run(report: BuildReport) -> _Section:

@@ -1,0 +1,133 @@
+"""The circuit breaker of one worker (`--max-consecutive-failures N`): when does a failed unit
+count against the worker rather than the test?
+
+The rule:
+
+- A failed unit opens (or extends) the worker's *streak*: it is not acknowledged, and its
+  lease stays held (the heartbeat keeps it alive with the running one), so the build cannot
+  look done while the streak is open.
+- A passed unit closes the streak: the worker is healthy, so the held failures are real and
+  are settled as any failure is (acknowledged, or requeued under --max-requeues).
+- The Nth failure in a row trips the breaker: the streak goes back to the head of the queue
+  for other workers (queue/breaker.py), charged to no requeue cap, and the worker stops
+  taking work and releases what it still holds. The last live worker to trip has no one to
+  give its streak to: its failures are final and the build stops (exit 1, as --max-failures).
+- A unit another worker's streak gave back that fails here too is a real failure: settled at
+  once, neither extending nor closing this worker's streak.
+- Out of work with a streak open (a reserve answers wait or done), the worker cannot prove
+  itself healthy: it hands the streak over and stops, unless it is the last live worker, which
+  settles it as usual. pytest told to stop, or the build stopped (--max-failures): the streak
+  is settled as usual.
+
+The reserve-ahead policy asks `judge` of every finished unit and `before_waiting` of every
+reservation it would wait on, and heartbeats `leases` with its own.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from enum import Enum
+
+from ..queue import breaker
+from ..queue.record import AttemptRecord
+from ..queue.worker import Done, Lease, QueueWorker, Reservation
+
+#: Settles a held failure as any failure is settled (acknowledge, or requeue).
+Settle = Callable[[Lease, AttemptRecord], object]
+
+
+class Step(Enum):
+    """What the worker does with a finished unit."""
+
+    SETTLE = "settle"  # acknowledge (or requeue) it as usual
+    HOLD = "hold"  # keep its lease, unacknowledged, and run the next unit
+    TRIP = "trip"  # the streak is gone back (or final): stop taking work, release the rest
+
+
+class Breaker:
+    """The streak of one worker: the failed units it holds, oldest first (at most `limit` - 1
+    between calls). `tripped` once it stopped; `finalized`: the units its last trip made final
+    failures here (the last live worker's)."""
+
+    def __init__(self, worker: QueueWorker, limit: int, settle: Settle) -> None:
+        self.worker = worker
+        self.limit = limit
+        self._settle = settle
+        self.streak: list[tuple[Lease, AttemptRecord]] = []
+        self.tripped = False
+        self.finalized: list[str] = []
+
+    @property
+    def leases(self) -> list[Lease]:
+        """The held leases the heartbeat keeps alive."""
+        return [lease for lease, _ in self.streak]
+
+    def judge(
+        self, lease: Lease, record: AttemptRecord, *, stopping: bool, behind: Lease | None
+    ) -> Step:
+        """What to do with the unit that ended under `lease` with `record`; `stopping`: the
+        worker stops after it (pytest was told to, or the build stopped); `behind`: the lease
+        held behind it, given back unrun if the breaker trips."""
+        if self.limit == 0:
+            return Step.SETTLE
+        if not record.failed or stopping:
+            self.settle_streak()
+            return Step.SETTLE
+        if breaker.given_back_by_another(self.worker, lease.unit):
+            return Step.SETTLE
+        self.streak.append((lease, record))
+        if len(self.streak) < self.limit:
+            return Step.HOLD
+        self._trip(breaker.TRIPPED, [behind] if behind else [])
+        return Step.TRIP
+
+    def before_waiting(self, reservation: Reservation) -> Reservation:
+        """`reservation`, or what replaces it when a streak is open and there is no lease to
+        run: done (the streak handed over), or the next reservation once it was settled."""
+        if not self.streak or isinstance(reservation, Lease):
+            return reservation
+        if reservation == Done("stopped"):
+            self.settle_streak()
+            return reservation
+        if self._trip(breaker.ENDED) == breaker.LAST:
+            self.settle_streak()
+            return self.worker.reserve()
+        return Done("stopped")
+
+    def settle_streak(self) -> None:
+        streak, self.streak = self.streak, []
+        for lease, record in streak:
+            self._settle(lease, record)
+
+    def _trip(self, why: str, unrun: Sequence[Lease] = ()) -> str:
+        reply = breaker.trip(self.worker, self.streak, why, unrun)
+        if reply == breaker.LAST:
+            return reply
+        units = [lease.unit for lease, _ in self.streak]
+        self.streak, self.tripped = [], True
+        if reply == breaker.FINALIZED:
+            self.finalized = units
+        _say(self._stop_line(why, reply, len(units)))
+        return reply
+
+    def _stop_line(self, why: str, reply: str, units: int) -> str:
+        worker = self.worker.worker_id
+        if why == breaker.ENDED:
+            return (
+                f"[{worker}] out of work with {units} failed units unsettled: they go back to "
+                "the queue for the other workers"
+            )
+        where = (
+            "no other live worker: they are final failures, and the build stops"
+            if reply == breaker.FINALIZED
+            else "they go back to the queue for the other workers"
+        )
+        return (
+            f"[{worker}] circuit breaker tripped: {units} units failed in a row on this worker "
+            f"(--max-consecutive-failures {self.limit}); it stops taking work; {where}"
+        )
+
+
+def _say(line: str) -> None:
+    print(f"ciqueue-gha: {line}", file=sys.stderr, flush=True)
