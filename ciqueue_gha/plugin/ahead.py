@@ -162,19 +162,19 @@ class ReserveAhead:
         lease, behind = self.lease, self.behind
         assert lease is not None and not isinstance(behind, Finishing) and behind is not None
         lease_behind = behind if isinstance(behind, Lease) else None
-        stopping = stopping or behind == Done("stopped")
-        step = self.breaker.judge(lease, record, stopping=stopping, behind=lease_behind)
-        if step is not Step.SETTLE:
+        step = self.breaker.judge(lease, record, stopping=stopping, behind=behind)
+        if step in (Step.HOLD, Step.TRIP):
             return self._after_breaker(step, lease_behind)
         if behind == Done("stopped"):
             self._finish(lease, record, reserve_next=False)
             self._stop()
             return None
-        capped_failure = record.failed and self.worker.settings.max_failures is not None
+        failed = record.failed or step is Step.SETTLED  # waited for: the build may have stopped
+        capped_failure = failed and self.worker.settings.max_failures is not None
         reserve_next = (
             lease_behind is None or not self._runs_long(lease_behind.unit) or capped_failure
         )
-        if lease_behind is not None and reserve_next and not record.failed and not stopping:
+        if lease_behind is not None and reserve_next and not failed and not stopping:
             return self._run_behind(lease_behind, self.worker.acknowledge_later(lease, record))
         reply = self._finish(lease, record, reserve_next=reserve_next)
         if stopping or reply == Done("stopped"):

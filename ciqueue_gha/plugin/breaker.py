@@ -41,6 +41,8 @@ class Step(Enum):
     """What the worker does with a finished unit."""
 
     SETTLE = "settle"  # acknowledge (or requeue) it as usual
+    SETTLED = "settled"  # it passed and closed a streak (now settled): as usual, but its
+    # acknowledge is waited for, as a failure's is (the build may have stopped, --max-failures)
     HOLD = "hold"  # keep its lease, unacknowledged, and run the next unit
     TRIP = "trip"  # the streak is gone back (or final): stop taking work, release the rest
 
@@ -63,23 +65,20 @@ class Breaker:
         """The held leases the heartbeat keeps alive."""
         return [lease for lease, _ in self.streak]
 
-    def judge(
-        self, lease: Lease, record: AttemptRecord, *, stopping: bool, behind: Lease | None
-    ) -> Step:
+    def judge(self, lease: Lease, record: AttemptRecord, *, stopping: bool, behind: object) -> Step:
         """What to do with the unit that ended under `lease` with `record`; `stopping`: the
-        worker stops after it (pytest was told to, or the build stopped); `behind`: the lease
-        held behind it, given back unrun if the breaker trips."""
+        worker stops after it (pytest was told to); `behind`: what the worker holds behind it
+        (a lease is given back unrun if the breaker trips; Done("stopped"): the build stopped)."""
         if self.limit == 0:
             return Step.SETTLE
-        if not record.failed or stopping:
-            self.settle_streak()
-            return Step.SETTLE
+        if not record.failed or stopping or behind == Done("stopped"):
+            return Step.SETTLED if self.settle_streak() else Step.SETTLE
         if breaker.given_back_by_another(self.worker, lease.unit):
             return Step.SETTLE
         self.streak.append((lease, record))
         if len(self.streak) < self.limit:
             return Step.HOLD
-        self._trip(breaker.TRIPPED, [behind] if behind else [])
+        self._trip(breaker.TRIPPED, [behind] if isinstance(behind, Lease) else [])
         return Step.TRIP
 
     def before_waiting(self, reservation: Reservation) -> Reservation:
@@ -95,10 +94,12 @@ class Breaker:
             return self.worker.reserve()
         return Done("stopped")
 
-    def settle_streak(self) -> None:
+    def settle_streak(self) -> int:
+        """Settle the held failures as any failure is; returns how many there were."""
         streak, self.streak = self.streak, []
         for lease, record in streak:
             self._settle(lease, record)
+        return len(streak)
 
     def _trip(self, why: str, unrun: Sequence[Lease] = ()) -> str:
         reply = breaker.trip(self.worker, self.streak, why, unrun)

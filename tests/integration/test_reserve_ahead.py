@@ -108,7 +108,7 @@ def test_a_unit_expected_to_run_long_holds_nothing_behind_until_its_teardown(
 def test_a_failure_that_reaches_the_cap_releases_what_is_held(
     client: redis.Redis, keys: BuildKeys
 ) -> None:
-    ahead, _ = policy(client, keys, QueueSettings(max_failures=1))
+    ahead, _ = policy(client, keys, QueueSettings(max_failures=1, max_consecutive_failures=0))
     ahead.start()
     held = ahead.behind
     assert isinstance(held, Lease)
