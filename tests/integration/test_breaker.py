@@ -1,0 +1,147 @@
+"""The circuit breaker (plugin/breaker.py, queue/breaker.py, trip.lua) against a real queue,
+driven as the plugin drives the reserve-ahead policy: each rule of the breaker's docstring,
+with what Redis holds after it."""
+
+from __future__ import annotations
+
+import json
+
+import redis
+
+from ciqueue_gha.plugin.ahead import ReserveAhead, WorkerTally
+from ciqueue_gha.protocol.keys import BuildKeys
+from ciqueue_gha.queue import AttemptRecord, BuildRecord, Lease, QueueWorker
+from ciqueue_gha.queue.breaker import stopped_workers, tripped_stop
+from ciqueue_gha.queue.record import CaseRecord
+from ciqueue_gha.queue.settings import QueueSettings
+from tests.integration.test_reserve_ahead import Holds
+
+UNITS = [f"u{n}" for n in range(6)]
+
+
+def worker(
+    client: redis.Redis, keys: BuildKeys, name: str, limit: int = 2, **settings: int
+) -> tuple[ReserveAhead, Holds]:
+    queue = QueueWorker(
+        client, keys, name, QueueSettings(max_consecutive_failures=limit, **settings)
+    )
+    queue.populate(UNITS)
+    holds = Holds()
+    return ReserveAhead(queue, holds, {}, WorkerTally()), holds
+
+
+def outcome(kind: str, message: str = "boom") -> AttemptRecord:
+    case = CaseRecord("t", kind, message=message if kind != "passed" else "")
+    return AttemptRecord(unit="", outcome=kind, cases=[case])
+
+
+def run(ahead: ReserveAhead, outcomes: list[str], first: Lease | None = None) -> list[str]:
+    """Run units with these outcomes in turn (the plugin's loop); the units run, in order."""
+    lease = first or ahead.start()
+    ran = []
+    for kind in outcomes:
+        if lease is None:
+            break
+        ran.append(lease.unit)
+        ahead.next_item({})  # the teardown's question, as pytest asks it
+        lease = ahead.finish(outcome(kind, f"error in {lease.unit}"), stopping=False)
+    return ran
+
+
+def seen(client: redis.Redis, keys: BuildKeys, name: str) -> None:
+    """Worker `name` is live: it reserved (and holds a lease, so the queue is not done)."""
+    QueueWorker(client, keys, name).reserve()
+
+
+def test_a_pass_settles_the_held_failure_as_a_real_one(
+    client: redis.Redis, keys: BuildKeys
+) -> None:
+    ahead, holds = worker(client, keys, "w1", limit=3)
+    first = ahead.start()
+    assert first is not None
+    run(ahead, ["failed"], first)
+    assert ahead.breaker.leases == [first]
+    assert first in holds.held[-1]  # the held failure is heartbeat with the running unit
+    assert first.unit not in BuildRecord.load(client, keys).results  # not acknowledged yet
+    run(ahead, ["passed"], ahead.lease)
+    results = BuildRecord.load(client, keys).results
+    assert results[first.unit].outcome == "failed"
+    assert ahead.tally.final_failures == [first.unit]
+
+
+def test_a_trip_gives_the_streak_and_the_lease_behind_back_uncharged(
+    client: redis.Redis, keys: BuildKeys
+) -> None:
+    broken, _ = worker(client, keys, "broken", max_requeues=5)
+    seen(client, keys, "healthy")  # holds u0
+    ran = run(broken, ["error", "error", "error"])
+    assert ran == ["u1", "u2"]  # tripped at the second failure in a row
+    assert broken.lease is None and not broken.tally.stopped  # its units went to others
+    queue = client.lrange(keys.key("queue"), 0, -1)
+    assert queue[:3] == ["u1", "u2", "u3"]  # the streak first, then the unit held behind
+    assert not client.hgetall(keys.key("requeues")) and not client.exists(keys.key("requeued"))
+    assert not client.hgetall(keys.key("takeovers"))
+    assert client.hgetall(keys.key("given-back")) == {"u1": "broken", "u2": "broken"}
+    record = BuildRecord.load(client, keys)
+    assert not record.attempts and not record.results  # their outcome is another worker's
+    (stopped,) = stopped_workers(client, keys)
+    assert (stopped.worker, stopped.units, stopped.last) == ("broken", 2, False)
+    assert stopped.first_error == "error in u1"
+
+
+def test_a_failure_another_worker_gave_back_is_real_and_does_not_extend_the_streak(
+    client: redis.Redis, keys: BuildKeys
+) -> None:
+    broken, _ = worker(client, keys, "broken")
+    healthy, _ = worker(client, keys, "healthy")
+    first = healthy.start()  # u0, with u1 behind
+    run(broken, ["error", "error"])  # u2, u3: given back
+    assert first is not None and first.unit == "u0"
+    run(healthy, ["passed", "passed", "failed", "failed"], first)  # u0, u1, u2, u3
+    results = BuildRecord.load(client, keys).results
+    assert results["u2"].outcome == results["u3"].outcome == "failed"  # settled at once
+    assert not healthy.breaker.tripped and healthy.breaker.streak == []
+
+
+def test_the_last_live_worker_to_trip_finalizes_its_streak_and_stops_the_build(
+    client: redis.Redis, keys: BuildKeys
+) -> None:
+    alone, _ = worker(client, keys, "alone")
+    assert run(alone, ["error", "error", "error"]) == ["u0", "u1"]
+    results = BuildRecord.load(client, keys).results
+    assert sorted(results) == ["u0", "u1"] and all(r.failed for r in results.values())
+    assert alone.tally.final_failures == ["u0", "u1"] and alone.tally.stopped
+    assert tripped_stop(client, keys)
+    (stopped,) = stopped_workers(client, keys)
+    assert stopped.last
+    assert client.zscore(keys.key("running"), "u2") == 0  # the lease behind: released
+
+
+def test_out_of_work_with_a_streak_open_hands_it_over(client: redis.Redis, keys: BuildKeys) -> None:
+    ahead, _ = worker(client, keys, "w1", limit=10)
+    seen(client, keys, "w2")  # holds u0
+    ran = run(ahead, ["passed"] * 4 + ["failed"] * 2)
+    assert ran == ["u1", "u2", "u3", "u4", "u5"]  # then nothing: it handed u5 over
+    assert ahead.lease is None
+    assert client.lrange(keys.key("queue"), 0, -1) == ["u5"]
+    note = json.loads(client.hget(keys.key("tripped"), "w1") or "{}")
+    assert note["why"] == "ended"
+    assert stopped_workers(client, keys) == []  # it stopped for want of work, not tripped
+
+
+def test_alone_out_of_work_with_a_streak_open_settles_it(
+    client: redis.Redis, keys: BuildKeys
+) -> None:
+    ahead, _ = worker(client, keys, "w1", limit=10)
+    run(ahead, ["passed"] * 5 + ["failed"])
+    results = BuildRecord.load(client, keys).results
+    assert sorted(results) == UNITS and results["u5"].failed
+
+
+def test_under_max_failures_the_pass_that_settles_a_failure_stops_the_worker(
+    client: redis.Redis, keys: BuildKeys
+) -> None:
+    ahead, _ = worker(client, keys, "w1", limit=3, max_failures=1)
+    assert run(ahead, ["failed", "passed", "passed"]) == ["u0", "u1"]
+    assert ahead.tally.stopped and ahead.tally.final_failures == ["u0"]
+    assert sorted(BuildRecord.load(client, keys).results) == ["u0", "u1"]
