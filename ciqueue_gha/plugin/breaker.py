@@ -12,8 +12,10 @@ The rule:
   for other workers (queue/breaker.py), charged to no requeue cap, and the worker stops
   taking work and releases what it still holds. The last live worker to trip has no one to
   give its streak to: its failures are final and the build stops (exit 1, as --max-failures).
-- A unit another worker's streak gave back that fails here too is a real failure: settled at
-  once, neither extending nor closing this worker's streak.
+- A unit another worker's streak gave back that fails here too joins the streak but does not
+  count toward N: a healthy worker must not trip on the real failures a broken one gave
+  back, and a broken one must not make them real. The next pass settles it (a real failure:
+  it failed on a healthy worker too); a trip gives it back again.
 - Out of work with a streak open (a reserve answers wait or done), the worker cannot prove
   itself healthy: it hands the streak over and stops, unless it is the last live worker, which
   settles it as usual. pytest told to stop, or the build stopped (--max-failures): the streak
@@ -48,15 +50,16 @@ class Step(Enum):
 
 
 class Breaker:
-    """The streak of one worker: the failed units it holds, oldest first (at most `limit` - 1
-    between calls). `tripped` once it stopped; `finalized`: the units its last trip made final
-    failures here (the last live worker's)."""
+    """The streak of one worker: the failed units it holds, oldest first, `counted` of them
+    toward `limit` (at most `limit` - 1 between calls). `tripped` once it stopped;
+    `finalized`: the units its trip made final failures here (the last live worker's)."""
 
     def __init__(self, worker: QueueWorker, limit: int, settle: Settle) -> None:
         self.worker = worker
         self.limit = limit
         self._settle = settle
         self.streak: list[tuple[Lease, AttemptRecord]] = []
+        self.counted = 0
         self.tripped = False
         self.finalized: list[str] = []
 
@@ -73,10 +76,9 @@ class Breaker:
             return Step.SETTLE
         if not record.failed or stopping or behind == Done("stopped"):
             return Step.SETTLED if self.settle_streak() else Step.SETTLE
-        if breaker.given_back_by_another(self.worker, lease.unit):
-            return Step.SETTLE
         self.streak.append((lease, record))
-        if len(self.streak) < self.limit:
+        self.counted += not breaker.given_back_by_another(self.worker, lease.unit)
+        if self.counted < self.limit:
             return Step.HOLD
         self._trip(breaker.TRIPPED, [behind] if isinstance(behind, Lease) else [])
         return Step.TRIP
@@ -96,7 +98,7 @@ class Breaker:
 
     def settle_streak(self) -> int:
         """Settle the held failures as any failure is; returns how many there were."""
-        streak, self.streak = self.streak, []
+        streak, self.streak, self.counted = self.streak, [], 0
         for lease, record in streak:
             self._settle(lease, record)
         return len(streak)
@@ -106,7 +108,7 @@ class Breaker:
         if reply == breaker.LAST:
             return reply
         units = [lease.unit for lease, _ in self.streak]
-        self.streak, self.tripped = [], True
+        self.streak, self.counted, self.tripped = [], 0, True
         if reply == breaker.FINALIZED:
             self.finalized = units
         _say(self._stop_line(why, reply, len(units)))

@@ -83,7 +83,8 @@ def trip(
 
 
 def given_back_by_another(worker: QueueWorker, unit: str) -> bool:
-    """Whether another worker's streak gave `unit` back: failing here too, it is a real failure."""
+    """Whether another worker's streak gave `unit` back: failing here too, it does not count
+    toward this worker's breaker (plugin/breaker.py)."""
     gave = worker.client.hget(worker.keys.key("given-back"), unit)
     return gave is not None and gave != worker.worker_id
 

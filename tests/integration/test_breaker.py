@@ -89,7 +89,7 @@ def test_a_trip_gives_the_streak_and_the_lease_behind_back_uncharged(
     assert stopped.first_error == "error in u1"
 
 
-def test_a_failure_another_worker_gave_back_is_real_and_does_not_extend_the_streak(
+def test_failures_another_worker_gave_back_do_not_trip_a_healthy_worker(
     client: redis.Redis, keys: BuildKeys
 ) -> None:
     broken, _ = worker(client, keys, "broken")
@@ -98,9 +98,24 @@ def test_a_failure_another_worker_gave_back_is_real_and_does_not_extend_the_stre
     run(broken, ["error", "error"])  # u2, u3: given back
     assert first is not None and first.unit == "u0"
     run(healthy, ["passed", "passed", "failed", "failed"], first)  # u0, u1, u2, u3
+    assert not healthy.breaker.tripped
+    assert [lease.unit for lease in healthy.breaker.leases] == ["u2", "u3"]
+    run(healthy, ["passed"], healthy.lease)
     results = BuildRecord.load(client, keys).results
-    assert results["u2"].outcome == results["u3"].outcome == "failed"  # settled at once
-    assert not healthy.breaker.tripped and healthy.breaker.streak == []
+    assert results["u2"].outcome == results["u3"].outcome == "failed"  # real: settled by a pass
+
+
+def test_a_broken_worker_gives_back_again_what_another_gave_back(
+    client: redis.Redis, keys: BuildKeys
+) -> None:
+    first, _ = worker(client, keys, "broken-1")
+    second, _ = worker(client, keys, "broken-2")
+    seen(client, keys, "healthy")  # holds u0
+    run(first, ["error", "error"])  # u1, u2: given back
+    assert run(second, ["error"] * 4) == ["u1", "u2", "u3", "u4"]
+    assert second.breaker.tripped
+    assert client.lrange(keys.key("queue"), 0, -1) == ["u1", "u2", "u3", "u4", "u5"]
+    assert not BuildRecord.load(client, keys).results  # no failure made real
 
 
 def test_the_last_live_worker_to_trip_finalizes_its_streak_and_stops_the_build(

@@ -2,7 +2,7 @@
 -- failed units without acknowledging them; it now stops taking work, and the streak goes back
 -- to the head of the queue, for other workers, charged to no requeue cap and with no attempt
 -- recorded: a unit's outcome is what a healthy worker sees. Each unit given back is noted in
--- given-back, so a worker that fails it again knows the failure is not its own streak's.
+-- given-back, so a worker that fails it again knows not to count it toward its own breaker.
 -- The last live worker to stop (no other live worker that has not stopped: a live claim on its
 -- id, or seen within a lease timeout) has no one to give its streak to: with why 'tripped' its
 -- attempts are finalized as failures and the build is marked stopped (as --max-failures does);
