@@ -20,6 +20,10 @@ The rule:
   itself healthy: it hands the streak over and stops, unless it is the last live worker, which
   settles it as usual. pytest told to stop, or the build stopped (--max-failures): the streak
   is settled as usual.
+- Under a failure cap (--max-failures, -x, --maxfail), a failure that would reach it, counting
+  the build's final failures and this worker's held ones, is settled at once, with the streak:
+  the user asked to stop there, and holding it would run units past the cap. So with -x the
+  breaker never holds; with a cap above the streak, a broken runner's failures do not count.
 
 The reserve-ahead policy asks `judge` of every finished unit and `before_waiting` of every
 reservation it would wait on, and heartbeats `leases` with its own.
@@ -74,7 +78,8 @@ class Breaker:
         (a lease is given back unrun if the breaker trips; Done("stopped"): the build stopped)."""
         if self.limit == 0:
             return Step.SETTLE
-        if not record.failed or stopping or behind == Done("stopped"):
+        stops = stopping or behind == Done("stopped")
+        if not record.failed or stops or self._reaches_cap():
             return Step.SETTLED if self.settle_streak() else Step.SETTLE
         self.streak.append((lease, record))
         self.counted += not breaker.given_back_by_another(self.worker, lease.unit)
@@ -95,6 +100,15 @@ class Breaker:
             self.settle_streak()
             return self.worker.reserve()
         return Done("stopped")
+
+    def _reaches_cap(self) -> bool:
+        """Whether one more final failure here, with the held ones, reaches --max-failures."""
+        cap = self.worker.settings.max_failures
+        if cap is None:
+            return False
+        if len(self.streak) + 1 >= cap:
+            return True  # whatever the build's count (no call to Redis: -x, --maxfail 1)
+        return breaker.failed_so_far(self.worker) + len(self.streak) + 1 >= cap
 
     def settle_streak(self) -> int:
         """Settle the held failures as any failure is; returns how many there were."""

@@ -89,6 +89,11 @@ def given_back_by_another(worker: QueueWorker, unit: str) -> bool:
     return gave is not None and gave != worker.worker_id
 
 
+def failed_so_far(worker: QueueWorker) -> int:
+    """Units finalized as failed in the build so far (what --max-failures counts)."""
+    return int(worker.client.get(worker.keys.key("failed")) or 0)
+
+
 def stopped_workers(client: redis.Redis, keys: BuildKeys) -> list[StoppedWorker]:
     """The workers of this attempt whose breaker tripped, by id."""
     notes = client.hgetall(keys.key("tripped"))

@@ -153,10 +153,28 @@ def test_alone_out_of_work_with_a_streak_open_settles_it(
     assert sorted(results) == UNITS and results["u5"].failed
 
 
-def test_under_max_failures_the_pass_that_settles_a_failure_stops_the_worker(
+def test_a_failure_that_reaches_max_failures_is_not_held(
     client: redis.Redis, keys: BuildKeys
 ) -> None:
-    ahead, _ = worker(client, keys, "w1", limit=3, max_failures=1)
-    assert run(ahead, ["failed", "passed", "passed"]) == ["u0", "u1"]
+    ahead, _ = worker(client, keys, "w1", limit=3, max_failures=1)  # as -x
+    assert run(ahead, ["failed", "passed"]) == ["u0"]
     assert ahead.tally.stopped and ahead.tally.final_failures == ["u0"]
-    assert sorted(BuildRecord.load(client, keys).results) == ["u0", "u1"]
+    assert sorted(BuildRecord.load(client, keys).results) == ["u0"]
+
+
+def test_under_max_failures_the_pass_that_settles_the_last_failure_stops_the_worker(
+    client: redis.Redis, keys: BuildKeys
+) -> None:
+    ahead, _ = worker(client, keys, "w1", limit=3, max_failures=2)
+    assert run(ahead, ["failed", "passed", "failed", "passed"]) == ["u0", "u1", "u2"]
+    assert ahead.tally.stopped and ahead.tally.final_failures == ["u0", "u2"]
+    assert sorted(BuildRecord.load(client, keys).results) == ["u0", "u1", "u2"]
+
+
+def test_a_broken_worker_below_max_failures_counts_nothing(
+    client: redis.Redis, keys: BuildKeys
+) -> None:
+    broken, _ = worker(client, keys, "broken", limit=2, max_failures=3)
+    seen(client, keys, "healthy")
+    assert run(broken, ["error"] * 3) == ["u1", "u2"]
+    assert not client.exists(keys.key("failed"))
