@@ -49,14 +49,8 @@ class Build:
     tmp: Path
     redis_url: str
     build_id: str
-
-    @property
-    def suite(self) -> Path:
-        return self.tmp / "broken"
-
-    @property
-    def log(self) -> Path:
-        return self.tmp / "suite-log.txt"
+    suite: Path
+    log: Path  # what the suite's tests leave ($SUITE_LOG)
 
     def env(self, **extra: str) -> dict[str, str]:
         return clean_env(self.tmp, **{"SUITE_LOG": str(self.log), **extra})
@@ -90,8 +84,9 @@ class Build:
 
 @pytest.fixture
 def build(commands: Commands, tmp_path: Path, redis_server: PrivateRedis) -> Build:
-    copy_suite("broken", tmp_path)
-    return Build(commands, tmp_path, redis_server.url, new_build_id("breaker"))
+    suite = copy_suite("broken", tmp_path)
+    build_id = new_build_id("breaker")
+    return Build(commands, tmp_path, redis_server.url, build_id, suite, tmp_path / "suite-log.txt")
 
 
 def healthy_and_broken(
