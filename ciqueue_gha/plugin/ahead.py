@@ -12,6 +12,10 @@ stopped (--max-failures).
 A unit held behind waits for the one running, though another worker may be idle: so a unit
 expected to run long (recorded durations, `LATE_RESERVE_ROUND_TRIPS`) runs with nothing held
 behind it, and its successor is reserved as its teardown starts: one more round trip for it.
+
+Every finished unit is first the circuit breaker's to judge (breaker.py: settle it as usual,
+hold it unacknowledged while the worker runs on, or trip), and every reservation this policy
+would wait on passes its `before_waiting`; the leases it holds are heartbeat with the others.
 """
 
 from __future__ import annotations
