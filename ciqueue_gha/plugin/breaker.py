@@ -16,10 +16,11 @@ The rule:
   count toward N: a healthy worker must not trip on the real failures a broken one gave
   back, and a broken one must not make them real. The next pass settles it (a real failure:
   it failed on a healthy worker too); a trip gives it back again.
-- Out of work with a streak open (a reserve answers wait or done), the worker cannot prove
-  itself healthy: it hands the streak over and stops, unless it is the last live worker, which
-  settles it as usual. pytest told to stop, or the build stopped (--max-failures): the streak
-  is settled as usual.
+- Out of work with a streak open (a reserve answers wait or done): a worker that passed a unit
+  before was healthy then, and settles the streak as usual (so a real failure at the end of
+  the queue runs once). One that never passed a unit cannot prove itself healthy: it hands
+  the streak over and stops, unless it is the last live worker, which settles it as usual.
+- pytest told to stop, or the build stopped (--max-failures): the streak is settled as usual.
 - Under a failure cap (--max-failures, -x, --maxfail), a failure that would reach it, counting
   the build's final failures and this worker's held ones, is settled at once, with the streak:
   the user asked to stop there, and holding it would run units past the cap. So with -x the
@@ -55,8 +56,9 @@ class Step(Enum):
 
 class Breaker:
     """The streak of one worker: the failed units it holds, oldest first, `counted` of them
-    toward `limit` (at most `limit` - 1 between calls). `tripped` once it stopped;
-    `finalized`: the units its trip made final failures here (the last live worker's)."""
+    toward `limit` (at most `limit` - 1 between calls); `passed`: whether it ever passed a
+    unit. `tripped` once it stopped; `finalized`: the units its trip made final failures here
+    (the last live worker's)."""
 
     def __init__(self, worker: QueueWorker, limit: int, settle: Settle) -> None:
         self.worker = worker
@@ -64,6 +66,7 @@ class Breaker:
         self._settle = settle
         self.streak: list[tuple[Lease, AttemptRecord]] = []
         self.counted = 0
+        self.passed = False
         self.tripped = False
         self.finalized: list[str] = []
 
@@ -78,6 +81,7 @@ class Breaker:
         (a lease is given back unrun if the breaker trips; Done("stopped"): the build stopped)."""
         if self.limit == 0:
             return Step.SETTLE
+        self.passed = self.passed or not record.failed
         stops = stopping or behind == Done("stopped")
         if not record.failed or stops or self._reaches_cap():
             return Step.SETTLED if self.settle_streak() else Step.SETTLE
@@ -96,7 +100,7 @@ class Breaker:
         if reservation == Done("stopped"):
             self.settle_streak()
             return reservation
-        if self._trip(breaker.ENDED) == breaker.LAST:
+        if self.passed or self._trip(breaker.ENDED) == breaker.LAST:
             self.settle_streak()
             return self.worker.reserve()
         return Done("stopped")
