@@ -16,10 +16,10 @@ The rule:
   count toward N: a healthy worker must not trip on the real failures a broken one gave
   back, and a broken one must not make them real. The next pass settles it (a real failure:
   it failed on a healthy worker too); a trip gives it back again.
-- Out of work with a streak open (a reserve answers wait or done): a worker that passed a unit
-  before was healthy then, and settles the streak as usual (so a real failure at the end of
-  the queue runs once). One that never passed a unit cannot prove itself healthy: it hands
-  the streak over and stops, unless it is the last live worker, which settles it as usual.
+- Out of work with a streak open (a reserve answers wait or done), the streak is settled as
+  usual: handing it over would run every real failure at the end of the queue once more on
+  each worker. So a broken runner that had not failed N units when the queue ran out does
+  fail the build with those (fewer than N); it fails fast, so it rarely gets that far.
 - pytest told to stop, or the build stopped (--max-failures): the streak is settled as usual.
 - Under a failure cap (--max-failures, -x, --maxfail), a failure that would reach it, counting
   the build's final failures and this worker's held ones, is settled at once, with the streak:
@@ -56,9 +56,8 @@ class Step(Enum):
 
 class Breaker:
     """The streak of one worker: the failed units it holds, oldest first, `counted` of them
-    toward `limit` (at most `limit` - 1 between calls); `passed`: whether it ever passed a
-    unit. `tripped` once it stopped; `finalized`: the units its trip made final failures here
-    (the last live worker's)."""
+    toward `limit` (at most `limit` - 1 between calls). `tripped` once it stopped; `finalized`:
+    the units its trip made final failures here (the last live worker's)."""
 
     def __init__(self, worker: QueueWorker, limit: int, settle: Settle) -> None:
         self.worker = worker
@@ -66,7 +65,6 @@ class Breaker:
         self._settle = settle
         self.streak: list[tuple[Lease, AttemptRecord]] = []
         self.counted = 0
-        self.passed = False
         self.tripped = False
         self.finalized: list[str] = []
 
@@ -81,7 +79,6 @@ class Breaker:
         (a lease is given back unrun if the breaker trips; Done("stopped"): the build stopped)."""
         if self.limit == 0:
             return Step.SETTLE
-        self.passed = self.passed or not record.failed
         stops = stopping or behind == Done("stopped")
         if not record.failed or stops or self._reaches_cap():
             return Step.SETTLED if self.settle_streak() else Step.SETTLE
@@ -89,21 +86,16 @@ class Breaker:
         self.counted += not breaker.given_back_by_another(self.worker, lease.unit)
         if self.counted < self.limit:
             return Step.HOLD
-        self._trip(breaker.TRIPPED, [behind] if isinstance(behind, Lease) else [])
+        self._trip([behind] if isinstance(behind, Lease) else [])
         return Step.TRIP
 
     def before_waiting(self, reservation: Reservation) -> Reservation:
-        """`reservation`, or what replaces it when a streak is open and there is no lease to
-        run: done (the streak handed over), or the next reservation once it was settled."""
+        """`reservation`, or, when a streak is open and there is no lease to run, the next
+        reservation once the streak is settled (a requeue may have given it work)."""
         if not self.streak or isinstance(reservation, Lease):
             return reservation
-        if reservation == Done("stopped"):
-            self.settle_streak()
-            return reservation
-        if self.passed or self._trip(breaker.ENDED) == breaker.LAST:
-            self.settle_streak()
-            return self.worker.reserve()
-        return Done("stopped")
+        self.settle_streak()
+        return reservation if reservation == Done("stopped") else self.worker.reserve()
 
     def _reaches_cap(self) -> bool:
         """Whether one more final failure here, with the held ones, reaches --max-failures."""
@@ -121,24 +113,16 @@ class Breaker:
             self._settle(lease, record)
         return len(streak)
 
-    def _trip(self, why: str, unrun: Sequence[Lease] = ()) -> str:
-        reply = breaker.trip(self.worker, self.streak, why, unrun)
-        if reply == breaker.LAST:
-            return reply
+    def _trip(self, unrun: Sequence[Lease]) -> None:
+        reply = breaker.trip(self.worker, self.streak, unrun)
         units = [lease.unit for lease, _ in self.streak]
         self.streak, self.counted, self.tripped = [], 0, True
         if reply == breaker.FINALIZED:
             self.finalized = units
-        _say(self._stop_line(why, reply, len(units)))
-        return reply
+        _say(self._stop_line(reply, len(units)))
 
-    def _stop_line(self, why: str, reply: str, units: int) -> str:
+    def _stop_line(self, reply: str, units: int) -> str:
         worker = self.worker.worker_id
-        if why == breaker.ENDED:
-            return (
-                f"[{worker}] out of work with {units} failed units unsettled: they go back to "
-                "the queue for the other workers"
-            )
         where = (
             "no other live worker: they are final failures, and the build stops"
             if reply == breaker.FINALIZED

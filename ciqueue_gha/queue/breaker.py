@@ -22,13 +22,9 @@ from ..truncate import ROW_MESSAGE_LIMIT, fit_chars
 from .record import AttemptRecord
 from .worker import Lease, QueueWorker
 
-#: Why a worker stopped: its breaker tripped, or it ran out of work with a streak open and
-#: handed the streak over (not named in the report: it stopped for want of work).
-TRIPPED, ENDED = "tripped", "ended"
-
-#: trip.lua's replies: the streak went back to the queue; the last live worker's trip
-#: finalized it as failures and stopped the build; no one left to hand an ended streak to.
-GIVEN_BACK, FINALIZED, LAST = "given back", "finalized", "last"
+#: trip.lua's replies: the streak went back to the queue; or the last live worker's trip
+#: finalized it as failures and stopped the build.
+GIVEN_BACK, FINALIZED = "given back", "finalized"
 
 #: The stopped key's value when the last live worker tripped (--max-failures writes a worker id).
 BREAKER_STOP = "breaker"
@@ -54,22 +50,17 @@ def first_error(record: AttemptRecord) -> str:
 
 
 def trip(
-    worker: QueueWorker,
-    streak: Sequence[tuple[Lease, AttemptRecord]],
-    why: str,
-    unrun: Sequence[Lease] = (),
+    worker: QueueWorker, streak: Sequence[tuple[Lease, AttemptRecord]], unrun: Sequence[Lease] = ()
 ) -> str:
-    """Give `streak` (its leases held, unacknowledged) back to the queue, and mark `worker`
-    stopped: GIVEN_BACK; FINALIZED when it is the last live worker and `why` is TRIPPED;
-    LAST (nothing changed) when it is the last and `why` is ENDED. The `unrun` leases (held
-    behind, never run) go back to the queue after the streak, as they are."""
+    """Give `streak` (its leases held, unacknowledged) back to the queue and mark `worker`
+    stopped: GIVEN_BACK; or FINALIZED, when it is the last live worker. The `unrun` leases
+    (held behind, never run) go back to the queue after the streak, as they are."""
     keys, settings = worker.keys, worker.settings
-    note = {"why": why, "first_error": first_error(streak[0][1]), "units": len(streak)}
+    note = {"first_error": first_error(streak[0][1]), "units": len(streak)}
     args: list[object] = [
         worker.worker_id,
         settings.key_ttl,
         settings.lease_timeout_ms,
-        why,
         json.dumps(note),
     ]
     for lease, record in streak:
@@ -100,9 +91,8 @@ def stopped_workers(client: redis.Redis, keys: BuildKeys) -> list[StoppedWorker]
     stopped = []
     for worker, text in sorted(notes.items()):
         note = json.loads(text)
-        if note.get("why") == TRIPPED:
-            error, units = str(note["first_error"]), int(note["units"])
-            stopped.append(StoppedWorker(str(worker), error, units, bool(note.get("last"))))
+        error, units = str(note["first_error"]), int(note["units"])
+        stopped.append(StoppedWorker(str(worker), error, units, bool(note.get("last"))))
     return stopped
 
 

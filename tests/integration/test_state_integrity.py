@@ -73,7 +73,7 @@ def every_call(worker: QueueWorker, leases: list[Lease]) -> dict[str, Callable[[
         "heartbeat": lambda: worker.heartbeat(held),
         "release": worker.release,
         "status": Supervisor(worker.client, worker.keys).status,
-        "trip": lambda: breaker.trip(worker, [(held, record("failed"))], breaker.TRIPPED),
+        "trip": lambda: breaker.trip(worker, [(held, record("failed"))]),
     }
 
 

@@ -3,25 +3,23 @@
 -- to the head of the queue, for other workers, charged to no requeue cap and with no attempt
 -- recorded: a unit's outcome is what a healthy worker sees. Each unit given back is noted in
 -- given-back, so a worker that fails it again knows not to count it toward its own breaker.
--- The last live worker to stop (no other live worker that has not stopped: a live claim on its
--- id, or seen within a lease timeout) has no one to give its streak to: with why 'tripped' its
--- attempts are finalized as failures and the build is marked stopped (as --max-failures does);
--- with why 'ended' (it found no more work with a streak open) nothing changes, and the worker
--- settles its streak as usual.
+-- The last live worker to trip (no other live worker that has not tripped: a live claim on
+-- its id, or seen within a lease timeout) has no one to give its streak to: its attempts are
+-- finalized as failures and the build is marked stopped (as --max-failures does).
 -- KEYS: the key vector (see _prelude.lua), then keys.BREAKER_KEYS (tripped, given-back,
 --       stopped), then the claims hash (keys.CLAIM_KEYS)
--- ARGV: worker, ttl (s), lease timeout (ms), why ('tripped' | 'ended'), note (JSON: kept in
---       tripped), then for each unit of the streak: unit, lease, outcome, attempt record (JSON);
+-- ARGV: worker, ttl (s), lease timeout (ms), note (JSON: kept in tripped), then for each
+--       unit of the streak: unit, lease, outcome, attempt record (JSON);
 --       a unit held behind, never run: unit, lease, '', '' (given back as it is, or left to
 --       the worker's release when the build stops)
--- Returns: {'given back', units...} | {'finalized'} | {'last'} (why 'ended' only)
+-- Returns: {'given back', units...} | {'finalized'}
 -- A retried call changes nothing: its units are no longer held, and the decision made first
 -- (kept in the note) stands.
 local err = assert_populated()
 if err then return err end
 local tripped, given_back, stopped, claims = KEYS[#KEYS - 3], KEYS[#KEYS - 2], KEYS[#KEYS - 1],
   KEYS[#KEYS]
-local worker, ttl, lease_timeout, why = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local worker, ttl, lease_timeout = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_ms()
 
 local function stopped_already(other)
@@ -43,7 +41,7 @@ local function others_live()
 end
 
 local function each_unit(f)
-  for i = 6, #ARGV, 4 do f(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]) end
+  for i = 5, #ARGV, 4 do f(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]) end
 end
 
 local last
@@ -52,8 +50,7 @@ if prior then
   last = cjson.decode(prior).last
 else
   last = not others_live()
-  if why == 'ended' and last then return {'last'} end
-  local note = cjson.decode(ARGV[5])
+  local note = cjson.decode(ARGV[4])
   note.last = last
   redis.call('HSET', tripped, worker, cjson.encode(note))
 end
