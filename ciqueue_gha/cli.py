@@ -38,6 +38,8 @@ LAZY_COMMANDS = {
     "summary": "ciqueue_gha.commands.summary:summary_command",
     "run": "ciqueue_gha.commands.run:run_command",
     "queue": "ciqueue_gha.commands.queue:queue_command",
+    "quarantine": "ciqueue_gha.commands.quarantine:quarantine_command",
+    "flaky": "ciqueue_gha.commands.flaky:flaky_command",
 }
 
 

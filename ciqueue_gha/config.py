@@ -77,6 +77,7 @@ class ReportOptions:
     inactive_workers_timeout: float
     queue_init_timeout: float
     durations_file: Path | None
+    quarantine: Path | None
     junit_xml: Path
     github_token: str | None
     check_name: str

@@ -38,6 +38,9 @@ LEASE_TIMEOUT_RANGE = (0.1, 24 * 3600.0)
 MAX_REQUEUES = 1000
 MAX_FAILURES = 10**9
 
+#: Most runs --repeat-new asks of a new test.
+MAX_REPEATS = 100
+
 #: Longest worker id: a host name (253) and a pid fit; a 10 KB one is a mistake.
 MAX_WORKER_ID = 256
 
@@ -260,6 +263,14 @@ queue_options = _stack(
         show_default=True,
         help="Queue single tests, or whole files (keeps module fixtures on one worker).",
     ),
+    _option(
+        "--repeat-new",
+        type=whole(1, MAX_REPEATS),
+        default=1,
+        show_default=True,
+        help="Run each test the repository's history has never seen this many times, as "
+        "separate units: a new test failing any run fails the build as new flaky.",
+    ),
 )
 
 
@@ -274,6 +285,26 @@ durations_option = _option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="JSON of test durations: read to queue the longest first, written by the "
     "summary. Redis keeps them too.",
+)
+
+
+def _check_quarantine(ctx: click.Context, param: click.Parameter, path: Path | None) -> Any:
+    """A quarantine file read at once: a malformed line fails the command before any test
+    runs (one line naming the file and line, exit 2)."""
+    if path is not None:
+        from .trust.quarantine import read_file
+
+        read_file(path)
+    return path
+
+
+quarantine_option = _option(
+    "--quarantine",
+    type=click.Path(dir_okay=False, path_type=Path),
+    callback=_check_quarantine,
+    help="File of quarantined tests, one test id or glob a line, optionally "
+    "'until YYYY-MM-DD' and '# reason': they run and are reported, but never fail the build. "
+    "Adds to those `ciqueue-gha quarantine add` keeps.",
 )
 
 
@@ -308,6 +339,7 @@ report_options = _stack(
     ),
     queue_init_option,
     durations_option,
+    quarantine_option,
     junit_xml_option("Where to write the merged JUnit file.", Path("ciqueue-junit.xml")),
     github_options,
 )

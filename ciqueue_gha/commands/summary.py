@@ -13,6 +13,9 @@ import redis
 from .. import durations
 from ..config import BuildOptions, ReportOptions, Target, pass_build, pass_report
 from ..errors import EXIT_PASSED
+from ..fallback.gather import summarize_fallback
+from ..fallback.options import summary_fallback_options
+from ..fallback.reason import fallback_reason
 from ..github.env import GitHubEnv
 from ..github.log import RunnerLog
 from ..github.publish import FinishedBuild, publish
@@ -35,6 +38,9 @@ from ..report.build import BuildReport
 from ..report.junit import write_junit
 from ..report.text import render_text
 from ..truncate import REDIS_REPLY_LIMIT, shown
+from ..trust import history as outcomes
+from ..trust.assess import assess
+from ..trust.classify import Trust
 
 #: How often a re-run summary looks for the retry's workers, seconds.
 RETRY_POLL = 0.2
@@ -64,9 +70,11 @@ def summarize(
         return report_verdict(kept, keys)
     verdict = wait_for_build(client, keys, options, workers_gone)
     history, report = load_report(client, keys, verdict)
+    report.trust = judge(client, keys, report, options.quarantine)
     write_junit(report, options.junit_xml)
     if keys == target.keys:  # a report of an earlier attempt again: its durations are in
         save_durations(client, report, options.durations_file)
+        outcomes.record(client, durations_namespace(), keys.build_id, report.history_outcomes())
     log_report(client, keys, verdict, history, report)
     click.echo(f"ciqueue-gha: merged JUnit: {options.junit_xml}")
     code = report.exit_code_after(verdict)
@@ -215,6 +223,16 @@ def report_verdict(kept: AttemptVerdict, keys: BuildKeys) -> int:
     return kept.exit_code
 
 
+def judge(
+    client: redis.Redis, keys: BuildKeys, report: BuildReport, quarantine: Path | None
+) -> Trust:
+    """How each failure of `report` stands against the quarantine (`quarantine`, and the
+    entries Redis keeps) and the flaky history of the builds before this one."""
+    failing = [case.final.nodeid for case in report.failures if not case.collection]
+    namespace, build = durations_namespace(), keys.build_id
+    return assess(client, namespace, build, failing, quarantine, report.repeated_runs())
+
+
 def save_durations(client: redis.Redis, report: BuildReport, path: Path | None) -> None:
     """Blend this build's unit durations into the stored moving averages."""
     measured = report.unit_durations()
@@ -228,11 +246,22 @@ def save_durations(client: redis.Redis, report: BuildReport, path: Path | None) 
 @click.command("summary")
 @pass_build
 @pass_report
-def summary_command(build: BuildOptions, report_options: ReportOptions) -> None:
+@summary_fallback_options
+def summary_command(
+    build: BuildOptions,
+    report_options: ReportOptions,
+    fallback: str,
+    worker_total: int | None,
+    results_dir: Path | None,
+) -> None:
     """Wait for every test of the build, merge the results, report them.
 
     Exits 0 when every test ran and passed, 1 when some failed, 3 when some did not run,
     4 when Redis or the queue failed.
     """
+    if reason := fallback_reason(build, fallback):  # no Redis: gather the workers' results
+        raise SystemExit(
+            summarize_fallback(reason, build, report_options, worker_total, results_dir)
+        )
     target, client = build.open()
     raise SystemExit(summarize(client, target, report_options, summary_only_rerun=True))

@@ -32,6 +32,11 @@ class FinishedBuild:
     junit_path: Path
 
     @property
+    def title(self) -> str:
+        """The check run's title: the build in one line."""
+        return self.report.title
+
+    @property
     def conclusion(self) -> str:
         """success, failure, or incomplete (tests did not run, or the queue failed)."""
         if self.exit_code == EXIT_PASSED:
@@ -83,7 +88,7 @@ def publish(
         name=check_name,
         head_sha=github.head_sha,
         conclusion="success" if build.conclusion == "success" else "failure",
-        title=build.report.title,
+        title=build.title,
         summary=build.summary(limit=CHECK_SUMMARY_LIMIT),
         annotations=annotations,
     )

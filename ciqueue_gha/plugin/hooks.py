@@ -34,6 +34,7 @@ from ..queue.record import AttemptRecord, BuildRecord
 from ..queue.retry import populate_attempt
 from ..queue.supervisor import Supervisor
 from ..queue.worker import Heartbeat, QueueWorker
+from ..trust.repeat import RepeatedUnits, base_unit
 from .ahead import LateNextItem, ReserveAhead, WorkerTally
 from .maxfail import take_over_maxfail
 from .records import (
@@ -85,6 +86,8 @@ class QueuePlugin:
         self.tally = WorkerTally()
         # Applied to every text a test produces before it leaves this process.
         self.scrub: Callable[[str], str] = str
+        # Whether a unit's failure is quarantined: it does not fail this worker.
+        self.excused: Callable[[str], bool] = lambda unit: False
         self.error: CiqueueError | None = None
         self._reports: list[pytest.TestReport] = []
         self._paths = SourcePaths(Path.cwd(), Path.cwd(), Path.cwd())
@@ -147,7 +150,7 @@ class QueuePlugin:
         )
 
     def _run(self, session: pytest.Session) -> None:
-        units = group_units(session.items, self.unit)
+        units = RepeatedUnits(group_units(session.items, self.unit))  # --repeat-new's too
         names = self.order(list(units)) if self.order else list(units)
         offered, population = populate_attempt(self.worker, names, self._say)
         if not population.matches:
@@ -165,7 +168,7 @@ class QueuePlugin:
         """Say loudly that our collection differs from the queue's, and record what only we
         collected, so the summary reports it as not run instead of losing it."""
         queued = self.worker.queued_units()
-        ours_only = sorted(set(names) - set(queued))
+        ours_only = sorted(u for u in set(names) - set(queued) if base_unit(u) == u)
         self._say(
             f"WARNING: this worker collected {len(names)} units, the queue holds {len(queued)} "
             f"from another worker's collection: {len(set(queued) - set(names))} queued units "

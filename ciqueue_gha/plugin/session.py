@@ -25,12 +25,14 @@ from ..errors import (
     EXIT_USAGE,
     CiqueueError,
     InfrastructureError,
+    UsageError,
 )
 from ..options import (
     default_worker_id,
     durations_namespace,
     durations_option,
     junit_xml_option,
+    quarantine_option,
     queue_init_option,
     queue_options,
     queue_settings,
@@ -41,6 +43,8 @@ from ..queue.heartbeat import HeartbeatProcess, HelperConfig
 from ..queue.settings import QueueSettings
 from ..queue.worker import QueueWorker
 from ..secrets import Scrubber, take_secrets, url_secrets
+from ..trust.quarantine import in_force
+from ..trust.repeat import base_unit, repeating
 from .hooks import QueuePlugin
 
 # pytest's exit codes that mean the worker could not do its job, and ours for each.
@@ -63,6 +67,7 @@ def worker_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "as <id>~2, and the summary says so. Default: host name and pid."
         ),
         durations_option,
+        quarantine_option,
         queue_init_option,
         queue_options,
         pass_build,
@@ -100,11 +105,15 @@ def start_session(
     worker_id: str | None,
     unit: str,
     durations_file: Path | None,
+    repeat_new: int = 1,
+    quarantine: Path | None = None,
     **queue: Any,
 ) -> WorkerSession:
     """Connect, check the server, start the heartbeat helper; the options are the command's."""
     target = build.target()
     settings = queue_settings(**queue)
+    if repeat_new > 1 and unit != "test":
+        raise UsageError("--repeat-new repeats single tests: it needs --unit test")
     client = target.open()
     held = _claim_worker_id(client, target, worker_id, settings)
     worker = QueueWorker(client, target.keys, held.worker_id, settings)
@@ -117,14 +126,36 @@ def start_session(
         worker,
         heartbeat,
         unit=unit,
-        order=lambda units: durations.order_by_duration(units, known),
+        order=_order(client, target, known, repeat_new),
         durations=known,
     )
+    plugin.excused = _quarantined(client, quarantine)
     # Tests learn which worker and build run them, and never see a secret: pytest's
     # assertion introspection would print os.environ into the report.
     os.environ.update(CIQUEUE_WORKER_ID=held.worker_id, CIQUEUE_BUILD_ID=target.keys.build_id)
     plugin.scrub = Scrubber([*url_secrets(target.redis_url), *take_secrets()])
     return WorkerSession(plugin, heartbeat, stack_file, held)
+
+
+def _order(
+    client: redis.Redis, target: Target, known: dict[str, float], repeat_new: int
+) -> Callable[[list[str]], list[str]]:
+    """How the leader queues the units: longest first, then the repeats of new tests."""
+
+    def longest_first(units: list[str]) -> list[str]:
+        return durations.order_by_duration(units, known)
+
+    if repeat_new == 1:
+        return longest_first
+    namespace, build = durations_namespace(), target.keys.build_id
+    return repeating(client, namespace, build, repeat_new, longest_first)
+
+
+def _quarantined(client: redis.Redis, path: Path | None) -> Callable[[str], bool]:
+    """Whether a unit's failure is excused by the quarantine (the file at `path` and the
+    entries Redis keeps), as the summary excuses it: the worker's job is not failed by it."""
+    quarantine = in_force(client, durations_namespace(), path)
+    return lambda unit: quarantine.holding(base_unit(unit)) is not None
 
 
 def start_from_environment() -> WorkerSession:
@@ -184,6 +215,7 @@ def exit_code(plugin: QueuePlugin, pytest_code: int | pytest.ExitCode) -> int:
         return EXIT_INTERRUPTED
     if pytest_code in _PYTEST_EXIT:
         return _PYTEST_EXIT[pytest.ExitCode(pytest_code)]
-    if plugin.tally.final_failures or plugin.tally.stopped or plugin.collection_failed:
+    failed = [unit for unit in plugin.tally.final_failures if not plugin.excused(unit)]
+    if failed or plugin.tally.stopped or plugin.collection_failed:
         return EXIT_FAILED
     return EXIT_PASSED

@@ -115,3 +115,13 @@ class BuildKeys:
 def durations_key(namespace: str) -> str:
     """The hash of test durations shared by every build of `namespace` (a repository)."""
     return f"ciq:durations:{{{namespace}}}"
+
+
+def quarantine_key(namespace: str) -> str:
+    """The hash of quarantine entries kept by `ciqueue-gha quarantine` for `namespace`."""
+    return f"ciq:quarantine:{{{namespace}}}"
+
+
+def outcomes_key(namespace: str) -> str:
+    """The hash of each test's recent outcomes across the builds of `namespace`."""
+    return f"ciq:outcomes:{{{namespace}}}"

@@ -2,11 +2,12 @@
 where the token cannot write checks, as workflow commands.
 
 Decisions:
-- Every failed or errored test case gets exactly one annotation, level "failure", titled
-  with its node id. It sits at the failing frame inside the repository that the worker
-  recorded (``CaseRecord.file``/``line``). An error with no location (the worker died, or
-  did not collect the test) sits at line 1 of the test's file, taken from its node id, so
-  it still shows on the pull request's files.
+- Every failed or errored test case gets exactly one annotation, level "failure" (a
+  quarantined one "warning": it does not fail the build), titled with its node id, its
+  standing (new, known flaky...) leading the message. It sits at the failing frame inside
+  the repository that the worker recorded (``CaseRecord.file``/``line``). An error with no
+  location (the worker died, or did not collect the test) sits at line 1 of the test's file,
+  taken from its node id, so it still shows on the pull request's files.
 - Units that never ran (lost, or collected by one worker only) get no annotation: nothing
   in the code failed and there is no line to point at; the job summary, the check run's
   summary and the merged JUnit list them, and the build's conclusion says incomplete.
@@ -45,11 +46,12 @@ def annotations_for(build: BuildReport, *, path_prefix: str = "") -> list[Annota
 
     `path_prefix` is where the recorded paths start within the repository, for a suite
     whose report paths are not already relative to the repository root."""
-    return [_annotation(history, path_prefix) for history in build.failures]
+    return [_annotation(build, history, path_prefix) for history in build.failures]
 
 
-def _annotation(history: CaseHistory, path_prefix: str) -> Annotation:
+def _annotation(build: BuildReport, history: CaseHistory, path_prefix: str) -> Annotation:
     case = history.final
+    standing = build.trust.standing(case.nodeid)
     path = case.file or case.nodeid.split("::", 1)[0]
     line = case.line if case.file and case.line > 0 else 1
     message = (
@@ -60,12 +62,14 @@ def _annotation(history: CaseHistory, path_prefix: str) -> Annotation:
     traceback = plain(case.longrepr).strip("\n")
     if traceback.strip() not in ("", plain(case.message).strip()):
         message += "\n\n" + cut(traceback, FAILURE_TEXT_LIMIT)
+    if standing is not None:
+        message = f"[{standing.describe()}] {message}"
     output = plain(case.output).strip("\n")
     return Annotation(
         path=_repository_path(path_prefix, path),
         start_line=line,
         end_line=line,
-        annotation_level="failure",
+        annotation_level="warning" if build.trust.excused(case.nodeid) else "failure",
         message=message,
         title=one_line(case.nodeid, TITLE_LIMIT),
         raw_details=cut(output, DETAILS_LIMIT) if output else None,

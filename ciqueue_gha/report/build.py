@@ -19,6 +19,8 @@ from ..queue.breaker import StoppedWorker
 from ..queue.collection import CollectionRecord
 from ..queue.record import AttemptRecord, BuildRecord, CaseRecord, cyclic_gc_paused
 from ..queue.supervisor import Verdict
+from ..trust.classify import Trust
+from ..trust.repeat import base_unit
 from .utilization import WorkerUsage, worker_usage
 
 
@@ -31,10 +33,26 @@ class CaseHistory:
     worker: str
     earlier_failures: list[CaseRecord] = field(default_factory=list)
     collection: bool = False  # a collector's error or skip, not a queued test's result
+    repeats: list[CaseRecord] = field(default_factory=list)  # --repeat-new's other runs
 
     @property
     def flaky(self) -> bool:
         return not self.final.failed and bool(self.earlier_failures)
+
+    @property
+    def failed_runs(self) -> int:
+        """Of a test run several times (--repeat-new), the runs that failed."""
+        return sum(1 for run in (self.final, *self.repeats) if run.failed)
+
+    def fold(self, repeat: CaseHistory) -> None:
+        """Take in another run of this test: a failed run becomes the final result (the
+        test failed), the other is kept among the repeats."""
+        if repeat.final.failed and not self.final.failed:
+            self.repeats.append(self.final)
+            self.final, self.worker = repeat.final, repeat.worker
+        else:
+            self.repeats.append(repeat.final)
+        self.earlier_failures.extend(repeat.earlier_failures)
 
 
 @dataclass(frozen=True)
@@ -65,6 +83,7 @@ class BuildReport:
     interrupted: bool = False  # collection errors stopped the build before any test ran
     usage: list[WorkerUsage] = field(default_factory=list)
     stopped_workers: list[StoppedWorker] = field(default_factory=list)  # breakers tripped
+    trust: Trust = field(default_factory=Trust)  # how each failure stands (trust/classify.py)
 
     @classmethod
     def from_records(
@@ -104,7 +123,9 @@ class BuildReport:
                 for attempt in record.attempts.get(unit, [])
                 if attempt.record is not final
             ]
-            cases.extend(_histories(unit, final, earlier))
+            cases.extend(_histories(base_unit(unit), final, earlier))
+        if any(base_unit(unit) != unit for unit in units):
+            cases = _fold_repeats(cases)
         known = set(units)
         strays = {
             test: worker
@@ -138,6 +159,37 @@ class BuildReport:
         return units
 
     @property
+    def quarantined(self) -> list[CaseHistory]:
+        """Failures a quarantine entry excuses: reported apart, never failing the build."""
+        return [case for case in self.failures if self.trust.excused(case.final.nodeid)]
+
+    @property
+    def blocking(self) -> list[CaseHistory]:
+        """Failures that fail the build: every one not quarantined."""
+        return [case for case in self.failures if not self.trust.excused(case.final.nodeid)]
+
+    def repeated_runs(self) -> dict[str, tuple[int, int]]:
+        """(failed runs, runs) of each failing test run several times (--repeat-new)."""
+        return {
+            case.final.nodeid: (case.failed_runs, 1 + len(case.repeats))
+            for case in self.failures
+            if case.repeats
+        }
+
+    def history_outcomes(self) -> dict[str, str]:
+        """This build's outcome of each test that ran (passed, failed, or flaky), for the
+        flaky history; skipped tests and collection reports say nothing of flakiness."""
+        outcomes = {}
+        for case in self.cases:
+            if case.collection or case.final.outcome == "skipped":
+                continue
+            outcome = "failed" if case.final.failed else "flaky" if case.flaky else "passed"
+            if case.final.failed and case.failed_runs <= len(case.repeats):
+                outcome = "flaky"  # a new test that failed some of its runs, passed others
+            outcomes[case.final.nodeid] = outcome
+        return outcomes
+
+    @property
     def failed(self) -> int:
         """Cases that failed or errored, collection errors included."""
         return len(self.failures)
@@ -158,10 +210,13 @@ class BuildReport:
     @property
     def title(self) -> str:
         """The build in one line, e.g. "120 tests, 117 passed, 2 failed, 1 flaky": only the
-        counts that are not zero, beyond tests and passes. Skips are no passes."""
+        counts that are not zero, beyond tests and passes. Skips are no passes; quarantined
+        failures count as failed too."""
         skipped, flaky, not_run = self.count("skipped"), len(self.flaky), len(self.not_run)
         parts = [f"{len(self.cases)} tests", f"{self.count('passed')} passed"]
         parts += [f"{self.failed} failed"] if self.failed else []
+        quarantined = len(self.quarantined)
+        parts += [f"{quarantined} quarantined"] if quarantined else []
         parts += [f"{skipped} skipped"] if skipped else []
         parts += [f"{flaky} flaky"] if flaky else []
         parts += [f"{not_run} not run"] if not_run else []
@@ -170,13 +225,14 @@ class BuildReport:
     @property
     def exit_code(self) -> int:
         """0 all ran and passed, 1 all ran and some failed (a collection error counts, as in
-        pytest), 2 collection errors stopped the build (pytest's "Interrupted"), 3 some did
-        not run (lost, or collected by a worker but never queued)."""
+        pytest; a quarantined failure does not), 2 collection errors stopped the build
+        (pytest's "Interrupted"), 3 some did not run (lost, or collected by a worker but never
+        queued)."""
         if self.interrupted:
             return EXIT_INTERRUPTED
         if self.not_run:
             return EXIT_INCOMPLETE
-        return EXIT_FAILED if self.failures else EXIT_PASSED
+        return EXIT_FAILED if self.blocking else EXIT_PASSED
 
     def exit_code_after(self, verdict: Verdict) -> int:
         """The build's exit code once the summary stopped waiting with `verdict`. A build
@@ -200,6 +256,21 @@ def interrupted_line(errors: int) -> str:
         f"Interrupted: {errors} error{'' if errors == 1 else 's'} during collection, so no "
         "test was queued (as plain pytest; --continue-on-collection-errors runs the rest)"
     )
+
+
+def _fold_repeats(cases: list[CaseHistory]) -> list[CaseHistory]:
+    """The cases with each test run several times (--repeat-new) counted once, its runs
+    folded into the first."""
+    first: dict[tuple[str, str], CaseHistory] = {}
+    folded = []
+    for case in cases:
+        key = (case.unit, case.final.nodeid)
+        if key in first:
+            first[key].fold(case)
+        else:
+            first[key] = case
+            folded.append(case)
+    return folded
 
 
 def _histories(unit: str, final: AttemptRecord, earlier: list[AttemptRecord]) -> list[CaseHistory]:

@@ -2,10 +2,11 @@
 
 Each testcase carries `file` and a 1-based `line`, its final outcome, and earlier failed
 attempts as ``flakyFailure`` (the test finally passed) or ``rerunFailure`` (it failed
-again). Units that never got a final result appear as errors, so none is silently lost.
-Collection errors and module-level skips appear as pytest's JUnit writes them: a testcase
-named after the file, with ``error message="collection failure"`` or ``skipped
-message="collection skipped"``, and no line.
+again). A failure carries its standing as a property (``ciqueue-standing``: new, known
+flaky...), a quarantined one its entry too (``quarantined``). Units that never got a final
+result appear as errors, so none is silently lost. Collection errors and module-level skips
+appear as pytest's JUnit writes them: a testcase named after the file, with ``error
+message="collection failure"`` or ``skipped message="collection skipped"``, and no line.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from junitparser import Attr, Error, Failure, IntAttr, Skipped, SystemOut, TestS
 from junitparser.xunit2 import FlakyFailure, RerunFailure, TestCase
 
 from ..queue.record import CaseRecord
+from ..trust.classify import QUARANTINED, Standing
 from .build import BuildReport, CaseHistory
 
 # Characters XML 1.0 cannot carry at all, even escaped.
@@ -61,7 +63,7 @@ def _collection_testcase(case: CaseRecord) -> PytestCase:
     return element
 
 
-def _testcase(history: CaseHistory) -> PytestCase:
+def _testcase(history: CaseHistory, standing: Standing | None = None) -> PytestCase:
     case = history.final
     if history.collection:
         return _collection_testcase(case)
@@ -77,6 +79,10 @@ def _testcase(history: CaseHistory) -> PytestCase:
         element.result[0].text = xml_safe(case.longrepr)
     elif case.outcome == "skipped":
         element.result = [Skipped(xml_safe(case.message))]
+    if standing is not None:  # a failure's standing, for tools reading the JUnit
+        element.add_property("ciqueue-standing", standing.describe())
+        if standing.kind == QUARANTINED and standing.entry is not None:
+            element.add_property("quarantined", standing.entry.line())
     interim = FlakyFailure if history.flaky else RerunFailure
     for old in history.earlier_failures:
         result = interim(xml_safe(old.message), old.outcome)
@@ -124,7 +130,7 @@ class _Totals:
 
 def _testcases(build: BuildReport) -> Iterator[PytestCase]:
     for history in build.cases:
-        yield _testcase(history)
+        yield _testcase(history, build.trust.standing(history.final.nodeid))
     for test in build.not_run:
         yield _not_run_testcase(test.unit, f"not run: {test.why()}")
 

@@ -1,8 +1,9 @@
 """The job summary: GitHub-flavoured Markdown within GitHub's 1 MiB per step.
 
-Sections: the verdict and totals, failures with their tracebacks folded, flaky tests, tests
-taken over from lost workers, tests that did not run, the slowest tests, and how busy each
-worker was.
+Sections: the verdict and totals, failures with their tracebacks folded (each with its
+standing: new, known flaky, quarantine expired), quarantined failures, expired quarantine
+entries, flaky tests, tests taken over from lost workers, tests that did not run, the
+slowest tests, and how busy each worker was.
 
 Everything a test supplies (names, messages, worker ids) is shown on one line inside
 ``<code>``, with every character Markdown or HTML would read as syntax written as a numeric
@@ -131,6 +132,8 @@ def render_job_summary(
         for section in (
             _stopped_workers(report),
             _failures(report),
+            _quarantined(report),
+            _expired(report),
             _not_run(report),
             _flaky(report),
             _takeovers(report),
@@ -210,10 +213,11 @@ def _head(report: BuildReport, build: str, verdict_text: str | None) -> str:
         status = "❌ interrupted"
     elif not_run or verdict_text:
         status = "⚠️ incomplete"
-    elif failed or errors:
+    elif report.blocking:
         status = "❌ failed"
     else:
-        status = "✅ passed"
+        quarantined = len(report.quarantined)
+        status = f"✅ passed ({quarantined} quarantined failures)" if quarantined else "✅ passed"
     lines = [f"## ciqueue-gha: build {text(build)}: {status}"]
     if report.interrupted:
         lines.append(f"**{text(interrupted_line(report.collection_errors))}**")
@@ -254,21 +258,38 @@ def _table(title: str, header: str, rows: list[str], what: str) -> _Section:
 
 
 def _failures(report: BuildReport) -> _Section:
-    entries = [_failure(history) for history in report.failures]
+    entries = [_failure(report, history) for history in report.blocking]
     return _counted("Failures", entries, "failures", separator="\n\n")
 
 
-def _failure(history: CaseHistory) -> _Entry:
+def _quarantined(report: BuildReport) -> _Section:
+    entries = [_failure(report, history, "⚠️") for history in report.quarantined]
+    title = "Quarantined failures, not failing the build"
+    return _counted(title, entries, "quarantined failures", separator="\n\n")
+
+
+def _expired(report: BuildReport) -> _Section:
+    rows = [
+        f"| {code(entry.pattern)} | {entry.until} | {text(entry.reason)} | {code(entry.source)} |"
+        for entry in report.trust.expired
+    ]
+    header = "| entry | until | reason | from |\n|---|---|---|---|"
+    return _table("Expired quarantine entries, no longer applied", header, rows, "entries")
+
+
+def _failure(report: BuildReport, history: CaseHistory, icon: str = "❌") -> _Entry:
     case = history.final
     label = "ERROR" if case.outcome == "error" else "FAILED"
     where = f" at {code(f'{case.file}:{case.line}')}" if case.file else ""
     message = f": {code(case.message, ROW_MESSAGE_LIMIT)}" if case.message.strip() else ""
-    compact = f"- ❌ {label} {code(case.nodeid)}{where}{message}"
+    standing = report.trust.standing(case.nodeid)
+    tag = f" ({text(standing.describe())})" if standing else ""
+    compact = f"- {icon} {label} {code(case.nodeid)}{tag}{where}{message}"
     if case.longrepr.strip() in ("", case.message.strip()):
         return _Entry(compact)  # nothing to fold that the row does not say
 
     def full() -> str:
-        summary = f"❌ {label} {code(case.nodeid)}{message}"
+        summary = f"{icon} {label} {code(case.nodeid)}{tag}{message}"
         location = f"\n\nAt {code(f'{case.file}:{case.line}')}" if case.file else ""
         traceback = fenced(cut(plain(case.longrepr).strip("\n"), FOLDED_TRACEBACK_LIMIT))
         return f"<details><summary>{summary}</summary>{location}\n\n{traceback}\n\n</details>"

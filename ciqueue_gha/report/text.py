@@ -9,7 +9,7 @@ from ..protocol.keys import BuildKeys
 from ..queue.breaker import StoppedWorker
 from ..queue.supervisor import Verdict
 from ..truncate import FAILURE_TEXT_LIMIT, cut
-from .build import BuildReport, NotRun, interrupted_line
+from .build import BuildReport, CaseHistory, NotRun, interrupted_line
 
 
 def render_text(report: BuildReport, keys: BuildKeys, verdict: Verdict) -> str:
@@ -18,12 +18,12 @@ def render_text(report: BuildReport, keys: BuildKeys, verdict: Verdict) -> str:
     as taken over)."""
     lines = [_totals(report, keys)]
     for history in report.failures:
-        case = history.final
-        label = "ERROR" if case.outcome == "error" else "FAILED"
-        where = f" ({case.file}:{case.line})" if case.file else ""
-        lines.append(f"{label} {case.nodeid}{where} - {case.message}")
-        traceback = cut(case.longrepr, FAILURE_TEXT_LIMIT)
-        lines.extend("    " + line for line in traceback.splitlines())
+        lines.extend(_failure(report, history))
+    lines.extend(
+        f"QUARANTINE EXPIRED {entry.pattern}: until {entry.until} ({entry.source}), no longer "
+        "applied"
+        for entry in report.trust.expired
+    )
     lines.extend(
         f"FLAKY {h.final.nodeid}: failed {len(h.earlier_failures)}x, then passed"
         for h in report.flaky
@@ -50,6 +50,23 @@ def stopped_worker_line(stopped: StoppedWorker) -> str:
     )
 
 
+def _failure(report: BuildReport, history: CaseHistory) -> list[str]:
+    """A failure's line, its standing (new, known flaky...), then its traceback; a
+    quarantined one says so first."""
+    case = history.final
+    label = "ERROR" if case.outcome == "error" else "FAILED"
+    if report.trust.excused(case.nodeid):
+        label = f"QUARANTINED {label}"
+    standing = report.trust.standing(case.nodeid)
+    where = f" ({case.file}:{case.line})" if case.file else ""
+    traceback = cut(case.longrepr, FAILURE_TEXT_LIMIT)
+    return [
+        f"{label} {case.nodeid}{where} - {case.message}",
+        *([f"    standing: {standing.describe()}"] if standing else []),
+        *("    " + line for line in traceback.splitlines()),
+    ]
+
+
 def _not_run_line(test: NotRun) -> str:
     if test.collected_by is None:
         return f"NOT RUN {test.unit}"
@@ -58,6 +75,8 @@ def _not_run_line(test: NotRun) -> str:
 
 def _totals(report: BuildReport, keys: BuildKeys) -> str:
     not_run = f", {len(report.not_run)} NOT RUN" if report.not_run else ""
+    quarantined = len(report.quarantined)
+    not_run = f", {quarantined} of the failures quarantined{not_run}" if quarantined else not_run
     return (
         f"ciqueue-gha: build {keys.build_id} attempt {keys.attempt}: "
         f"{len(report.cases)} tests, {report.count('passed')} passed, "

@@ -48,6 +48,9 @@ NUMERIC: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "--report-timeout": (SUMMARY + RUN, ZERO_BAD),
     "--inactive-workers-timeout": (SUMMARY + RUN, ZERO_BAD),
     "--workers": (RUN, ZERO_BAD),
+    "--repeat-new": (WORKER + RUN, (*ZERO_BAD, "101")),
+    "--worker-index": (WORKER, EVERY_BAD),
+    "--worker-total": (WORKER + SUMMARY, ZERO_BAD),
 }
 
 #: What a message says of the allowed values.

@@ -11,11 +11,14 @@ input.json:
     attempts, oldest first, each with ``tests`` (the populated units), ``takeovers``,
     ``strays`` and ``attempts``: AttemptRecord fields (the unit as ``test``) plus
     ``disposition`` (final, requeued, stale); an attempt's outcome, longrepr, file and line
-    default to its worst case's.
+    default to its worst case's; and optionally ``trust``: ``today`` (YYYY-MM-DD), the lines
+    of a ``quarantine`` file, and the flaky ``history`` before the build (test -> list of
+    [build, unix time, outcome]), against which each failure is classified.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import sys
@@ -28,6 +31,9 @@ from ciqueue_gha.queue.record import Attempt, AttemptRecord, BuildRecord, CaseRe
 from ciqueue_gha.report.annotations import annotations_for
 from ciqueue_gha.report.build import BuildReport
 from ciqueue_gha.report.markdown import render_job_summary
+from ciqueue_gha.trust.classify import Trust, classify
+from ciqueue_gha.trust.history import TestOutcomes
+from ciqueue_gha.trust.quarantine import Quarantine, parse_line
 
 GOLDEN = Path(__file__).resolve().parent
 OUTPUTS = ("summary.md", "annotations.json", "workflow-commands.txt")
@@ -79,11 +85,26 @@ def _attempt(fields: dict[str, Any], lease: int) -> AttemptRecord:
     return AttemptRecord(cases=cases, **fields)
 
 
+def trust_of(report: BuildReport, trust: dict[str, Any]) -> Trust:
+    """How each failure of `report` stands against an input's `trust` description."""
+    lines = enumerate(trust.get("quarantine", []), 1)
+    entries = [e for n, line in lines if (e := parse_line(line, f"quarantine.txt:{n}"))]
+    quarantine = Quarantine(tuple(entries), dt.date.fromisoformat(trust["today"]))
+    history = {
+        test: TestOutcomes(test, tuple((b, t, o) for b, t, o in kept))
+        for test, kept in trust.get("history", {}).items()
+    }
+    failing = [case.final.nodeid for case in report.failures]
+    return classify(failing, quarantine, history, report.repeated_runs())
+
+
 def render(case: Path) -> dict[str, str]:
     """The reporters' output for one case: file name -> text."""
     description = json.loads((case / "input.json").read_text(encoding="utf-8"))
     records = load_records(description)
     report = BuildReport.from_records(records)
+    if "trust" in description:
+        report.trust = trust_of(report, description["trust"])
     summary = render_job_summary(
         report,
         build=description["build"],

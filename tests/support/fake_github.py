@@ -16,6 +16,9 @@ model, and no value may be null. So are the limits the description states only i
 an annotation's title at most 255 characters, its message and raw details at most 64 KB, its
 lines 1-based and in order, and a PATCH's output title (marked **Required**).
 
+The Actions endpoints the fallback summary reads (a run's jobs and artifacts) are
+fake_actions.py's, requests and replies checked alike.
+
 A body that fails is answered 422, as GitHub would, and kept in `invalid`; the fixture that
 owns the server fails the test if anything is left there. Replies are scripted per test with
 `script`; past the script, a create answers 201 with `RUN_ID` and an update answers 200.
@@ -39,6 +42,8 @@ from githubkit_schemas.v2022_11_28.models import (
     ReposOwnerRepoCheckRunsPostBodyOneof0,
     ReposOwnerRepoCheckRunsPostBodyOneof1,
 )
+
+from tests.support.fake_actions import FakeActions, GetReply
 
 RUN_ID = 4242
 
@@ -178,6 +183,7 @@ class FakeGitHub:
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
         )
+        self.actions = FakeActions(self.url)  # the GET endpoints: runs' jobs and artifacts
 
     @property
     def url(self) -> str:
@@ -212,6 +218,18 @@ class FakeGitHub:
             return Reply(201, {"id": RUN_ID, "status": "completed"})
         return Reply(200, {"id": int(path.rsplit("/", 1)[1]), "status": "completed"})
 
+    def answer_get(self, path: str, headers: dict[str, str]) -> GetReply:
+        """Record a GET and answer it from `actions`; 422 for a request or reply GitHub's
+        description does not allow (kept in `invalid`)."""
+        reply, problems = self.actions.answer(path, headers)
+        request = Request("GET", path, headers, None)
+        with self._lock:
+            self.requests.append(request)
+            if problems:
+                self.invalid.append((request, problems))
+                return GetReply(422, {"message": "Invalid request.", "errors": problems})
+        return reply
+
 
 def _handler(github: FakeGitHub) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
@@ -220,6 +238,18 @@ def _handler(github: FakeGitHub) -> type[BaseHTTPRequestHandler]:
 
         def do_PATCH(self) -> None:
             self._serve()
+
+        def do_GET(self) -> None:
+            headers = {key.lower(): value for key, value in self.headers.items()}
+            reply = github.answer_get(self.path, headers)
+            payload = reply.data if reply.data is not None else json.dumps(reply.body).encode()
+            kind = "application/zip" if reply.data is not None else "application/json"
+            self.send_response(reply.status)
+            for key, value in {**reply.headers, "Content-Type": kind}.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
 
         def _serve(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))

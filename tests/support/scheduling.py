@@ -41,6 +41,7 @@ LONGEST = (
     "tests/e2e/test_hang.py",
     "tests/e2e/test_action_install.py",
     "tests/e2e/test_output_safety.py::test_the_action_runs",
+    "tests/e2e/test_example_workflow.py",
 )
 
 
