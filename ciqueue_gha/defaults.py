@@ -31,6 +31,13 @@ VERDICT_TTL = 30 * 24 * 3600
 #: that failed it takes another test (the requeue and that reserve share one round trip).
 REQUEUE_OFFSET = 1
 
+#: The circuit breaker: a worker that fails this many units in a row stops taking work, and its
+#: streak goes back to the queue for the others (0: off). A broken runner fails fast, so ten
+#: units cost it seconds and the others at most ten reruns; a healthy worker rarely meets ten
+#: real failures in a row of its own share (a failure another worker's streak gave back does
+#: not count), and if it does, its units only run again elsewhere.
+MAX_CONSECUTIVE_FAILURES = 10
+
 #: Oldest Redis whose scripting we rely on (TIME before writes, effects replication).
 MIN_REDIS_VERSION = (6, 0)
 

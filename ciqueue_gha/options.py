@@ -251,6 +251,14 @@ queue_options = _stack(
         help="Stop handing out tests once this many have failed.",
     ),
     _option(
+        "--max-consecutive-failures",
+        type=whole(0, MAX_FAILURES),
+        default=defaults.MAX_CONSECUTIVE_FAILURES,
+        show_default=True,
+        help="Circuit breaker: a worker that fails this many units in a row stops, and "
+        "they run on other workers (0: off).",
+    ),
+    _option(
         "--unit",
         type=ShortChoice(["test", "file"]),
         default="test",

@@ -23,6 +23,7 @@ from ..github.publish import FinishedBuild, publish
 from ..github.workflow import WorkflowCommands
 from ..options import durations_namespace
 from ..protocol.keys import BuildKeys
+from ..queue.breaker import stopped_workers, tripped_stop
 from ..queue.claim import collision_lines
 from ..queue.collection import CollectionRecord
 from ..queue.retry import (
@@ -106,7 +107,10 @@ def wait_for_build(
             workers_gone=workers_gone,
             on_status=watch.observe,
         )
-        return supervisor.wait().verdict, watch.live
+        verdict = supervisor.wait().verdict
+        if verdict is Verdict.STOPPED and tripped_stop(client, keys):
+            verdict = Verdict.TRIPPED
+        return verdict, watch.live
 
 
 def load_report(
@@ -121,7 +125,9 @@ def load_report(
     gc.freeze()
     collection = CollectionRecord.load(client, keys)
     collection.check_whole(keys, populated=history.records[-1].populated)
-    return history, BuildReport.from_records(history.records, collection)
+    report = BuildReport.from_records(history.records, collection)
+    report.stopped_workers = stopped_workers(client, keys)
+    return history, report
 
 
 def log_report(

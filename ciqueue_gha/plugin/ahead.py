@@ -37,6 +37,11 @@ replaces its older lease where it is held, running or done); every attempt is ac
 under the latest lease its unit ran under; stop and release acknowledge what was run and
 give every unstarted lease back at once. `start` and `finish` return the lease to run next;
 None once there is nothing more for this worker.
+
+Every finished unit is first the circuit breaker's to judge (breaker.py): settled as usual,
+held out of the batch (its lease heartbeat with the window's, never handed to the helper as
+finished), or the breaker trips and the worker stops; an open streak is settled before the
+window waits for work, and at the end.
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ from ..queue.worker import (
     Wait,
     Window,
 )
+from .breaker import Breaker, Step, settle_now
 
 #: The most leases a worker holds at once (running, held and done).
 MAX_WINDOW = 32
@@ -135,6 +141,8 @@ class LeaseWindow:
         self._started = 0.0
         known = [seconds for seconds in expected.values() if seconds > 0]
         self._suite_mean = sum(known) / len(known) if known else None
+        limit = worker.settings.max_consecutive_failures
+        self.breaker = Breaker(worker, limit, settle_now(worker, tally.count))
 
     def window_size(self) -> int:
         """How many leases to hold (see the module's docstring)."""
@@ -186,12 +194,21 @@ class LeaseWindow:
         lease = self.lease
         assert lease is not None
         self.unit_time = smoothed(self.unit_time, time.perf_counter() - self._started)
-        self.done.append((lease, record))
         self.lease = None
-        if stopping or self.end == Done("stopped"):
+        stopping = stopping or self.end == Done("stopped")
+        step = self.breaker.judge(lease, record, stopping=stopping, unrun=self._unrun)
+        if step is Step.TRIP:  # its streak and the unrun leases went back (or are final)
+            self.tally.final_failures += self.breaker.finalized
+            self._stop(stopped=bool(self.breaker.finalized))
+            return None
+        if step is not Step.HOLD:
+            self.done.append((lease, record))
+        if stopping:
             self._stop()
             return None
-        if record.failed and self.worker.settings.max_failures is not None:
+        capped = self.worker.settings.max_failures is not None
+        # A pass that settled a streak is waited for as a capped failure is.
+        if step is Step.SETTLED or (record.failed and step is Step.SETTLE and capped):
             # Whether the build stopped, before anything more runs.
             self._read_in_flight()
             self._refill()
@@ -200,6 +217,11 @@ class LeaseWindow:
                 return None
         self._keep_filled()
         return self._next()
+
+    def _unrun(self) -> list[Lease]:
+        """Every lease held and not started, those of the reply in flight too."""
+        self._read_in_flight()
+        return list(self.held)
 
     def _keep_filled(self) -> None:
         """Refill the window, without waiting, once half of it is spent (reading first the
@@ -225,7 +247,7 @@ class LeaseWindow:
             if self.in_flight is not None:
                 self._read_in_flight()
                 continue
-            if self.waiting is not None and not self.done:
+            if self.waiting is not None and not self.done and not self.breaker.before_waiting():
                 pause = self.worker.wait_out(self.waiting, pause)
             self._refill()
         if not self.held:
@@ -294,23 +316,28 @@ class LeaseWindow:
         self.held.append(lease)
 
     def _settle_all(self) -> None:
-        """Acknowledge every attempt not sent yet, and read every reply: at the end."""
+        """Acknowledge every attempt not sent yet (an open streak's too), and read every
+        reply: at the end."""
+        self.breaker.settle_streak()
         self._read_in_flight()
         if self.done:
             self._send(reserve=0)
             self._read_in_flight()
 
-    def _stop(self) -> None:
-        """The build stopped (--max-failures) or pytest was told to (-x, --maxfail): what was
-        run is acknowledged, what is held goes back at once, unrun."""
+    def _stop(self, *, stopped: bool = True) -> None:
+        """The build stopped (--max-failures), pytest was told to (-x, --maxfail), or the
+        breaker tripped (`stopped` False: its streak went to others): what was run is
+        acknowledged, what is held goes back at once, unrun."""
         self._settle_all()
         self.worker.release()
-        self.tally.stopped = True
+        self.tally.stopped = self.tally.stopped or stopped
         self.lease, self.held, self.end = None, deque(), Done("stopped")
 
     def _hold(self) -> None:
         if self.heartbeat and self.lease is not None:
-            others = [*self.held, *(lease for lease, _ in self.done)]
+            # A held failure is kept alive, but not told as finished: should the worker die,
+            # it is released and runs elsewhere.
+            others = [*self.held, *(lease for lease, _ in self.done), *self.breaker.leases]
             # The attempts not acknowledged yet go to the helper once: should this unit hang
             # or end the worker, it acknowledges them, and they never run again elsewhere.
             told = [ran for ran in self.done if ran[0] not in self._told]

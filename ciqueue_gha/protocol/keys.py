@@ -50,6 +50,13 @@ CLAIM_KEYS = (
     "collisions",  # hash: worker id taken as "<id>~<n>" -> the id asked for (already in use)
 )
 
+#: The circuit breaker's keys (trip.lua gets them after the key vector, in this order).
+BREAKER_KEYS = (
+    "tripped",  # hash: worker -> JSON of why it stopped taking work (queue/breaker.py)
+    "given-back",  # hash: unit -> the worker whose streak gave it back to the queue
+    "stopped",  # the RECORD_KEYS one: set when the last live worker trips
+)
+
 #: The highest attempt number taken: far above GitHub's own limit on re-runs; a summary
 #: reads attempts 1 to N, so 10**12 would never finish.
 MAX_ATTEMPT = 1000
@@ -94,7 +101,7 @@ class BuildKeys:
         return f"ciq:{{{self.build_id}}}:{self.attempt}:"
 
     def key(self, name: str) -> str:
-        if name not in QUEUE_KEYS and name not in RECORD_KEYS and name not in CLAIM_KEYS:
+        if name not in (*QUEUE_KEYS, *RECORD_KEYS, *CLAIM_KEYS, *BREAKER_KEYS):
             raise KeyError(name)
         return self.prefix + name
 

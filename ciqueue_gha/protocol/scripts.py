@@ -36,7 +36,7 @@ from ..errors import (
 )
 from ..truncate import REDIS_REPLY_LIMIT, shown
 
-SCRIPT_NAMES = ("populate", "reserve", "acknowledge", "heartbeat", "release", "status")
+SCRIPT_NAMES = ("populate", "reserve", "acknowledge", "heartbeat", "release", "status", "trip")
 
 #: Scripts on keys of their own (queue/claim.py), not the queue's: loaded without the prelude.
 OWN_KEY_SCRIPTS = ("claim", "unclaim")

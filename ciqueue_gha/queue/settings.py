@@ -11,7 +11,7 @@ from ..errors import UsageError
 
 @dataclass(frozen=True)
 class QueueSettings:
-    """Lease timing, requeue caps and the failure cap of one worker.
+    """Lease timing, requeue caps, the failure cap and the circuit breaker of one worker.
 
     `heartbeat_interval` and `max_test_duration` default to fractions and multiples of
     `lease_timeout` (DESIGN.md §1).
@@ -23,6 +23,7 @@ class QueueSettings:
     max_requeues: int = 0
     requeue_tolerance: float = 0.0
     max_failures: int | None = None
+    max_consecutive_failures: int = defaults.MAX_CONSECUTIVE_FAILURES
     key_ttl: int = defaults.KEY_TTL
 
     def __post_init__(self) -> None:
@@ -38,6 +39,8 @@ class QueueSettings:
             raise UsageError("--max-requeues must be >= 0 and --requeue-tolerance within [0, 1]")
         if self.max_failures is not None and self.max_failures < 1:
             raise UsageError("--max-failures must be at least 1")
+        if self.max_consecutive_failures < 0:
+            raise UsageError("--max-consecutive-failures must be >= 0 (0: off)")
 
     @property
     def heartbeat_every(self) -> float:

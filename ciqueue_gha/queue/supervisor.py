@@ -93,6 +93,7 @@ class Verdict(Enum):
     REPORT_TIMEOUT = "report timeout"
     INACTIVE_WORKERS = "no live worker"
     STOPPED = "stopped by --max-failures"
+    TRIPPED = "every live worker's circuit breaker tripped (--max-consecutive-failures)"
     INTERRUPTED = "interrupted: errors during collection"
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from ..errors import EXIT_FAILED, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_PASSED
+from ..queue.breaker import StoppedWorker
 from ..queue.collection import CollectionRecord
 from ..queue.record import AttemptRecord, BuildRecord, CaseRecord, cyclic_gc_paused
 from ..queue.supervisor import Verdict
@@ -81,6 +82,7 @@ class BuildReport:
     strays: dict[str, str] = field(default_factory=dict)  # test -> the worker that collected it
     interrupted: bool = False  # collection errors stopped the build before any test ran
     usage: list[WorkerUsage] = field(default_factory=list)
+    stopped_workers: list[StoppedWorker] = field(default_factory=list)  # breakers tripped
     trust: Trust = field(default_factory=Trust)  # how each failure stands (trust/classify.py)
 
     @classmethod
@@ -235,13 +237,15 @@ class BuildReport:
     def exit_code_after(self, verdict: Verdict) -> int:
         """The build's exit code once the summary stopped waiting with `verdict`. A build
         stopped by its failure cap (--max-failures, or -x / --maxfail N in the pytest command
-        line) exits 1, as pytest -x does: the failures are why, the tests not run after them
-        are listed. Time running out, or no live worker, leaves it incomplete (3)."""
+        line), or by every worker's circuit breaker, exits 1, as pytest -x does: the failures
+        are why, the tests not run after them are listed. Time running out, or no live
+        worker, leaves it incomplete (3)."""
         if verdict is Verdict.INTERRUPTED:
             return EXIT_INTERRUPTED  # whatever of the collection record is still readable
         if verdict is Verdict.EXHAUSTED:
             return self.exit_code
-        if verdict is Verdict.STOPPED and self.failures and not self.interrupted:
+        stopped = verdict in (Verdict.STOPPED, Verdict.TRIPPED)
+        if stopped and self.failures and not self.interrupted:
             return EXIT_FAILED
         return EXIT_INTERRUPTED if self.interrupted else EXIT_INCOMPLETE
 

@@ -130,6 +130,7 @@ def render_job_summary(
     sections = [
         section
         for section in (
+            _stopped_workers(report),
             _failures(report),
             _quarantined(report),
             _expired(report),
@@ -294,6 +295,15 @@ def _failure(report: BuildReport, history: CaseHistory, icon: str = "❌") -> _E
         return f"<details><summary>{summary}</summary>{location}\n\n{traceback}\n\n</details>"
 
     return _Entry(compact, full)
+
+
+def _stopped_workers(report: BuildReport) -> _Section:
+    rows = [
+        f"| {code(stopped.worker)} | {stopped.units} | {code(stopped.first_error)} |"
+        for stopped in report.stopped_workers
+    ]
+    header = "| worker | units failed in a row | first error |\n|---|---:|---|"
+    return _table("Stopped workers (circuit breaker)", header, rows, "stopped workers")
 
 
 def _not_run(report: BuildReport) -> _Section:

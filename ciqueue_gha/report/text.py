@@ -6,6 +6,7 @@ github/log.py, which keeps a runner from reading any of it as a command."""
 from __future__ import annotations
 
 from ..protocol.keys import BuildKeys
+from ..queue.breaker import StoppedWorker
 from ..queue.supervisor import Verdict
 from ..truncate import FAILURE_TEXT_LIMIT, cut
 from .build import BuildReport, CaseHistory, NotRun, interrupted_line
@@ -33,9 +34,20 @@ def render_text(report: BuildReport, keys: BuildKeys, verdict: Verdict) -> str:
         for unit, count in sorted(report.takeovers.items())
         if unit not in not_run
     )
+    lines.extend(stopped_worker_line(worker) for worker in report.stopped_workers)
     lines.extend(_stopped(report, verdict))
     lines.extend(_not_run_line(test) for test in report.not_run)
     return "\n".join(lines)
+
+
+def stopped_worker_line(stopped: StoppedWorker) -> str:
+    """A worker whose breaker tripped, in one line: what its streak did, and the first error."""
+    went = "are its failures (no other live worker)" if stopped.last else "went to other workers"
+    return (
+        f"STOPPED WORKER {stopped.worker}: {stopped.units} units failed in a row, then it "
+        f"stopped taking work (circuit breaker); they {went}; first error: "
+        f"{stopped.first_error}"
+    )
 
 
 def _failure(report: BuildReport, history: CaseHistory) -> list[str]:
@@ -82,6 +94,8 @@ def _stopped(report: BuildReport, verdict: Verdict) -> list[str]:
         return [
             f"ciqueue-gha: {verdict.value} (or -x / --maxfail in the pytest command line){after}"
         ]
+    if verdict is Verdict.TRIPPED:
+        return [f"ciqueue-gha: stopped: {verdict.value}; these tests did not run:"]
     if verdict is not Verdict.EXHAUSTED:
         return [f"ciqueue-gha: gave up waiting ({verdict.value}); these tests did not run:"]
     return []

@@ -43,6 +43,7 @@ NUMERIC: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "--max-requeues": (WORKER + RUN, EVERY_BAD),
     "--requeue-tolerance": (WORKER + RUN, (*EVERY_BAD, "1.5")),
     "--max-failures": (WORKER + RUN, ZERO_BAD),
+    "--max-consecutive-failures": (WORKER + RUN, EVERY_BAD),
     "--queue-init-timeout": (WORKER + SUMMARY + RUN, ZERO_BAD),
     "--report-timeout": (SUMMARY + RUN, ZERO_BAD),
     "--inactive-workers-timeout": (SUMMARY + RUN, ZERO_BAD),

@@ -16,7 +16,7 @@ import redis
 from ciqueue_gha.errors import QueueStateLost
 from ciqueue_gha.protocol.keys import QUEUE_KEYS, BuildKeys
 from ciqueue_gha.protocol.scripts import SCRIPT_NAMES
-from ciqueue_gha.queue import AttemptRecord, Lease, QueueWorker, Supervisor
+from ciqueue_gha.queue import AttemptRecord, Lease, QueueWorker, Supervisor, breaker
 from tests.support.drain import drain_queue
 
 TESTS = [f"t{n}" for n in range(6)]
@@ -74,6 +74,7 @@ def every_call(worker: QueueWorker, leases: list[Lease]) -> dict[str, Callable[[
         "heartbeat": lambda: worker.heartbeat(held),
         "release": worker.release,
         "status": Supervisor(worker.client, worker.keys).status,
+        "trip": lambda: breaker.trip(worker, [(held, record("failed"))]),
     }
 
 
