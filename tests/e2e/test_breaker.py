@@ -3,11 +3,15 @@ processes, one of them with an environment that makes every test error (suites/b
 its database were gone), and a `summary` beside them, on a real redis-server.
 
 The healthy worker's first test waits until the broken one has failed its streak, so the
-broken worker meets its tests however loaded the machine is. Every summary here is given
+broken worker meets its tests however loaded the machine is; and it holds one lease at a time
+(its --durations-file says each test takes seconds), so it cannot lease the whole queue
+(durations an earlier build recorded would say each takes milliseconds) and leave the broken
+worker nothing to fail while its tests wait. Every summary here is given
 timeouts of ten minutes: it ends within the test's limit only because the build ended."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +82,12 @@ class Build:
         )
         return started
 
+    def slow(self) -> list[str]:
+        """The flags of a worker that holds one lease at a time: every test expected slow."""
+        path = self.tmp / "slow.json"
+        path.write_text(json.dumps(dict.fromkeys(TESTS, 5.0)))
+        return ["--durations-file", str(path)]
+
     def ran_by(self, worker: str) -> list[str]:
         return [nodeid for who, nodeid, _ in read_log(self.log) if who == worker]
 
@@ -100,7 +110,7 @@ def healthy_and_broken(
     broken = build.worker("broken", *flags, attempt=attempt, **broken_env)
     wait = {"SUITE_WAIT_FOR_BROKEN": LIMIT, **healthy_env}
     limit = ["--max-consecutive-failures", LIMIT]
-    healthy = build.worker("healthy", *limit, *flags, attempt=attempt, **wait)
+    healthy = build.worker("healthy", *limit, *build.slow(), *flags, attempt=attempt, **wait)
     assert broken.wait() == EXIT_PASSED, broken.output()
     assert "circuit breaker tripped: 3 units failed in a row" in broken.output()
     code = summary.wait()

@@ -4,6 +4,8 @@ Redis holds after it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 
 from ciqueue_gha.plugin.ahead import LeaseWindow, WorkerTally
@@ -17,9 +19,9 @@ from tests.integration.test_lease_window import Holds
 UNITS = [f"u{n}" for n in range(6)]
 
 
-class TwoLeases(LeaseWindow):
-    """A window of two leases, the running unit's and one behind it, whatever the units'
-    times: so each test knows what the worker holds."""
+class FixedWindow(LeaseWindow):
+    """A window of `size` leases whatever the units' times (two: the running unit's and one
+    behind it), so each test knows what the worker holds."""
 
     size = 2
 
@@ -27,15 +29,29 @@ class TwoLeases(LeaseWindow):
         return self.size
 
 
+class Told(Holds):
+    """A heartbeat that also keeps the leases of the attempts it was told are finished."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.finished: list[Lease] = []
+
+    def hold(self, running: Lease, *others: Lease, finished: Any = ()) -> None:
+        super().hold(running, *others)
+        self.finished += [lease for lease, _ in finished]
+
+
 def worker(
-    client: redis.Redis, keys: BuildKeys, name: str, limit: int = 2, **settings: int
-) -> tuple[TwoLeases, Holds]:
+    client: redis.Redis, keys: BuildKeys, name: str, limit: int = 2, size: int = 2, **settings: int
+) -> tuple[FixedWindow, Told]:
     queue = QueueWorker(
         client, keys, name, QueueSettings(max_consecutive_failures=limit, **settings)
     )
     queue.populate(UNITS)
-    holds = Holds()
-    return TwoLeases(queue, holds, {}, WorkerTally()), holds
+    holds = Told()
+    window = FixedWindow(queue, holds, {}, WorkerTally())
+    window.size = size
+    return window, holds
 
 
 def outcome(kind: str, message: str = "boom") -> AttemptRecord:
@@ -43,7 +59,7 @@ def outcome(kind: str, message: str = "boom") -> AttemptRecord:
     return AttemptRecord(unit="", outcome=kind, cases=[case])
 
 
-def run(ahead: TwoLeases, outcomes: list[str], first: Lease | None = None) -> list[str]:
+def run(ahead: FixedWindow, outcomes: list[str], first: Lease | None = None) -> list[str]:
     """Run units with these outcomes in turn (the plugin's loop); the units run, in order."""
     lease = first or ahead.start()
     ran = []
@@ -95,6 +111,33 @@ def test_a_trip_gives_the_streak_and_the_lease_behind_back_uncharged(
     (stopped,) = stopped_workers(client, keys)
     assert (stopped.worker, stopped.units, stopped.last) == ("broken", 2, False)
     assert stopped.first_error == "error in u1"
+
+
+def test_a_trip_gives_back_every_unrun_lease_of_a_wider_window(
+    client: redis.Redis, keys: BuildKeys
+) -> None:
+    """The unrun leases include those of the reply in flight when the streak ends."""
+    broken, _ = worker(client, keys, "broken", size=4)
+    seen(client, keys, "healthy")  # holds u0: a share of two live workers is u1..u3
+    assert run(broken, ["error"] * 3) == ["u1", "u2"]
+    assert client.lrange(keys.key("queue"), 0, -1) == UNITS[1:]  # streak, then the unrun ones
+    assert client.hgetall(keys.key("given-back")) == {"u1": "broken", "u2": "broken"}
+    assert client.zrange(keys.key("running"), 0, -1) == ["u0"]
+    assert not BuildRecord.load(client, keys).attempts
+
+
+def test_held_failures_stay_out_of_batches_and_of_what_the_helper_would_acknowledge(
+    client: redis.Redis, keys: BuildKeys
+) -> None:
+    """Should the worker die, its held failures are released and run elsewhere."""
+    ahead, holds = worker(client, keys, "w1", limit=3, size=4)
+    assert run(ahead, ["passed", "failed", "failed", "passed"]) == UNITS[:4]
+    u1, u2 = (lease for lease in holds.held[-2] if lease.unit in ("u1", "u2"))
+    assert holds.held[-2][0].unit == "u3"  # while u3 ran, the streak was heartbeat with it
+    assert u1 not in holds.finished and u2 not in holds.finished
+    assert [lease.unit for lease in holds.finished] == ["u0"]
+    results = BuildRecord.load(client, keys).results
+    assert results["u1"].failed and results["u2"].failed  # settled by u3's pass
 
 
 def test_failures_another_worker_gave_back_do_not_trip_a_healthy_worker(
