@@ -54,7 +54,7 @@ def trip(
 ) -> str:
     """Give `streak` (its leases held, unacknowledged) back to the queue and mark `worker`
     stopped: GIVEN_BACK; or FINALIZED, when it is the last live worker. The `unrun` leases
-    (held behind, never run) go back to the queue after the streak, as they are."""
+    (leased, never started) go back to the queue after the streak, as they are."""
     keys, settings = worker.keys, worker.settings
     note = {"first_error": first_error(streak[0][1]), "units": len(streak)}
     args: list[object] = [

@@ -102,7 +102,7 @@ def test_a_trip_gives_the_streak_and_the_lease_behind_back_uncharged(
     assert ran == ["u1", "u2"]  # tripped at the second failure in a row
     assert broken.lease is None and not broken.tally.stopped  # its units went to others
     queue = client.lrange(keys.key("queue"), 0, -1)
-    assert queue[:3] == ["u1", "u2", "u3"]  # the streak first, then the unit held behind
+    assert queue[:3] == ["u1", "u2", "u3"]  # the streak first, then the unrun lease
     assert not client.hgetall(keys.key("requeues")) and not client.exists(keys.key("requeued"))
     assert not client.hgetall(keys.key("takeovers"))
     assert client.hgetall(keys.key("given-back")) == {"u1": "broken", "u2": "broken"}
@@ -180,7 +180,7 @@ def test_the_last_live_worker_to_trip_finalizes_its_streak_and_stops_the_build(
     assert tripped_stop(client, keys)
     (stopped,) = stopped_workers(client, keys)
     assert stopped.last
-    assert client.zscore(keys.key("running"), "u2") == 0  # the lease behind: released
+    assert client.zscore(keys.key("running"), "u2") == 0  # the unrun lease: released
 
 
 def test_out_of_work_with_a_streak_open_settles_it(client: redis.Redis, keys: BuildKeys) -> None:

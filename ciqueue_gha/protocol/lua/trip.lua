@@ -10,7 +10,7 @@
 --       stopped), then the claims hash (keys.CLAIM_KEYS)
 -- ARGV: worker, ttl (s), lease timeout (ms), note (JSON: kept in tripped), then for each
 --       unit of the streak: unit, lease, outcome, attempt record (JSON);
---       a unit held behind, never run: unit, lease, '', '' (given back as it is, or left to
+--       a unit leased and not started: unit, lease, '', '' (given back as it is, or left to
 --       the worker's release when the build stops)
 -- Returns: {'given back', units...} | {'finalized'}
 -- A retried call changes nothing: its units are no longer held, and the decision made first
