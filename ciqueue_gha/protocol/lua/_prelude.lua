@@ -128,12 +128,11 @@ local function finalize_all(units, leases, failures)
   redis.call('HDEL', K.leases, unpack(units))
   redis.call('HDEL', K.holders, unpack(units))
   redis.call('HDEL', K.last_attempt, unpack(units))
+  -- Indexed, not table.insert: this loop and grant's run once a unit, on every build's hot path.
   local results, dispositions = {}, {}
   for i, unit in ipairs(units) do
-    table.insert(results, unit)
-    table.insert(results, leases[i])
-    table.insert(dispositions, leases[i])
-    table.insert(dispositions, 'final')
+    results[2 * i - 1], results[2 * i] = unit, leases[i]
+    dispositions[2 * i - 1], dispositions[2 * i] = leases[i], 'final'
   end
   redis.call('HSET', K.results, unpack(results))
   redis.call('HSET', K.dispositions, unpack(dispositions))
@@ -159,20 +158,19 @@ local function grant(units, taken_over, worker, seq, now, lease_timeout)
   local last = redis.call('INCRBY', K.lease_counter, #units)
   local leases, holders, deadlines = {}, {}, {}
   local reply, record = {'lease', tostring(now)}, {seq}
+  local deadline = now + lease_timeout
   for i, unit in ipairs(units) do
     local lease = tostring(last - #units + i)
     if i <= taken_over then
       redis.call('HINCRBY', K.takeovers, unit, 1)
       wrote(K.takeovers)
     end
-    for _, list in ipairs({leases, reply, record}) do
-      table.insert(list, unit)
-      table.insert(list, lease)
-    end
-    table.insert(holders, unit)
-    table.insert(holders, worker)
-    table.insert(deadlines, now + lease_timeout)
-    table.insert(deadlines, unit)
+    local at = 2 * i
+    leases[at - 1], leases[at] = unit, lease
+    reply[at + 1], reply[at + 2] = unit, lease
+    record[at], record[at + 1] = unit, lease
+    holders[at - 1], holders[at] = unit, worker
+    deadlines[at - 1], deadlines[at] = deadline, unit
   end
   redis.call('HSET', K.leases, unpack(leases))
   redis.call('HSET', K.holders, unpack(holders))
