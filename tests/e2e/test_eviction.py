@@ -66,23 +66,28 @@ def drive(client: redis.Redis, keys: BuildKeys, rng: random.Random) -> str:
     scripts.load_all()
     vector, ttl = keys.queue_keys(), defaults.KEY_TTL
     seqs = iter(range(1, 10 * TESTS))
-    first = [["fleet", next(seqs), LEASE_MS, -1, ttl] for _ in range(BATCH)]
+    # One lease a call (a window of one): reserve's ARGV is worker, seq, lease timeout, max
+    # failures, ttl, count; acknowledge's: worker, ttl, lease timeout, max failures, reserve
+    # seq, reserve count, requeue caps (none) and offset, then unit, lease, outcome, record,
+    # requeue flag.
+    first = [["fleet", next(seqs), LEASE_MS, -1, ttl, 1] for _ in range(BATCH)]
     replies = pipelined(scripts, "reserve", vector, first)
     while True:
         errors = [reply for reply in replies if isinstance(reply, Exception)]
         if errors:
             return f"script: {str(errors[0])[:60]}"
-        # A reserve's reply, or an acknowledge's: its disposition, then the next reservation.
-        leases = [r[-4:] for r in replies if len(r) >= 4 and r[-4] == "lease"]
+        # A reserve's reply, or an acknowledge's: its disposition, then the next reservation
+        # ('lease', Redis's time, unit, lease id).
+        leases = [r[r.index("lease") + 2 :][:2] for r in replies if "lease" in r]
         if not leases:
             return "done"
         calls = []
-        for _, test, lease, _ in leases:
+        for test, lease in leases:
             outcome = "failed" if rng.random() < FAILING else "passed"
             case = CaseRecord(test, outcome, 0.01, file=test.split("::")[0], line=3)
             record = AttemptRecord(test, outcome, "fleet", int(lease), 0.01, cases=[case])
-            args = [record.to_json(), ttl, LEASE_MS, -1, next(seqs)]
-            calls.append(["fleet", test, lease, outcome, *args])
+            head = ["fleet", ttl, LEASE_MS, -1, next(seqs), 1, 0, 0, 0]
+            calls.append([*head, test, lease, outcome, record.to_json(), "0"])
         replies = pipelined(scripts, "acknowledge", vector, calls)
 
 

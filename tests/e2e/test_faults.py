@@ -298,9 +298,9 @@ def test_stopped_worker_is_taken_over_and_its_late_result_kept_as_stale(build: B
 def test_stopped_worker_resumed_before_anyone_took_over_runs_each_test_once(
     build: Build,
 ) -> None:
-    """Alone, a worker stopped past its leases (the running one and the one reserved behind
-    it) gets the reserved test back under a new lease when it resumes: it runs it once."""
-    quick0 = nodeid("check_takeover.py", "test_quick[0]")
+    """Alone, a worker stopped past its leases (the running one and the window held behind
+    it) resumes and runs each test once: the tests it held are finalized by it, once, whether
+    under the old leases (nobody took them over) or under new ones it reserved again."""
     build.worker("A", block="A")
     build.wait_started("hold", "A")
     build.signal("A", signal.SIGSTOP)
@@ -319,8 +319,12 @@ def test_stopped_worker_resumed_before_anyone_took_over_runs_each_test_once(
     runs = Counter(p.name.split(".")[1] for p in build.marks.glob("ran.*"))
     assert runs == Counter(["hold", *(f"quick{n}" for n in range(4))])
     record = build.record()
-    assert [(a.record.worker, a.disposition) for a in record.attempts[quick0]] == [("A", "final")]
-    assert record.takeovers[quick0] == 1  # its first lease expired; A took it back
+    for n in range(4):
+        quick = nodeid("check_takeover.py", f"test_quick[{n}]")
+        assert [(a.record.worker, a.disposition) for a in record.attempts[quick]] == [
+            ("A", "final")
+        ]
+        assert record.takeovers.get(quick, 0) <= 1  # at most A taking its own lease back
     cases = junit_cases(build.junit)
     assert_each_once(cases, TAKEOVER_TESTS)
     assert all(results_of(case[0]) == [] for case in cases.values())
