@@ -12,8 +12,9 @@ whether the build stopped before anything more runs.
 
 The window adapts: it covers `WINDOW_ROUND_TRIPS` measured round trips of work (at least
 `WINDOW_FLOOR` seconds, so very short units share a call), from the worker's running mean
-of its unit times (before its first unit: the mean recorded duration of the suite; none:
-one lease), never below 1 nor above `MAX_WINDOW`. Where units take as long as the window's
+of its unit times (before its first unit: the longest recorded duration, since the queue
+hands out the longest units first and a first window must not take several of them; none
+recorded: one lease), never below 1 nor above `MAX_WINDOW`. Where units take as long as the window's
 cover, the window is one: nothing waits leased behind the running unit, and its successor is
 reserved as its teardown starts (one round trip, against a unit many round trips long).
 Near the end of the queue the reserve script grants at most a worker's share of what is
@@ -74,8 +75,10 @@ WINDOW_ROUND_TRIPS = 2
 #: A window covers at least this much work, seconds: units of a few milliseconds share one
 #: call even on loopback, where a round trip is nearly free (Redis's time per call is not:
 #: a call's fixed cost, the state check and the TTLs, is shared by the units it settles).
-#: Near the end of the queue reserve.lua's fair share keeps it from costing balance.
-WINDOW_FLOOR = 0.25
+#: Small, because work held ahead is work another worker may wait for (benchmarks/balance:
+#: 0.25 s cost 1.2 to 1.4x the lower bound at 4 workers); near the end of the queue
+#: reserve.lua's fair share caps it too.
+WINDOW_FLOOR = 0.02
 
 #: Weight of the newest sample in the worker's moving averages (round trip, unit time).
 SMOOTHING = 0.2
@@ -134,11 +137,11 @@ class LeaseWindow:
         self._told: set[Lease] = set()  # done leases whose attempts the heartbeat knows
         self._started = 0.0
         known = [seconds for seconds in expected.values() if seconds > 0]
-        self._suite_mean = sum(known) / len(known) if known else None
+        self._longest = max(known) if known else None
 
     def window_size(self) -> int:
         """How many leases to hold (see the module's docstring)."""
-        per_unit = self.unit_time if self.unit_time is not None else self._suite_mean
+        per_unit = self.unit_time if self.unit_time is not None else self._longest
         if per_unit is None:
             return 1
         cover = max(WINDOW_ROUND_TRIPS * (self.round_trip or 0.0), WINDOW_FLOOR)

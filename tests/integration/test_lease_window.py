@@ -6,16 +6,25 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import redis
 
-from ciqueue_gha.plugin.ahead import LateNextItem, LeaseWindow, WorkerTally
+from ciqueue_gha.plugin import ahead
+from ciqueue_gha.plugin.ahead import WINDOW_FLOOR, LateNextItem, LeaseWindow, WorkerTally
 from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue import AttemptRecord, BuildRecord, Done, Lease, QueueWorker
 from ciqueue_gha.queue.settings import QueueSettings
 
 UNITS = [f"u{n}" for n in range(1, 9)]
-#: Recorded durations that ask for a window of ten units (ten of 25 ms cover the 250 ms floor).
-SHORT = dict.fromkeys(UNITS, 0.025)
+#: Recorded durations that ask for a window of ten units (ten of them cover the floor).
+SHORT = dict.fromkeys(UNITS, WINDOW_FLOOR / 10)
+
+
+@pytest.fixture(autouse=True)
+def floor_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows sized by the floor alone: a loaded machine's slow round trip would otherwise
+    widen them, and the calls these tests count would depend on the load."""
+    monkeypatch.setattr(ahead, "WINDOW_ROUND_TRIPS", 0)
 
 
 class Holds:
@@ -99,8 +108,8 @@ def test_a_window_is_reserved_in_one_call_and_acknowledged_in_batches(
 def test_the_reply_in_flight_is_read_when_the_window_needs_it(
     client: redis.Redis, keys: BuildKeys
 ) -> None:
-    policy, _, worker = window(client, keys, expected=dict.fromkeys(UNITS, 0.125))
-    first = policy.start()  # 250 ms of work at 125 ms a unit: a window of two
+    policy, _, worker = window(client, keys, expected=dict.fromkeys(UNITS, WINDOW_FLOOR / 2))
+    first = policy.start()  # units of half the floor: a window of two
     assert first is not None and list(policy.held) and len(policy.held) == 1
     second = policy.finish(passed(), stopping=False)  # half spent: acknowledge and reserve
     assert second is not None and second.unit == "u2"
