@@ -1,8 +1,9 @@
 """What a running build has done so far, read from Redis for the displays that follow it.
 
 The supervisor looks at the queue's counts many times a second (`QueueStatus`); this module
-reads the rest only when asked and only when the counts moved: which units were finalized
-since the last read (one ``HGETALL`` of the results, of lease ids only), and the attempt
+reads the rest only when asked and only when the counts moved and something needs it: which
+units were finalized since the last read (one ``HGETALL`` of the results, of lease ids only),
+when durations are recorded (the units left) or the failed count grew, and the attempt
 records of those only when the failed count grew (a failure's message and location, for the
 console and the live check run's annotations). The ETA is the recorded durations of the
 units not finalized yet (``durations.py``) over the workers holding a lease now; with no
@@ -83,14 +84,16 @@ class ProgressReader:
         if self._expected is None:
             self._read_units()
         new_failures: list[AttemptRecord] = []
-        if status.finalized != len(self._done):  # the results are read only when they moved
+        # The results are read only when they moved and something needs them: the units left
+        # (with durations recorded) or a failure's record.
+        if status.finalized != len(self._done) and (self._expected or status.failed > self._failed):
             new_failures = self._read_results()
         else:
             self._workers = len(set(self._client.hvals(self._keys.key("holders"))))
         return Progress(
             total=status.total,
-            done=len(self._done),
-            failed=self._failed,
+            done=max(len(self._done), status.finalized),
+            failed=max(self._failed, status.failed),
             workers=self._workers,
             elapsed=now - self._start,
             left_seconds=max(self._left, 0.0) if self._expected else None,

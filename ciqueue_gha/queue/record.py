@@ -10,7 +10,7 @@ import gc
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 import redis
@@ -24,8 +24,9 @@ OUTCOMES = ("passed", "failed", "error", "skipped")
 #: the others (queue, running, leases, results...) are legitimately absent when empty.
 STRUCTURAL_KEYS = ("leader", "ready", "total", "digest", "basis")
 
-#: Made once: `json.dumps` with any option builds a new encoder each call.
-_ENCODER = json.JSONEncoder(ensure_ascii=False)
+#: Made once: `json.dumps` with any option builds a new encoder each call. Compact: Redis
+#: stores, sends and reads back every attempt record of every build.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 @contextmanager
@@ -89,15 +90,36 @@ class AttemptRecord:
 
     def to_json(self) -> str:
         # Not dataclasses.asdict: it deep-copies every field, a tenth of a millisecond a
-        # test on the worker's hot path; both classes hold plain JSON values only.
-        fields = {**vars(self), "cases": [vars(case) for case in self.cases]}
-        return _ENCODER.encode(fields)
+        # test on the worker's hot path; both classes hold plain JSON values only. Fields at
+        # their defaults are left out (`from_json` restores them): a third less to store.
+        values = _changed(vars(self), _ATTEMPT_DEFAULTS)
+        values["cases"] = [_changed(vars(case), _CASE_DEFAULTS) for case in self.cases]
+        return _ENCODER.encode(values)
 
     @classmethod
     def from_json(cls, text: str) -> AttemptRecord:
         fields = json.loads(text)
         fields["cases"] = [CaseRecord(**case) for case in fields.get("cases", [])]
         return cls(**fields)
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    """The default of each field of dataclass `cls` that has one."""
+    found: dict[str, Any] = {}
+    for one in fields(cls):
+        if one.default is not MISSING:
+            found[one.name] = one.default
+        elif one.default_factory is not MISSING:
+            found[one.name] = one.default_factory()
+    return found
+
+
+_ATTEMPT_DEFAULTS, _CASE_DEFAULTS = _defaults(AttemptRecord), _defaults(CaseRecord)
+
+
+def _changed(values: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """`values` less those equal to their field's default."""
+    return {k: v for k, v in values.items() if k not in defaults or v != defaults[k]}
 
 
 @dataclass

@@ -28,6 +28,16 @@ local function touch(ttl, ...)
   end
 end
 
+-- The keys this call wrote (not those it only deleted from): each gets its TTL once, at the
+-- end of the call (touch_written), whatever number of writes it took.
+local written = {}
+local function wrote(...)
+  for _, key in ipairs({...}) do written[key] = true end
+end
+local function touch_written(ttl)
+  for key in pairs(written) do redis.call('EXPIRE', key, ttl) end
+end
+
 -- The build's state is whole or it is lost (DESIGN.md §2): after every script of a healthy
 -- build all of these hold, so one that fails means Redis lost part of the build (evicted,
 -- expired, flushed, a failover to a replica that lagged) and nothing it says can be trusted.
@@ -118,16 +128,19 @@ local function finalize_all(units, leases, failures)
   redis.call('HDEL', K.leases, unpack(units))
   redis.call('HDEL', K.holders, unpack(units))
   redis.call('HDEL', K.last_attempt, unpack(units))
+  -- Indexed, not table.insert: this loop and grant's run once a unit, on every build's hot path.
   local results, dispositions = {}, {}
   for i, unit in ipairs(units) do
-    table.insert(results, unit)
-    table.insert(results, leases[i])
-    table.insert(dispositions, leases[i])
-    table.insert(dispositions, 'final')
+    results[2 * i - 1], results[2 * i] = unit, leases[i]
+    dispositions[2 * i - 1], dispositions[2 * i] = leases[i], 'final'
   end
   redis.call('HSET', K.results, unpack(results))
   redis.call('HSET', K.dispositions, unpack(dispositions))
-  if failures > 0 then redis.call('INCRBY', K.failed, failures) end
+  wrote(K.results, K.dispositions)
+  if failures > 0 then
+    redis.call('INCRBY', K.failed, failures)
+    wrote(K.failed)
+  end
 end
 
 local function is_failure(outcome)
@@ -145,22 +158,25 @@ local function grant(units, taken_over, worker, seq, now, lease_timeout)
   local last = redis.call('INCRBY', K.lease_counter, #units)
   local leases, holders, deadlines = {}, {}, {}
   local reply, record = {'lease', tostring(now)}, {seq}
+  local deadline = now + lease_timeout
   for i, unit in ipairs(units) do
     local lease = tostring(last - #units + i)
-    if i <= taken_over then redis.call('HINCRBY', K.takeovers, unit, 1) end
-    for _, list in ipairs({leases, reply, record}) do
-      table.insert(list, unit)
-      table.insert(list, lease)
+    if i <= taken_over then
+      redis.call('HINCRBY', K.takeovers, unit, 1)
+      wrote(K.takeovers)
     end
-    table.insert(holders, unit)
-    table.insert(holders, worker)
-    table.insert(deadlines, now + lease_timeout)
-    table.insert(deadlines, unit)
+    local at = 2 * i
+    leases[at - 1], leases[at] = unit, lease
+    reply[at + 1], reply[at + 2] = unit, lease
+    record[at], record[at + 1] = unit, lease
+    holders[at - 1], holders[at] = unit, worker
+    deadlines[at - 1], deadlines[at] = deadline, unit
   end
   redis.call('HSET', K.leases, unpack(leases))
   redis.call('HSET', K.holders, unpack(holders))
   redis.call('ZADD', K.running, unpack(deadlines))
   redis.call('HSET', K.reservations, worker, cjson.encode(record))
+  wrote(K.lease_counter, K.leases, K.holders, K.running, K.reservations)
   return reply
 end
 
@@ -226,8 +242,10 @@ end
 -- whose reply was lost, and gets the leases of that grant back that are still its own.
 -- Otherwise: expired leases first, then the head of the queue.
 -- Returns {'lease', now in ms, unit, id, ...} | {'wait', ms} | {'stopped'} | {'exhausted'}.
-local function reserve(worker, seq, now, lease_timeout, max_failures, ttl, count)
+-- The caller gives what it wrote a TTL (touch_written).
+local function reserve(worker, seq, now, lease_timeout, max_failures, count)
   redis.call('ZADD', K.workers, now, worker)
+  wrote(K.workers)
   local retried = last_grant(worker, seq, now, now + lease_timeout)
   if retried then return retried end
   if max_failures >= 0 and tonumber(redis.call('GET', K.failed) or '0') >= max_failures then
@@ -244,8 +262,6 @@ local function reserve(worker, seq, now, lease_timeout, max_failures, ttl, count
   end
   local result = nil
   if #units > 0 then result = grant(units, taken_over, worker, seq, now, lease_timeout) end
-  touch(ttl, K.workers, K.reservations, K.holders, K.leases, K.running, K.lease_counter, K.takeovers,
-    K.results, K.failed)
   if result then return result end
   local next_deadline = redis.call('ZRANGE', K.running, 0, 0, 'WITHSCORES')
   if #next_deadline == 0 then return {'exhausted'} end
@@ -255,8 +271,10 @@ end
 -- An attempt by a holder that lost its lease: kept, and remembered for finalize-on-expiry.
 local function record_stale(test, lease, outcome)
   redis.call('HSET', K.dispositions, lease, 'stale')
+  wrote(K.dispositions)
   if redis.call('HEXISTS', K.results, test) == 0 then
     redis.call('HSET', K.last_attempt, test, lease .. ':' .. outcome)
+    wrote(K.last_attempt)
   end
   return 'stale'
 end
@@ -282,6 +300,7 @@ local function requeue(unit, lease, caps)
     redis.call('RPUSH', K.queue, unit)
   end
   redis.call('HSET', K.dispositions, lease, 'requeued')
+  wrote(K.requeues, K.requeued, K.queue, K.dispositions)
   return 'requeued'
 end
 
@@ -320,7 +339,10 @@ local function settle_all(first, caps)
       end
     end
   end
-  if #attempts > 0 then redis.call('HSET', K.attempts, unpack(attempts)) end
+  if #attempts > 0 then
+    redis.call('HSET', K.attempts, unpack(attempts))
+    wrote(K.attempts)
+  end
   finalize_all(final_units, final_leases, failures)
   return out
 end

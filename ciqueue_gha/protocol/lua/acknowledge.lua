@@ -14,11 +14,10 @@ local err = assert_populated()
 if err then return err end
 local ttl = tonumber(ARGV[2])
 local reply = settle_all(10, {tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])})
-touch(ttl, K.attempts, K.dispositions, K.last_attempt, K.results, K.failed, K.requeues, K.requeued,
-  K.queue)
 if ARGV[5] ~= '0' then
-  local next_reply = reserve(ARGV[1], ARGV[5], now_ms(), tonumber(ARGV[3]), tonumber(ARGV[4]), ttl,
+  local next_reply = reserve(ARGV[1], ARGV[5], now_ms(), tonumber(ARGV[3]), tonumber(ARGV[4]),
     tonumber(ARGV[6]))
   for _, v in ipairs(next_reply) do table.insert(reply, v) end
 end
+touch_written(ttl)
 return reply

@@ -7,5 +7,7 @@
 --   | {'wait', ms to the next deadline} | {'stopped'} | {'exhausted'}
 local err = assert_populated()
 if err then return err end
-return reserve(ARGV[1], ARGV[2], now_ms(), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]),
+local reply = reserve(ARGV[1], ARGV[2], now_ms(), tonumber(ARGV[3]), tonumber(ARGV[4]),
   tonumber(ARGV[6]))
+touch_written(tonumber(ARGV[5]))
+return reply
