@@ -40,7 +40,6 @@ from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import IO
 
 from .. import defaults
 from ..cluster import connect_build
@@ -48,6 +47,7 @@ from ..errors import QueueStateLost
 from ..fastexit import exit_now
 from ..protocol.keys import BuildKeys
 from . import claim, crash, hang
+from .pipe import PipeLines
 from .record import AttemptRecord
 from .settings import HelperConfig as HelperConfig  # re-exported: the worker starts us
 from .settings import QueueSettings
@@ -138,9 +138,9 @@ class HeartbeatProcess:
             self.process.wait()
 
 
-def _read_message(stream: IO[bytes]) -> dict[str, object] | None:
+def _read_message(stream: PipeLines) -> dict[str, object] | None:
     line = stream.readline()
-    return json.loads(line) if line else None
+    return None if line is None else json.loads(line)
 
 
 def _say(line: str) -> None:
@@ -318,14 +318,9 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {first_line}"
 
 
-def serve(stream: IO[bytes]) -> None:
+def serve(stream: PipeLines) -> None:
     """The helper's life: heartbeat the worker's leases until it ends; if it ended without
-    the close message, act for it (`Helper.outlive`).
-
-    `stream` must be unbuffered: select() sees only what the pipe still holds, so a line
-    read ahead into a buffer (the first lease, sent right behind "connect") would go unseen
-    and its lease unheartbeated until the next message.
-    """
+    the close message, act for it (`Helper.outlive`)."""
     first = _read_message(stream)
     if first is None:
         return
@@ -367,14 +362,16 @@ def _start(config: HelperConfig, parent: int, pidfd: int | None) -> Helper:
     return Helper(worker, settings, config, parent, pidfd)
 
 
-def _follow(stream: IO[bytes], helper: Helper) -> bool:
+def _follow(stream: PipeLines, helper: Helper) -> bool:
     """Heartbeat the current leases every interval until the worker ends: True if it said
     so (the close message), False if it died (the pipe closed, the pidfd readable, or this
     process's parent changed). What the pipe holds is read first: a worker that died at
     once may have sent its first leases before."""
-    watched = [stream.fileno()] + ([] if helper.pidfd is None else [helper.pidfd])
+    watched = [stream.fd] + ([] if helper.pidfd is None else [helper.pidfd])
     while True:
-        ready, _, _ = select.select(watched, [], [], helper.wait())
+        ready = [stream.fd] if stream.pending() else []
+        if not ready:
+            ready, _, _ = select.select(watched, [], [], helper.wait())
         if watched[0] in ready:
             message = _read_message(stream)
             if message is None:
@@ -390,8 +387,8 @@ def _follow(stream: IO[bytes], helper: Helper) -> bool:
 
 def main() -> None:
     # Ctrl-C reaches the whole process group; the worker decides what happens next.
-    with suppress(KeyboardInterrupt), open(sys.stdin.fileno(), "rb", buffering=0) as stdin:
-        serve(stdin)
+    with suppress(KeyboardInterrupt):
+        serve(PipeLines(sys.stdin.fileno()))
     exit_now(0)  # the worker waits for this process to end
 
 
