@@ -92,7 +92,7 @@ def redis_check(redis_url: str, insecure_tls: bool, build_id: str | None) -> Non
     server = open_server(redis_url, verify_tls=not insecure_tls)
     build = build_id or GitHubEnv.from_environ().run_id
     keys = BuildKeys(build or "ciqueue-gha-check")
-    client = on_build(server.client, redis_url, keys)
+    client = on_build(server.client, redis_url, keys, cluster=server.cluster)
     scripts = Scripts(client)
     scripts.load_all()
     # Loading is not running (an ACL may allow one, not the other): run a read-only one.

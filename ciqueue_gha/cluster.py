@@ -282,18 +282,25 @@ def keyed(client: redis.Redis, key: str) -> redis.Redis:
 
 def open_build(url: str, keys: BuildKeys, *, verify_tls: bool = True) -> redis.Redis:
     """`open_server`, then `on_build`."""
-    return on_build(open_server(url, verify_tls=verify_tls).client, url, keys)
+    server = open_server(url, verify_tls=verify_tls)
+    return on_build(server.client, url, keys, cluster=server.cluster)
 
 
-def on_build(client: redis.Redis, url: str, keys: BuildKeys) -> redis.Redis:
+def on_build(
+    client: redis.Redis, url: str, keys: BuildKeys, *, cluster: bool | None = None
+) -> redis.Redis:
     """`on_slot` for the slot of build `keys`."""
-    return on_slot(client, url, build_slot(keys))
+    return on_slot(client, url, build_slot(keys), cluster=cluster)
 
 
-def on_slot(client: redis.Redis, url: str, slot: int) -> redis.Redis:
+def on_slot(
+    client: redis.Redis, url: str, slot: int, *, cluster: bool | None = None
+) -> redis.Redis:
     """`client` (of the server at `url`, reached) for the keys of `slot`: itself, or on a
     cluster a client of the master that owns the slot, found now (a cluster that cannot say
-    fails at once, in one line)."""
+    fails at once, in one line). `cluster`: what the server said it is (None: ask it)."""
+    if cluster is False:
+        return client
     following = follow(client, slot, cluster=None)
     owner = owner_of(following)
     if owner is None:

@@ -250,10 +250,12 @@ def patient(client: redis.Redis, socket_timeout: float) -> redis.Redis:
 
 
 class Server(NamedTuple):
-    """A client whose server was reached and checked, and the server's version."""
+    """A client whose server was reached and checked, the server's version, and whether it
+    said it is a cluster node (None: it did not say)."""
 
     client: redis.Redis
     version: tuple[int, ...]
+    cluster: bool | None = None
 
 
 def open_server(url: str, *, verify_tls: bool = True, retry: bool = True) -> Server:
@@ -262,7 +264,7 @@ def open_server(url: str, *, verify_tls: bool = True, retry: bool = True) -> Ser
     budget = defaults.RETRY_BUDGET if retry else 0
     client = connect(url, verify_tls=verify_tls, retry_budget=budget)
     first_budget = defaults.FIRST_CONTACT_BUDGET if retry else 0
-    return Server(client, check_server(client, url, retry_budget=first_budget))
+    return Server(client, *reach_server(client, url, retry_budget=first_budget))
 
 
 def check_server(
@@ -281,24 +283,40 @@ def check_server(
 
     Raises `RedisUnreachable`, `RedisAuthFailed` or `RedisTooOld` with a one-line message.
     """
-    text = str(_first_contact(client, url, retry_budget).get("redis_version", "0"))
+    return reach_server(client, url, min_version, retry_budget=retry_budget)[0]
+
+
+def reach_server(
+    client: redis.Redis,
+    url: str,
+    min_version: tuple[int, int] | None = None,
+    *,
+    retry_budget: float = defaults.FIRST_CONTACT_BUDGET,
+) -> tuple[tuple[int, ...], bool | None]:
+    """`check_server`, and whether the server said it is a cluster node (its INFO's mode;
+    None: not said): a server that says it is standalone is not asked for a cluster map,
+    two round trips saved for every process of a build."""
+    info = _first_contact(client, url, retry_budget)
+    text = str(info.get("redis_version", "0"))
     version = tuple(int(part) for part in text.split(".") if part.isdigit())
     need_version = min_version or defaults.MIN_REDIS_VERSION
     if version[:2] < need_version:
         need = ".".join(map(str, need_version))
         shown = redact(url)
         raise RedisTooOld(f"Redis {text} at {shown} is too old: ciqueue-gha needs Redis >= {need}")
-    warn_if_evicting(client, url)
-    return version
+    warn_if_evicting(info, url)
+    mode = info.get("redis_mode", info.get("server_mode"))  # Valkey 8+: server_mode
+    return version, None if mode not in ("standalone", "cluster") else mode == "cluster"
 
 
 def _first_contact(client: redis.Redis, url: str, retry_budget: float) -> dict[str, Any]:
-    """The server's INFO, retrying only a refused connection; every failure one line."""
+    """The server's INFO (its default sections: the server's and the memory's, in one
+    round trip), retrying only a refused connection; every failure one line."""
     shown = redact(url)
     kept = client.get_retry()
     client.set_retry(_first_contact_retry(retry_budget))
     try:
-        info: dict[str, Any] = client.info("server")
+        info: dict[str, Any] = client.info()
     except redis.AuthenticationError:
         raise RedisAuthFailed(f"Redis at {shown} refused the credentials") from None
     except redis.ResponseError as exc:
@@ -318,24 +336,22 @@ def _first_contact(client: redis.Redis, url: str, retry_budget: float) -> dict[s
     return info
 
 
-def eviction_policy(client: redis.Redis) -> str | None:
-    """The server's maxmemory-policy when it may evict the queue's keys, else None.
+def eviction_policy(info: dict[str, Any]) -> str | None:
+    """The server's maxmemory-policy (from its `info`) when it may evict the queue's keys,
+    else None.
 
     Only ``noeviction`` is safe: every key of a build has a TTL, so the ``volatile-*``
-    policies can evict them as readily as the ``allkeys-*`` ones. A server that will not
-    say (INFO refused) is not warned about.
+    policies can evict them as readily as the ``allkeys-*`` ones. A server that does not
+    say is not warned about.
     """
-    try:
-        policy = str(client.info("memory").get("maxmemory_policy", "noeviction"))
-    except redis.RedisError:
-        return None
+    policy = str(info.get("maxmemory_policy", "noeviction"))
     return None if policy == "noeviction" else policy
 
 
-def warn_if_evicting(client: redis.Redis, url: str) -> None:
+def warn_if_evicting(info: dict[str, Any], url: str) -> None:
     """One line on stderr when Redis may evict the queue's keys (a build's state then is
     lost: the summary says so, exit 4, but the build is wasted)."""
-    policy = eviction_policy(client)
+    policy = eviction_policy(info)
     if policy is not None:
         print(
             f"ciqueue-gha: WARNING: Redis at {redact(url)} has maxmemory-policy {policy}: "

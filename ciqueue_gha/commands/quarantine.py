@@ -45,8 +45,9 @@ def open_repository(
     from ..connection import open_server
 
     namespace = durations_namespace(GitHubEnv(repository=repository) if repository else None)
-    client = open_server(redis_url, verify_tls=not insecure_tls).client
-    return on_slot(client, redis_url, slot_of(quarantine_key(namespace))), namespace
+    server = open_server(redis_url, verify_tls=not insecure_tls)
+    slot = slot_of(quarantine_key(namespace))
+    return on_slot(server.client, redis_url, slot, cluster=server.cluster), namespace
 
 
 @click.group("quarantine")

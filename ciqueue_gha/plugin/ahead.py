@@ -12,9 +12,12 @@ whether the build stopped before anything more runs.
 
 The window adapts: it covers `WINDOW_ROUND_TRIPS` measured round trips of work (at least
 `WINDOW_FLOOR` seconds, so very short units share a call), from the worker's running mean
-of its unit times (before its first unit: the longest recorded duration, since the queue
-hands out the longest units first and a first window must not take several of them; none
-recorded: one lease), never below 1 nor above `MAX_WINDOW`. Where units take as long as the window's
+of its unit times (started from the median recorded duration, so that one slow first unit
+does not keep the window small for long; a unit's time leaves out its wait for the next
+lease), never below 1 nor above `MAX_WINDOW`. Before its first unit the window is as many
+of the longest recorded durations as cover that work: the queue hands out the longest
+units first, and a first window must not take several long ones (none recorded: one
+lease). Where units take as long as the window's
 cover, the window is one: nothing waits leased behind the running unit, and its successor is
 reserved as its teardown starts (one round trip, against a unit many round trips long).
 Near the end of the queue the reserve script grants at most a worker's share of what is
@@ -47,12 +50,14 @@ window waits for work, and at the end.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
+import statistics
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 
@@ -70,9 +75,10 @@ from ..queue.worker import (
     Window,
 )
 from .breaker import Breaker, Step, settle_now
+from .late import LateNextItem
 
 #: The most leases a worker holds at once (running, held and done).
-MAX_WINDOW = 32
+MAX_WINDOW = 128
 
 #: A window covers this many of the worker's round trips of work: half of it is left when the
 #: acknowledge that refills it goes out, and covers that call's round trip.
@@ -142,18 +148,19 @@ class LeaseWindow:
         self._late: LateNextItem | None = None
         self._told: set[Lease] = set()  # done leases whose attempts the heartbeat knows
         self._started = 0.0
-        known = [seconds for seconds in expected.values() if seconds > 0]
-        self._longest = max(known) if known else None
+        known = sorted((seconds for seconds in expected.values() if seconds > 0), reverse=True)
+        self._longest_first = list(itertools.accumulate(known))  # the k longest's sums
+        self._typical = statistics.median(known) if known else None
         limit = worker.settings.max_consecutive_failures
         self.breaker = Breaker(worker, limit, settle_now(worker, tally.count))
 
     def window_size(self) -> int:
         """How many leases to hold (see the module's docstring)."""
-        per_unit = self.unit_time if self.unit_time is not None else self._longest
-        if per_unit is None:
-            return 1
         cover = max(WINDOW_ROUND_TRIPS * (self.round_trip or 0.0), WINDOW_FLOOR)
-        return max(1, min(MAX_WINDOW, math.ceil(cover / max(per_unit, 1e-6))))
+        if self.unit_time is None:  # the fewest longest recorded units that cover it
+            reach = bisect.bisect_left(self._longest_first, cover) + 1
+            return max(1, min(MAX_WINDOW, reach, len(self._longest_first)))
+        return max(1, min(MAX_WINDOW, math.ceil(cover / max(self.unit_time, 1e-6))))
 
     def _want(self) -> int:
         """Leases the window lacks: its size less the units held to run (the running one
@@ -191,12 +198,19 @@ class LeaseWindow:
     def finish(self, record: AttemptRecord, *, stopping: bool) -> Lease | None:
         """Keep the running unit's `record` to acknowledge; `stopping`: pytest was told to
         stop. Returns the lease to run next (None: no more)."""
+        waited = 0.0
         if self._late is not None:
             self._late.resolve()
             self._late.raise_error()
+            waited = self._late.waited
         lease = self.lease
         assert lease is not None
-        self.unit_time = smoothed(self.unit_time, time.perf_counter() - self._started)
+        # Its own time: the wait for the next lease (in its teardown) is the link's, not the
+        # unit's; counted, a window of one on a slow link would find every unit a round trip
+        # long and stay one.
+        ran = time.perf_counter() - self._started - waited
+        prior = self.unit_time if self.unit_time is not None else self._typical
+        self.unit_time = smoothed(prior, max(ran, 0.0))
         self.lease = None
         stopping = stopping or self.end == Done("stopped")
         step = self.breaker.judge(lease, record, stopping=stopping, unrun=self._unrun)
@@ -346,44 +360,3 @@ class LeaseWindow:
             told = [ran for ran in self.done if ran[0] not in self._told]
             self._told = {lease for lease, _ in self.done}
             self.heartbeat.hold(self.lease, *others, finished=told)
-
-
-class LateNextItem:
-    """pytest's `nextitem` for a unit whose successor is not known yet (it runs long, or the
-    reply that names it is in flight): asks `answer` when pytest first asks about it, which
-    its teardown does (``listchain``) to know which fixtures the next item still needs. No
-    next unit, or an error asking (kept for `raise_error`, so it is not reported as the
-    test's teardown error): nothing is needed. Any other attribute is the next item's."""
-
-    def __init__(
-        self, answer: Callable[[], Reservation], units: Mapping[str, list[pytest.Item]]
-    ) -> None:
-        self._answer = answer
-        self._units = units
-        self.reply: Reservation | None = None
-        self._item: pytest.Item | None = None
-        self._error: Exception | None = None
-
-    def resolve(self) -> pytest.Item | None:
-        if self.reply is None and self._error is None:
-            try:
-                self.reply = self._answer()
-            except Exception as exc:
-                self._error = exc
-            if isinstance(self.reply, Lease) and self.reply.unit in self._units:
-                self._item = self._units[self.reply.unit][0]
-        return self._item
-
-    def listchain(self) -> list[Any]:  # pytest's nodes, session first
-        item = self.resolve()
-        return item.listchain() if item is not None else []
-
-    def __getattr__(self, name: str) -> Any:
-        item = self.resolve()
-        if item is None:
-            raise AttributeError(name)
-        return getattr(item, name)
-
-    def raise_error(self) -> None:
-        if self._error is not None:
-            raise self._error

@@ -37,7 +37,8 @@ from ..queue.retry import populate_attempt
 from ..queue.supervisor import Supervisor
 from ..queue.worker import Heartbeat, QueueWorker
 from ..trust.repeat import RepeatedUnits, base_unit
-from .ahead import LateNextItem, LeaseWindow, WorkerTally
+from .ahead import LeaseWindow, WorkerTally
+from .late import LateNextItem
 from .maxfail import take_over_maxfail
 from .records import (
     SourcePaths,
@@ -199,6 +200,8 @@ class QueuePlugin:
             )
             self._reports = []
             item.ihook.pytest_runtest_protocol(item=item, nextitem=after)
+            if isinstance(after, LateNextItem):
+                without_wait(self._reports, after.waited)
             cases.append(case_from_reports(item, self._reports, self._paths, self.scrub))
         return attempt_from_cases(unit, cases, started)
 
@@ -222,3 +225,12 @@ class QueuePlugin:
         suspended = getattr(self._capture, "global_and_fixture_disabled", None)
         with suspended() if suspended is not None else nullcontext():
             print(f"ciqueue-gha: {line}", file=sys.stderr, flush=True)
+
+
+def without_wait(reports: list[pytest.TestReport], waited: float) -> None:
+    """Take the `waited` seconds its teardown spent asking the queue for the next unit off
+    a test's teardown report: the link's time, not the test's (its recorded duration sizes
+    lease windows and orders the next build)."""
+    for report in reports:
+        if report.when == "teardown":
+            report.duration = max(0.0, report.duration - waited)

@@ -44,7 +44,7 @@ from ..queue.heartbeat import HeartbeatProcess, HelperConfig
 from ..queue.settings import QueueSettings
 from ..queue.worker import QueueWorker
 from ..secrets import Scrubber, take_secrets, url_secrets
-from ..trust.quarantine import in_force
+from ..trust.quarantine import Quarantine, in_force, read_file
 from ..trust.repeat import base_unit, repeating
 from .hooks import QueuePlugin
 
@@ -157,9 +157,22 @@ def _order(
 
 def _quarantined(client: redis.Redis, path: Path | None) -> Callable[[str], bool]:
     """Whether a unit's failure is excused by the quarantine (the file at `path` and the
-    entries Redis keeps), as the summary excuses it: the worker's job is not failed by it."""
-    quarantine = in_force(client, durations_namespace(), path)
-    return lambda unit: quarantine.holding(base_unit(unit)) is not None
+    entries Redis keeps), as the summary excuses it: the worker's job is not failed by it.
+    The file is read now (a malformed line is exit 2 before anything runs); Redis's entries
+    when a failure first asks (a green worker spends no round trip on them), and a Redis
+    that cannot say excuses nothing."""
+    entries = read_file(path) if path else []
+    quarantine: list[Quarantine] = []
+
+    def excused(unit: str) -> bool:
+        if not quarantine:
+            try:
+                quarantine.append(in_force(client, durations_namespace(), None, entries))
+            except redis.RedisError:
+                return False
+        return quarantine[0].holding(base_unit(unit)) is not None
+
+    return excused
 
 
 def start_from_environment() -> WorkerSession:

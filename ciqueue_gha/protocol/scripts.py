@@ -119,9 +119,15 @@ class Scripts:
         self._heads: dict[tuple[str, tuple[str, ...]], bytes] = {}
 
     def load_all(self) -> None:
-        """Load every script now, so a server that cannot run them fails early."""
-        for name in self._scripts:
-            self.load(name)
+        """Load every script now, so a server that cannot run them fails early: in one
+        round trip (seven, one a script, cost a build 0.15 s over a 20 ms link)."""
+        pipe = self._client.pipeline(transaction=False)
+        for script in self._scripts.values():
+            pipe.script_load(script.script)
+        try:
+            pipe.execute()
+        except redis.ResponseError as exc:
+            raise redis_failure(exc) from None
 
     def load(self, name: str) -> None:
         """Load script `name` now: before a call with a large request, so a server that does

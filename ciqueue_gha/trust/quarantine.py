@@ -22,7 +22,7 @@ import datetime as dt
 import fnmatch
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -140,10 +140,12 @@ class Quarantine:
         return [entry for entry in self.entries if entry.expired(self.today)]
 
 
-def in_force(client: redis.Redis, namespace: str, path: Path | None) -> Quarantine:
-    """The entries of the file at `path` and those Redis keeps for `namespace`, judged on
-    Redis's today."""
-    entries = (*(read_file(path) if path else ()), *load_redis(client, namespace))
+def in_force(
+    client: redis.Redis, namespace: str, path: Path | None, read: Sequence[Entry] = ()
+) -> Quarantine:
+    """The entries of the file at `path` (or those `read` from it already) and those Redis
+    keeps for `namespace`, judged on Redis's today."""
+    entries = (*(read_file(path) if path else read), *load_redis(client, namespace))
     return Quarantine(entries, redis_today(client))
 
 

@@ -4,16 +4,19 @@ hold, and the calls it makes."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 import redis
 
 from ciqueue_gha.plugin import ahead
-from ciqueue_gha.plugin.ahead import WINDOW_FLOOR, LateNextItem, LeaseWindow, WorkerTally
+from ciqueue_gha.plugin.ahead import WINDOW_FLOOR, LeaseWindow, WorkerTally
+from ciqueue_gha.plugin.late import LateNextItem
 from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue import AttemptRecord, BuildRecord, Done, Lease, QueueWorker
 from ciqueue_gha.queue.settings import QueueSettings
+from ciqueue_gha.queue.worker import Reservation
 
 UNITS = [f"u{n}" for n in range(1, 9)]
 #: Recorded durations that ask for a window of ten units (ten of them cover the floor).
@@ -95,14 +98,58 @@ def test_a_window_is_reserved_in_one_call_and_acknowledged_in_batches(
     assert worker.reserve_seq == 1
     ran = run_all(policy, first)
     assert [lease.unit for lease in ran] == UNITS
-    # The first reserve (ten units asked for, the queue has eight), one
-    # acknowledge once half the window was spent (its reserve finds nothing queued), one as
-    # the last unit's teardown asks what follows (nothing held), one for the last: four calls
-    # for eight units.
-    assert worker.calls[0] == (0, 10)
-    assert [done for done, _ in worker.calls] == [0, 1, 6, 1]
+    # The first reserve (the eight recorded units together take less than the window covers:
+    # all eight asked for), one acknowledge once half the window was spent (its reserve finds
+    # nothing queued; when, depends on the worker's own unit times), one as the last unit's
+    # teardown asks what follows (nothing held), one for the last: four calls for eight units.
+    assert worker.calls[0] == (0, 8)
+    carried = [done for done, _ in worker.calls]
+    assert len(carried) == 4 and carried[-1] == 1 and sum(carried) == 8 and carried[1] >= 1
     assert sorted(BuildRecord.load(client, keys).results) == UNITS
     assert policy.tally.executed == 8 and policy.end == Done("exhausted")
+
+
+def test_a_first_window_takes_the_fewest_longest_recorded_units_that_cover_it(
+    client: redis.Redis, keys: BuildKeys
+) -> None:
+    # One unit recorded at half the window's cover, the rest at a tenth: the longest, then
+    # five of the others cover it, six units (sized by the longest alone: two). Then the
+    # worker's own times, started from the median recorded.
+    expected = {**SHORT, "u1": WINDOW_FLOOR / 2}
+    policy, _, worker = window(client, keys, expected=expected)
+    started = time.perf_counter()
+    first = policy.start()
+    assert first is not None and worker.calls[0] == (0, 6)
+    policy.next_item({})
+    policy.finish(passed(), stopping=False)
+    ran = time.perf_counter() - started  # at least the unit's own time
+    median = WINDOW_FLOOR / 10
+    assert policy.unit_time is not None
+    assert 0.8 * median <= policy.unit_time <= 0.8 * median + 0.2 * ran
+
+
+def test_a_units_wait_for_the_next_lease_is_not_its_time(
+    client: redis.Redis, keys: BuildKeys
+) -> None:
+    # Over a slow link the teardown waits a round trip for the next lease: counted as the
+    # unit's time, a window of one would stay one.
+    policy, _, _ = window(client, keys, units=["u1", "u2"], expected={})
+    first = policy.start()  # nothing recorded: one lease
+    assert first is not None and not policy.held
+    late = policy.next_item({})
+    assert isinstance(late, LateNextItem)
+    answer = late._answer
+
+    def slow_link() -> Reservation:
+        time.sleep(1.0)
+        return answer()
+
+    late._answer = slow_link
+    assert late.resolve() is None  # u2's items are not in the (empty) units given
+    assert late.waited >= 1.0
+    second = policy.finish(passed(), stopping=False)
+    assert second is not None and second.unit == "u2"
+    assert policy.unit_time is not None and policy.unit_time < 0.5
 
 
 def test_the_reply_in_flight_is_read_when_the_window_needs_it(

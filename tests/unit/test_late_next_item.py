@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import pytest
 
-from ciqueue_gha.plugin.ahead import LateNextItem
+from ciqueue_gha.plugin.late import LateNextItem
 from ciqueue_gha.queue import Done, Lease, Reservation, Wait
 
 
