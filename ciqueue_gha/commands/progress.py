@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Protocol
 
@@ -20,7 +20,6 @@ from ..config import ReportOptions
 from ..github.env import GitHubEnv
 from ..github.live import LiveCheckRun
 from ..github.log import RunnerLog
-from ..options import durations_namespace
 from ..protocol.keys import BuildKeys
 from ..queue.progress import Progress, ProgressReader
 from ..queue.supervisor import QueueStatus
@@ -139,9 +138,12 @@ class BuildWatch:
 
 
 @contextmanager
-def watching(client: redis.Redis, keys: BuildKeys, options: ReportOptions) -> Iterator[BuildWatch]:
-    """A `BuildWatch` of the build `keys` while the summary waits; the display closed after."""
-    known = durations.load_redis(client, durations_namespace())
+def watching(
+    client: redis.Redis, keys: BuildKeys, options: ReportOptions, stored: Mapping[str, float]
+) -> Iterator[BuildWatch]:
+    """A `BuildWatch` of the build `keys` while the summary waits (`stored`: the durations
+    Redis keeps); the display closed after."""
+    known = dict(stored)
     if options.durations_file:
         known.update(durations.load_file(options.durations_file))
     github = GitHubEnv.from_environ()

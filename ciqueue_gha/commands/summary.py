@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import click
@@ -42,6 +42,7 @@ from ..truncate import REDIS_REPLY_LIMIT, shown
 from ..trust import history as outcomes
 from ..trust.assess import assess
 from ..trust.classify import Trust
+from ..trust.quarantine import Quarantine, in_force
 from .progress import watching
 
 #: How often a re-run summary looks for the retry's workers, seconds.
@@ -67,12 +68,17 @@ def summarize(
     keys = reported_keys(client, target, options, summary_only_rerun)
     if not has_trace(client, keys) and (kept := AttemptVerdict.load(client, keys)):
         return report_verdict(kept, keys)
-    verdict, live = wait_for_build(client, keys, options, workers_gone)
+    # Read before the wait, not after it: each read after the last test is a round trip
+    # the build waits for (a malformed quarantine file is said at once, too).
+    namespace = durations_namespace()
+    quarantine = in_force(client, namespace, options.quarantine)
+    stored = durations.load_redis(client, namespace)
+    verdict, live = wait_for_build(client, keys, options, workers_gone, stored)
     history, report = load_report(client, keys, verdict)
-    report.trust = judge(client, keys, report, options.quarantine)
+    report.trust = judge(client, keys, report, quarantine)
     write_junit(report, options.junit_xml)
     if keys == target.keys:  # a report of an earlier attempt again: its durations are in
-        save_durations(client, report, options.durations_file)
+        save_durations(client, report, options.durations_file, stored)
         outcomes.record(client, durations_namespace(), keys.build_id, report.history_outcomes())
     log_report(client, keys, verdict, history, report)
     click.echo(f"ciqueue-gha: merged JUnit: {options.junit_xml}")
@@ -94,10 +100,11 @@ def wait_for_build(
     keys: BuildKeys,
     options: ReportOptions,
     workers_gone: Callable[[], bool] | None,
+    stored: Mapping[str, float],
 ) -> tuple[Verdict, LiveCheckRun | None]:
     """Why the summary stopped waiting (every unit done, or a timeout, or the workers gone),
     and the live check run it kept meanwhile, if any; the build's progress shown as it goes."""
-    with watching(client, keys, options) as watch:
+    with watching(client, keys, options, stored) as watch:
         supervisor = Supervisor(
             client,
             keys,
@@ -243,21 +250,23 @@ def report_verdict(kept: AttemptVerdict, keys: BuildKeys) -> int:
 
 
 def judge(
-    client: redis.Redis, keys: BuildKeys, report: BuildReport, quarantine: Path | None
+    client: redis.Redis, keys: BuildKeys, report: BuildReport, quarantine: Quarantine
 ) -> Trust:
-    """How each failure of `report` stands against the quarantine (`quarantine`, and the
-    entries Redis keeps) and the flaky history of the builds before this one."""
+    """How each failure of `report` stands against the `quarantine` in force and the flaky
+    history of the builds before this one."""
     failing = [case.final.nodeid for case in report.failures if not case.collection]
     namespace, build = durations_namespace(), keys.build_id
     return assess(client, namespace, build, failing, quarantine, report.repeated_runs())
 
 
-def save_durations(client: redis.Redis, report: BuildReport, path: Path | None) -> None:
-    """Blend this build's unit durations into the stored moving averages."""
+def save_durations(
+    client: redis.Redis, report: BuildReport, path: Path | None, stored: Mapping[str, float]
+) -> None:
+    """Blend this build's unit durations into the moving averages `stored` (read when the
+    summary started: a build of this repository ending meanwhile loses its blend for the
+    tests both ran, as when two summaries end together)."""
     measured = report.unit_durations()
-    namespace = durations_namespace()
-    stored = durations.load_redis(client, namespace)
-    durations.save_redis(client, namespace, durations.blend(stored, measured))
+    durations.save_redis(client, durations_namespace(), durations.blend(stored, measured))
     if path:
         durations.save_file(path, durations.blend(durations.load_file(path), measured))
 

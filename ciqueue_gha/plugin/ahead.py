@@ -90,7 +90,7 @@ WINDOW_ROUND_TRIPS = 2
 #: Small, because work held ahead is work another worker may wait for (benchmarks/balance:
 #: 0.25 s cost 1.2 to 1.4x the lower bound at 4 workers); near the end of the queue
 #: reserve.lua's fair share caps it too.
-WINDOW_FLOOR = 0.02
+WINDOW_FLOOR = 0.05
 
 #: Weight of the newest sample in the worker's moving averages (round trip, unit time).
 SMOOTHING = 0.2

@@ -93,9 +93,12 @@ class WorkerSession:
         self.heartbeat.close(at_once=lost)
         if not lost:
             with suppress(redis.RedisError, CiqueueError):  # best effort
-                self.plugin.worker.release()
+                # The two calls overlap (one round trip, not two): release goes out on the
+                # scripts' connection, its reply read after the claim's.
+                released = self.plugin.worker.send_release()
                 if self.id_claim is not None:
                     claim.release(self.plugin.worker.client, self.plugin.worker.keys, self.id_claim)
+                released.result()
         self.plugin.worker.close(read_in_flight=not lost)
         self.stack_file.close()
         with suppress(OSError):

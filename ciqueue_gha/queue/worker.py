@@ -317,7 +317,11 @@ class QueueWorker:
 
     def release(self) -> list[str]:
         """On a clean shutdown: expire this worker's leases at once; returns the tests released."""
-        return list(self._call("release", self.worker_id) or [])
+        return list(self.send_release().result() or [])
+
+    def send_release(self) -> Reply:
+        """`release`, its reply read when asked for."""
+        return self.scripts.send("release", self._key_vector, [self.worker_id])
 
     def queued_units(self) -> list[str]:
         """The units populated for this attempt (the leader's collection), in queue order."""

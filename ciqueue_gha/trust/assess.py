@@ -9,7 +9,7 @@ import redis
 
 from . import history
 from .classify import Trust, classify
-from .quarantine import in_force
+from .quarantine import Quarantine, in_force
 
 
 def assess(
@@ -17,13 +17,14 @@ def assess(
     namespace: str,
     build: str,
     failing: Sequence[str],
-    quarantine_file: Path | None = None,
+    quarantine: Path | Quarantine | None = None,
     repeated: Mapping[str, tuple[int, int]] | None = None,
 ) -> Trust:
     """The standing of each `failing` test of `build` against the quarantine (the entries of
-    `quarantine_file` and those kept in Redis for `namespace`) and the history before this
-    build; `repeated`: the (failed runs, runs) of each test run several times
-    (--repeat-new)."""
-    quarantine = in_force(client, namespace, quarantine_file)
+    the file `quarantine` and those kept in Redis for `namespace`, or those `in_force` read
+    already) and the history before this build; `repeated`: the (failed runs, runs) of each
+    test run several times (--repeat-new)."""
+    if not isinstance(quarantine, Quarantine):
+        quarantine = in_force(client, namespace, quarantine)
     known = history.load(client, namespace, failing, but=build) if failing else {}
     return classify(failing, quarantine, known, repeated)

@@ -142,12 +142,14 @@ def record(client: redis.Redis, namespace: str, build: str, outcomes: Mapping[st
     again (a re-run) replaces its own entry."""
     if not outcomes:
         return
-    key, now, tests = outcomes_key(namespace), _now(client), list(outcomes)
+    key, tests = outcomes_key(namespace), list(outcomes)
     client = keyed(client, key)
     reads = client.pipeline(transaction=False)
+    reads.time()  # Redis's clock, in the same round trip as the reads
     for chunk in _chunks(tests):
         reads.hmget(key, list(chunk))
-    stored = [text for values in reads.execute() for text in values]
+    (seconds, _), *read = reads.execute()
+    now, stored = int(seconds), [text for values in read for text in values]
     writes = client.pipeline(transaction=False)
     for pairs in _chunks(list(zip(tests, stored, strict=True))):
         merged = {test: _merged(text, build, now, outcomes[test]) for test, text in pairs}

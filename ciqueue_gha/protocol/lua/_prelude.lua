@@ -127,7 +127,10 @@ local function finalize_all(units, leases, failures)
   redis.call('ZREM', K.running, unpack(units))
   redis.call('HDEL', K.leases, unpack(units))
   redis.call('HDEL', K.holders, unpack(units))
-  redis.call('HDEL', K.last_attempt, unpack(units))
+  -- Only a stale holder's attempt is kept there: most builds never have one.
+  if redis.call('EXISTS', K.last_attempt) == 1 then
+    redis.call('HDEL', K.last_attempt, unpack(units))
+  end
   -- Indexed, not table.insert: this loop and grant's run once a unit, on every build's hot path.
   local results, dispositions = {}, {}
   for i, unit in ipairs(units) do
@@ -158,7 +161,8 @@ local function grant(units, taken_over, worker, seq, now, lease_timeout)
   local last = redis.call('INCRBY', K.lease_counter, #units)
   local leases, holders, deadlines = {}, {}, {}
   local reply, record = {'lease', tostring(now)}, {seq}
-  local deadline = now + lease_timeout
+  -- A string once: a number would be formatted again for each unit's ZADD argument.
+  local deadline = tostring(now + lease_timeout)
   for i, unit in ipairs(units) do
     local lease = tostring(last - #units + i)
     if i <= taken_over then
@@ -190,8 +194,10 @@ end
 local function last_grant(worker, seq, now, deadline)
   local last = redis.call('HGET', K.reservations, worker)
   if not last then return nil end
+  -- The seq is the record's first string: a reserve that is not a retry (nearly every one)
+  -- does not decode the whole record to learn so.
+  if seq and string.sub(last, 1, #seq + 3) ~= '["' .. seq .. '"' then return nil end
   local r = cjson.decode(last)
-  if seq and r[1] ~= seq then return nil end
   local reply = {'lease', tostring(now)}
   for i = 2, #r, 2 do
     if holds(r[i], r[i + 1]) and redis.call('ZSCORE', K.running, r[i]) then
