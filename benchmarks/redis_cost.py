@@ -218,7 +218,7 @@ def sent_by_clients(admin: redis.Redis) -> Counter[str]:
     """Microseconds of each command clients sent (not script calls, not this client's), from
     SLOWLOG; the slow log put back as it was."""
     ours = str(admin.client_info()["addr"])
-    entries = admin.execute_command("SLOWLOG", "GET", SLOWLOG_ENTRIES)
+    entries = admin.execute_command("SLOWLOG", "GET", SLOWLOG_ENTRIES)  # type: ignore[no-untyped-call]
     admin.config_set("slowlog-log-slower-than", 10000)
     admin.config_set("slowlog-max-len", 128)
     admin.slowlog_reset()

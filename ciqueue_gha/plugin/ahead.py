@@ -4,11 +4,12 @@ reserves, acknowledges and waits.
 A worker holds a window of up to `window_size` leases, granted by one reserve call. pytest
 tears fixtures down according to the *next* item, so the next held lease's first item is the
 running unit's ``nextitem``. Finished units are not acknowledged one by one: their attempts
-wait in the window until it is half spent, then one call acknowledges them all and reserves
-the next units (DESIGN.md §2, acknowledge); its reply is not waited for while the worker
-still holds units to run, and is read when it is needed (by then it has long arrived). A
-failed unit under --max-failures is acknowledged at once and the reply waited for: it says
-whether the build stopped before anything more runs.
+wait in the window until what is left of it covers a round trip and a quarter (at most half
+of it, at least a quarter), then one call acknowledges them all and reserves the next units
+(DESIGN.md §2, acknowledge); its reply is not waited for while the worker still holds units
+to run, and is read when it is needed (by then it has long arrived). A failed unit under
+--max-failures is acknowledged at once and the reply waited for: it says whether the build
+stopped before anything more runs.
 
 The window adapts: it covers `WINDOW_ROUND_TRIPS` measured round trips of work (at least
 `WINDOW_FLOOR` seconds, so very short units share a call), from the worker's running mean
@@ -80,17 +81,20 @@ from .late import LateNextItem
 #: The most leases a worker holds at once (running, held and done).
 MAX_WINDOW = 128
 
-#: A window covers this many of the worker's round trips of work: half of it is left when the
-#: acknowledge that refills it goes out, and covers that call's round trip.
+#: A window covers this many of the worker's round trips of work; the acknowledge that
+#: refills it goes out once what is left covers `REFILL_ROUND_TRIPS` of them (at most half
+#: the window, at least a quarter: on loopback a call settles three quarters of a window).
 WINDOW_ROUND_TRIPS = 2
+REFILL_ROUND_TRIPS = 1.25
 
 #: A window covers at least this much work, seconds: units of a few milliseconds share one
 #: call even on loopback, where a round trip is nearly free (Redis's time per call is not:
-#: a call's fixed cost, the state check and the TTLs, is shared by the units it settles).
-#: Small, because work held ahead is work another worker may wait for (benchmarks/balance:
-#: 0.25 s cost 1.2 to 1.4x the lower bound at 4 workers); near the end of the queue
-#: reserve.lua's fair share caps it too.
-WINDOW_FLOOR = 0.05
+#: a call's fixed cost, the state check and the TTLs, is shared by the units it settles;
+#: benchmarks/redis_cost). Small, because work held ahead is work another worker may wait
+#: for: a unit that takes longer than the floor is a window of its own, and near the end of
+#: the queue reserve.lua's fair share caps every window (benchmarks/balance: a first window
+#: of 0.25 s sized by the suite's mean cost 1.2 to 1.4x the lower bound at 4 workers).
+WINDOW_FLOOR = 0.1
 
 #: Weight of the newest sample in the worker's moving averages (round trip, unit time).
 SMOOTHING = 0.2
@@ -241,20 +245,29 @@ class LeaseWindow:
         return list(self.held)
 
     def _keep_filled(self) -> None:
-        """Refill the window, without waiting, once half of it is spent (reading first the
-        reply in flight that refills it); acknowledge without a reserve when the window is
-        full or the queue has nothing to give now, once a window's worth of attempts waits
-        to be sent. With nothing held, `_next` refills."""
+        """Refill the window, without waiting, once what is left of it is low (reading first
+        the reply in flight that refills it); acknowledge without a reserve when the window
+        is full or the queue has nothing to give now, once a window's worth of attempts
+        waits to be sent. With nothing held, `_next` refills."""
         size = self.window_size()
+        refill_at = self._refill_at(size)
 
         def due() -> bool:
-            low = len(self.held) <= size // 2 and self.end is None and self.waiting is None
+            low = len(self.held) <= refill_at and self.end is None and self.waiting is None
             return low or len(self.done) >= size
 
         if self.in_flight is not None and (due() or self.in_flight[0].arrived()):
             self._read_in_flight()
         if due() and self.in_flight is None and self.held:
             self._send(reserve=0 if self.end else self._want())
+
+    def _refill_at(self, size: int) -> int:
+        """How few held units make the refill due: those that cover `REFILL_ROUND_TRIPS`
+        round trips, at most half the window and at least a quarter of it."""
+        if self.unit_time is None or self.round_trip is None:
+            return size // 2
+        cover = math.ceil(REFILL_ROUND_TRIPS * self.round_trip / max(self.unit_time, 1e-6))
+        return min(size // 2, max(size // 4, cover))
 
     def _next(self) -> Lease | None:
         """Start the next held lease: reading the reply in flight, or reserving (waiting

@@ -25,6 +25,7 @@ from .. import defaults
 from ..errors import QueueNeverPopulated, QueueStateLost
 from ..protocol.keys import BuildKeys
 from ..protocol.scripts import Scripts
+from .pace import PollPace
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ class Supervisor:
         if not status.ready:  # interrupted: nothing was, or will be, queued
             return Outcome(Verdict.INTERRUPTED, status)
         start = self._clock()
+        pace = PollPace(self.poll_interval)
         while True:
             self._on_status(status)
             if status.exhausted:
@@ -159,9 +161,7 @@ class Supervisor:
             idle = self._idle_for(status, now - start)
             if idle >= self.inactive_workers_timeout or (idle > 0 and self._workers_gone()):
                 return Outcome(Verdict.INACTIVE_WORKERS, status)
-            # A poll costs Redis the same whatever the build's size: past the first seconds,
-            # poll at 1 % of the time waited (the end is seen that much later, at most 0.5 s).
-            self._sleep(min(max(self.poll_interval, (now - start) / 100), 0.5))
+            self._sleep(pace.pause(status, now))
             status = self.status()
             if not status.ready:
                 raise QueueStateLost(

@@ -322,8 +322,21 @@ local function settle_all(first, caps)
   end
   if #units == 0 then return {} end
   -- Within a batch each lease appears once (a worker settles an attempt once per call).
-  local prior = redis.call('HMGET', K.dispositions, unpack(leases))
   local current = redis.call('HMGET', K.leases, unpack(units))
+  -- Settling a lease ends it (its unit's lease is deleted, or a later one), and lease ids
+  -- are never issued twice: an attempt under its unit's current lease was never settled,
+  -- and only the others are looked up for an earlier disposition (a retried call's).
+  local prior, others, at = {}, {}, {}
+  for n = 1, #units do
+    if current[n] ~= leases[n] then
+      table.insert(others, leases[n])
+      table.insert(at, n)
+    end
+  end
+  if #others > 0 then
+    local found = redis.call('HMGET', K.dispositions, unpack(others))
+    for i, n in ipairs(at) do prior[n] = found[i] end
+  end
   local out, final_units, final_leases, failures, attempts = {}, {}, {}, 0, {}
   for n, unit in ipairs(units) do
     local i, lease = first + 5 * (n - 1), leases[n]
