@@ -13,11 +13,12 @@ summary's.) One private redis-server, reached three ways:
 
 Loopback and 2.5 ms run 2,000 tests. The 20 ms link runs a smaller suite (`--far-tests`,
 300, as the issue's own table did: before lease windows a round trip a test cost 25 ms)
-against a loopback run of that same suite. One unmeasured warm-up run of each suite; then rounds in which each
-pair (loopback, delayed) runs back to back, the order alternating, and a ratio is the median
-of the round-by-round ratios, so a slow moment of this shared machine slows both sides. The
-round trip each proxy really adds (its threads' wake-ups included) is measured with PINGs
-and printed: the links are a little longer than their names, never shorter.
+against a loopback run of that same suite. One unmeasured warm-up run of each suite; then
+rounds in which each pair (loopback, delayed) runs back to back, the order alternating, and a
+ratio is the median of the round-by-round ratios, so a slow moment of this shared machine
+slows both sides. The round trip each proxy really adds (its threads' wake-ups included) is
+measured with PINGs and printed: the links are a little longer than their names, never
+shorter.
 
 Round trips: during every 20 ms run, MONITOR on a direct connection sees each call Redis
 receives, and from which port: the worker and the summary each have a proxy of their own,

@@ -6,6 +6,7 @@ import gc
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import click
 import redis
@@ -68,17 +69,13 @@ def summarize(
     keys = reported_keys(client, target, options, summary_only_rerun)
     if not has_trace(client, keys) and (kept := AttemptVerdict.load(client, keys)):
         return report_verdict(kept, keys)
-    # Read before the wait, not after it: each read after the last test is a round trip
-    # the build waits for (a malformed quarantine file is said at once, too).
-    namespace = durations_namespace()
-    quarantine = in_force(client, namespace, options.quarantine)
-    stored = durations.load_redis(client, namespace)
-    verdict, live = wait_for_build(client, keys, options, workers_gone, stored)
+    kept_before = KeptBefore.read(client, options.quarantine)
+    verdict, live = wait_for_build(client, keys, options, workers_gone, kept_before.durations)
     history, report = load_report(client, keys, verdict)
-    report.trust = judge(client, keys, report, quarantine)
+    report.trust = judge(client, keys, report, kept_before.quarantine)
     write_junit(report, options.junit_xml)
     if keys == target.keys:  # a report of an earlier attempt again: its durations are in
-        save_durations(client, report, options.durations_file, stored)
+        save_durations(client, report, options.durations_file, kept_before.durations)
         outcomes.record(client, durations_namespace(), keys.build_id, report.history_outcomes())
     log_report(client, keys, verdict, history, report)
     click.echo(f"ciqueue-gha: merged JUnit: {options.junit_xml}")
@@ -93,6 +90,21 @@ def summarize(
     if on_report is not None:
         on_report(report)
     return code
+
+
+class KeptBefore(NamedTuple):
+    """What the repository's builds kept in Redis, read before the wait, not after it: each
+    read after the last test is a round trip the build waits for (and a malformed quarantine
+    file is said at once)."""
+
+    quarantine: Quarantine
+    durations: dict[str, float]
+
+    @classmethod
+    def read(cls, client: redis.Redis, quarantine_file: Path | None) -> KeptBefore:
+        namespace = durations_namespace()
+        in_quarantine = in_force(client, namespace, quarantine_file)
+        return cls(in_quarantine, durations.load_redis(client, namespace))
 
 
 def wait_for_build(

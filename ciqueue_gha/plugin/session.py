@@ -40,8 +40,8 @@ from ..options import (
     worker_id_option,
 )
 from ..queue import claim, hang
-from ..queue.heartbeat import HeartbeatProcess, HelperConfig
-from ..queue.settings import QueueSettings
+from ..queue.helper_process import HeartbeatProcess
+from ..queue.settings import HelperConfig, QueueSettings
 from ..queue.worker import QueueWorker
 from ..secrets import Scrubber, take_secrets, url_secrets
 from ..trust.quarantine import Quarantine, in_force, read_file

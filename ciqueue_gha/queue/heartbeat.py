@@ -9,6 +9,9 @@ cannot starve its heartbeats. The worker talks to it over a pipe, one JSON line 
     {"leases": [[unit, id], ...],         a unit started under the first lease; the others:
      "finished": [[unit, id, record]]}    the rest of the window (held, or run and not yet
                                           acknowledged: their attempts, once, in "finished")
+    {"running": [unit, id],               a unit started, the window's leases the same as
+     "finished": [...]}                   the last message's (most units: a window of 128
+                                          leases is not sent again for each)
     {"close": true}                       last line: the worker ends normally
 
 A message per unit started (a wake-up of this process, on the hot path) replaces the leases; a
@@ -33,12 +36,10 @@ from __future__ import annotations
 import json
 import os
 import select
-import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from contextlib import suppress
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import partial
 
 from .. import defaults
@@ -48,94 +49,11 @@ from ..fastexit import exit_now
 from ..protocol.keys import BuildKeys
 from . import claim, crash, hang
 from .pipe import PipeLines
-from .record import AttemptRecord
-from .settings import HelperConfig as HelperConfig  # re-exported: the worker starts us
-from .settings import QueueSettings
+from .settings import HelperConfig, QueueSettings
 from .worker import Lease, QueueWorker
 
 #: A failed heartbeat is tried again after this many seconds, doubling up to the interval.
 RETRY_FIRST = 0.05
-
-
-class HeartbeatProcess:
-    """The worker's side of the helper: start it, tell it about leases, stop it; a helper
-    that died is started again (and says so) at the next unit."""
-
-    def __init__(self, config: HelperConfig) -> None:
-        self.config = config
-        self.restarts = 0
-        self._start()
-
-    def _start(self) -> None:
-        # A pidfd on this process, handed to the helper: it watches the worker from its first
-        # moment, so a test that ends the worker before the helper is up is still seen, with
-        # its exit status (a pidfd the helper opened itself would come too late then).
-        pidfd = crash.watch(os.getpid())
-        try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "ciqueue_gha.queue.heartbeat"],
-                stdin=subprocess.PIPE,
-                pass_fds=() if pidfd is None else (pidfd,),
-            )
-        finally:
-            if pidfd is not None:
-                os.close(pidfd)
-        assert self.process.stdin is not None
-        self._pipe = self.process.stdin.fileno()
-        self._send({"connect": asdict(self.config), "worker": os.getpid(), "pidfd": pidfd})
-
-    def _send(self, message: dict[str, object]) -> None:
-        # Unbuffered writes of the whole line (one, short of a huge test id): a message a test.
-        data = (json.dumps(message) + "\n").encode()
-        while data:
-            data = data[os.write(self._pipe, data) :]
-
-    def hold(
-        self, running: Lease, *others: Lease, finished: Sequence[tuple[Lease, AttemptRecord]] = ()
-    ) -> None:
-        """Keep `running` and the `others` of the window alive from now on; the next call
-        replaces them. `finished`: attempts run since the last call, not acknowledged yet."""
-        message: dict[str, object] = {
-            "leases": [[lease.unit, lease.id] for lease in (running, *others)]
-        }
-        if finished:
-            message["finished"] = [[lease.unit, lease.id, rec.to_json()] for lease, rec in finished]
-        if self.process.poll() is not None:
-            self._restart()
-        try:
-            self._send(message)
-        except BrokenPipeError:  # died since: once more, with a new one
-            self._restart()
-            self._send(message)
-
-    def _restart(self) -> None:
-        code = self.process.wait()
-        with suppress(OSError):
-            assert self.process.stdin is not None
-            self.process.stdin.close()
-        self.restarts += 1
-        print(
-            f"ciqueue-gha: WARNING: the heartbeat helper exited (code {code}); starting a new one",
-            file=sys.stderr,
-            flush=True,
-        )
-        self._start()
-
-    def close(self, *, at_once: bool = False) -> None:
-        """Stop the helper: it ends when told the worker ends normally (it records nothing),
-        or `at_once` (Redis lost: it may be waiting on a call that will never be answered)."""
-        if self.process.stdin is not None:
-            with suppress(OSError):
-                self._send({"close": True})
-            with suppress(OSError):
-                self.process.stdin.close()
-        if at_once:
-            self.process.kill()
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 def _read_message(stream: PipeLines) -> dict[str, object] | None:
@@ -185,8 +103,13 @@ class Helper:
         return max(0.0, next_beat + self.settings.heartbeat_every - time.monotonic())
 
     def take(self, message: dict[str, object]) -> None:
-        pairs: list[list[object]] = message["leases"]  # type: ignore[assignment]
-        self.leases = [Lease(str(unit), int(str(lease))) for unit, lease in pairs]
+        if "running" in message:  # the same window, another unit of it started
+            started: list[object] = message["running"]  # type: ignore[assignment]
+            running = Lease(str(started[0]), int(str(started[1])))
+            self.leases = [running, *(held for held in self.leases if held != running)]
+        else:
+            pairs: list[list[object]] = message["leases"]  # type: ignore[assignment]
+            self.leases = [Lease(str(unit), int(str(lease))) for unit, lease in pairs]
         self.running = self.leases[0] if self.leases else None
         runs: list[list[object]] = message.get("finished", [])  # type: ignore[assignment]
         new = {Lease(str(u), int(str(i))): str(text) for u, i, text in runs}

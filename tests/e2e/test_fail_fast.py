@@ -202,22 +202,28 @@ def stopped_redis() -> Iterator[ControlledRedis]:
 
 
 def start_build(server: ControlledRedis, folder: Path, build_id: str) -> list[Process]:
-    """Two workers and the summary on the slow suite; returns once ten tests are done."""
+    """Two workers and the summary on the slow suite; returns once ten tests are done. The
+    summary first, connected before the workers start: on a loaded machine it could
+    otherwise first reach Redis after the test stopped it (a first contact fails apart)."""
     (folder / "test_slow.py").write_text(SLOW_SUITE)
     build = ["--build-id", build_id, "--queue-init-timeout", "30"]
-    processes = [
-        start(
-            f"worker-{n}",
-            ["worker", *build, "--worker-id", f"w{n}", "--lease-timeout", "5", "--", "-q"],
-            folder,
-            server.url,
-        )
-        for n in range(2)
-    ]
     summary = ["summary", *build, "--junit-xml", "merged.xml"]
-    processes.append(start("summary", summary, folder, server.url))
+    processes = [start("summary", summary, folder, server.url)]
     client = connect(server.url)
     try:
+        limit = time.monotonic() + WAIT_LIMIT
+        while len(client.client_list()) < 2:  # ours, and the summary's
+            assert time.monotonic() < limit, "the summary never connected"
+            time.sleep(0.05)
+        processes += [
+            start(
+                f"worker-{n}",
+                ["worker", *build, "--worker-id", f"w{n}", "--lease-timeout", "5", "--", "-q"],
+                folder,
+                server.url,
+            )
+            for n in range(2)
+        ]
         supervisor = Supervisor(client, BuildKeys(build_id))
         limit = time.monotonic() + WAIT_LIMIT
         while not (supervisor.status().ready and supervisor.status().finalized >= 10):

@@ -25,7 +25,8 @@ from ciqueue_gha.queue import (
     QueueWorker,
     Reservation,
 )
-from ciqueue_gha.queue.heartbeat import HeartbeatProcess, HelperConfig
+from ciqueue_gha.queue.helper_process import HeartbeatProcess
+from ciqueue_gha.queue.settings import HelperConfig
 from tests.support.redis_server import ControlledRedis
 
 LEASE_TIMEOUT = 1.0

@@ -39,7 +39,8 @@ from ciqueue_gha.queue import (
     Wait,
     Window,
 )
-from ciqueue_gha.queue.heartbeat import HeartbeatProcess, HelperConfig
+from ciqueue_gha.queue.helper_process import HeartbeatProcess
+from ciqueue_gha.queue.settings import HelperConfig
 from ciqueue_gha.redis_server import PrivateRedis
 from tests.support.drain import drain_queue
 from tests.support.tcp_proxy import TcpProxy

@@ -112,10 +112,10 @@ def test_a_window_is_reserved_in_one_call_and_acknowledged_in_batches(
 def test_a_first_window_takes_the_fewest_longest_recorded_units_that_cover_it(
     client: redis.Redis, keys: BuildKeys
 ) -> None:
-    # One unit recorded at half the window's cover, the rest at a tenth: the longest, then
+    # One unit recorded at 0.55 of the window's cover, the rest at a tenth: the longest, then
     # five of the others cover it, six units (sized by the longest alone: two). Then the
     # worker's own times, started from the median recorded.
-    expected = {**SHORT, "u1": WINDOW_FLOOR / 2}
+    expected = {**SHORT, "u1": WINDOW_FLOOR * 0.55}
     policy, _, worker = window(client, keys, expected=expected)
     started = time.perf_counter()
     first = policy.start()

@@ -27,8 +27,8 @@ import redis
 from ciqueue_gha.connection import connect
 from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue import BuildRecord, Lease, QueueSettings, QueueWorker, Reservation
-from ciqueue_gha.queue.heartbeat import HelperConfig
 from ciqueue_gha.queue.record import AttemptRecord
+from ciqueue_gha.queue.settings import HelperConfig
 from ciqueue_gha.queue.worker import Done, Wait
 from tests.support.redis_server import ControlledRedis
 
@@ -40,7 +40,8 @@ EXIT_LIMIT = 20.0
 WORKER = """
 import json, os, signal, sys
 from ciqueue_gha.queue import AttemptRecord, Lease
-from ciqueue_gha.queue.heartbeat import HeartbeatProcess, HelperConfig
+from ciqueue_gha.queue.helper_process import HeartbeatProcess
+from ciqueue_gha.queue.settings import HelperConfig
 spec = json.loads(sys.argv[1])
 helper = HeartbeatProcess(HelperConfig(**spec["config"]))
 ran = [(Lease(u, i), AttemptRecord.from_json(r)) for u, i, r in spec.get("finished", [])]

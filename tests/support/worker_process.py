@@ -26,7 +26,8 @@ import time
 from ciqueue_gha.connection import connect
 from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue import QueueSettings, QueueWorker, Window
-from ciqueue_gha.queue.heartbeat import HeartbeatProcess, HelperConfig
+from ciqueue_gha.queue.helper_process import HeartbeatProcess
+from ciqueue_gha.queue.settings import HelperConfig
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
