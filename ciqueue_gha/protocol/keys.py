@@ -40,6 +40,7 @@ QUEUE_KEYS = (
     "requeued",  # string: requeues over the whole build
     "takeovers",  # hash: test -> times its expired lease was taken over
     "workers",  # zset: worker -> last time seen (ms, Redis clock); live ones share the queue's end
+    "ended",  # list: one element once every test is finalized (the supervisor blocks on it)
 )
 
 

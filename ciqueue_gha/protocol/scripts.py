@@ -124,7 +124,8 @@ class Scripts:
         build only: compiling them costs Redis 150 µs each process (one round trip a script
         cost a build 0.15 s over a 20 ms link)."""
         scripts = list(self._scripts.values())
-        try:
+
+        def load_missing() -> None:
             known = self._client.script_exists(*(script.sha for script in scripts))
             missing = [script for script, there in zip(scripts, known, strict=True) if not there]
             if missing:
@@ -132,15 +133,9 @@ class Scripts:
                 for script in missing:
                     pipe.script_load(script.script)
                 pipe.execute()
-        except redis.ResponseError as exc:
-            raise redis_failure(exc) from None
 
-    def load(self, name: str) -> None:
-        """Load script `name` now: before a call with a large request, so a server that does
-        not know the script yet does not make redis-py send that request twice."""
-        script = self._scripts[name]
         try:
-            script.registered_client.script_load(script.script)
+            self._retried(load_missing)
         except redis.ResponseError as exc:
             raise redis_failure(exc) from None
 

@@ -2,8 +2,9 @@
 
 A look (the status script) costs Redis the same whatever the build's size, about 0.1 ms:
 looked at every 50 ms, a build of trivial tests spends more of Redis on its supervisor than
-on some of its tests. Near the end the supervisor looks often (the end is seen that much
-later); while the end is far, it looks as seldom as the end's distance allows.
+on some of its tests. The end itself wakes the supervisor (supervisor.py, `_until_ended`);
+the looks see the rest (a stop, the timeouts, the progress shown): while the end is far, as
+seldom as the end's distance allows.
 
     base        `floor`, or 1 % of the time waited, at most `BASE_CAP` (a long build)
     far         a tenth of the time left at the rate tests were finalized since the

@@ -27,6 +27,13 @@ from ..protocol.keys import BuildKeys
 from ..protocol.scripts import Scripts
 from .pace import PollPace
 
+#: A blocking wait for the end lasts at most this long, seconds: well within the client's
+#: socket timeout (defaults.SOCKET_TIMEOUT). A shorter wait than `MIN_BLOCK` is not made.
+MAX_BLOCK = 1.0
+MIN_BLOCK = 0.001
+#: The least time between two looks once the queue is populated, seconds.
+LOOK_FLOOR = 0.25
+
 
 @dataclass(frozen=True)
 class QueueStatus:
@@ -84,6 +91,8 @@ class Supervisor:
     ) -> None:
         self.keys = keys
         self.scripts = Scripts(client)
+        self._client = client
+        self._ended = keys.key("ended")
         self.report_timeout = report_timeout
         self.inactive_workers_timeout = inactive_workers_timeout
         self.queue_init_timeout = queue_init_timeout
@@ -131,7 +140,25 @@ class Supervisor:
                     f"no worker populated the queue of build {self.keys.build_id} "
                     f"within {self.queue_init_timeout:g} s"
                 )
-            self._sleep(self.poll_interval)
+            # Workers collect meanwhile (seconds, for a large suite): nothing to see sooner.
+            self._sleep(max(self.poll_interval, LOOK_FLOOR))
+
+    def _until_ended(self, seconds: float) -> None:
+        """Wait `seconds`, or until the last test is finalized: the script that finalizes it
+        pushes to the build's `ended` list, which this blocks on (left as it is, for any
+        other summary), so the end is seen at once however seldom the supervisor looks.
+        In tests with a clock of their own, their sleep."""
+        if self._sleep is not time.sleep:
+            self._sleep(seconds)
+            return
+        deadline = time.monotonic() + seconds
+        try:
+            while (left := deadline - time.monotonic()) > MIN_BLOCK:
+                # Within the socket timeout; 0 would block for ever.
+                if self._client.brpoplpush(self._ended, self._ended, min(left, MAX_BLOCK)):
+                    return
+        except redis.RedisError:  # the next look says what is wrong, in one line
+            time.sleep(max(0.0, deadline - time.monotonic()))
 
     @staticmethod
     def _idle_for(status: QueueStatus, waited: float) -> float:
@@ -148,7 +175,9 @@ class Supervisor:
         if not status.ready:  # interrupted: nothing was, or will be, queued
             return Outcome(Verdict.INTERRUPTED, status)
         start = self._clock()
-        pace = PollPace(self.poll_interval)
+        # The end wakes the wait at once (`_until_ended`): the looks are for the rest (a
+        # stop, the timeouts, the progress shown), and need not come every poll interval.
+        pace = PollPace(max(self.poll_interval, LOOK_FLOOR))
         while True:
             self._on_status(status)
             if status.exhausted:
@@ -161,7 +190,7 @@ class Supervisor:
             idle = self._idle_for(status, now - start)
             if idle >= self.inactive_workers_timeout or (idle > 0 and self._workers_gone()):
                 return Outcome(Verdict.INACTIVE_WORKERS, status)
-            self._sleep(pace.pause(status, now))
+            self._until_ended(pace.pause(status, now))
             status = self.status()
             if not status.ready:
                 raise QueueStateLost(

@@ -11,7 +11,7 @@ if redis.replicate_commands then redis.replicate_commands() end
 local K = {}
 for i, name in ipairs({'leader', 'ready', 'total', 'digest', 'tests', 'queue', 'running',
     'leases', 'holders', 'reservations', 'lease_counter', 'attempts', 'dispositions', 'last_attempt',
-    'results', 'failed', 'requeues', 'requeued', 'takeovers', 'workers'}) do
+    'results', 'failed', 'requeues', 'requeued', 'takeovers', 'workers', 'ended'}) do
   K[name] = KEYS[i]
 end
 
@@ -140,6 +140,12 @@ local function finalize_all(units, leases, failures)
   redis.call('HSET', K.results, unpack(results))
   redis.call('HSET', K.dispositions, unpack(dispositions))
   wrote(K.results, K.dispositions)
+  -- The last test finalized: wake the supervisor blocked on `ended` (it looks at once).
+  if redis.call('HLEN', K.results) == tonumber(redis.call('GET', K.total))
+      and redis.call('EXISTS', K.ended) == 0 then
+    redis.call('RPUSH', K.ended, '1')
+    wrote(K.ended)
+  end
   if failures > 0 then
     redis.call('INCRBY', K.failed, failures)
     wrote(K.failed)
