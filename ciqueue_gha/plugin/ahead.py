@@ -18,9 +18,9 @@ does not keep the window small for long; a unit's time leaves out its wait for t
 lease), never below 1 nor above `MAX_WINDOW`. Before its first unit the window is as many
 of the longest recorded durations as cover that work: the queue hands out the longest
 units first, and a first window must not take several long ones (none recorded: one
-lease). Where units take as long as the window's
-cover, the window is one: nothing waits leased behind the running unit, and its successor is
-reserved as its teardown starts (one round trip, against a unit many round trips long).
+lease). Where units take as long as the window's cover, the window is one: nothing waits
+leased behind the running unit, and its successor is reserved as its teardown starts (one
+round trip, against a unit many round trips long).
 Near the end of the queue the reserve script grants at most a worker's share of what is
 queued or expired (reserve.lua), so no unit waits behind a busy worker while another is idle.
 A worker dying holding a window: its helper records the running unit as an error and gives
