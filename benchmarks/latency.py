@@ -4,9 +4,10 @@ Each round starts a private redis-server's worth of state for a fresh build, a r
 `ciqueue-gha summary` process (as a summary job runs it, waiting for the queue), and one
 `QueueWorker` in this process that populates the build and finalizes every test. Before the
 last acknowledge it waits a random fraction of the supervisor's poll interval, so the rounds
-sample every phase of the poll; then it stamps the acknowledge and waits for the summary to
-exit. The latency covers the supervisor noticing exhaustion, loading the build record,
-merging it into JUnit, writing the text summary, and the process's exit.
+sample every phase of the poll (the end wakes the supervisor between its looks, so the phase
+should not matter); then it stamps the acknowledge and waits for the summary to exit. The
+latency covers the supervisor noticing exhaustion, loading the build record, merging it into
+JUnit, writing the text summary, and the process's exit.
 
     python -m benchmarks.latency [--tests N] [--rounds R] [--limit S]
 
@@ -113,7 +114,10 @@ def main(argv: list[str]) -> int:
         ]
     median = statistics.median(latencies)
     poll = defaults.SUPERVISOR_POLL_INTERVAL
-    print(f"{args.tests} tests a build, {args.rounds} builds; the summary polls every {poll:g} s")
+    print(
+        f"{args.tests} tests a build, {args.rounds} builds; the summary woken by the end "
+        f"(rounds spread over {poll:g} s)"
+    )
     print("last acknowledge -> summary exited, s: " + " ".join(f"{s:.3f}" for s in latencies))
     print(
         f"median {median:.3f} s, slowest {max(latencies):.3f} s (target: median < {args.limit:g})"
