@@ -171,7 +171,7 @@ def _quarantined(client: redis.Redis, path: Path | None) -> Callable[[str], bool
         if not quarantine:
             try:
                 quarantine.append(in_force(client, durations_namespace(), None, entries))
-            except redis.RedisError:
+            except (redis.RedisError, CiqueueError):
                 return False
         return quarantine[0].holding(base_unit(unit)) is not None
 
