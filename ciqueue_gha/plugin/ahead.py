@@ -150,7 +150,11 @@ class LeaseWindow:
         self.round_trip: float | None = None  # moving average, seconds
         self.unit_time: float | None = None  # moving average of this worker's units
         self._late: LateNextItem | None = None
-        self._told: set[Lease] = set()  # done leases whose attempts the heartbeat knows
+        self._told = 0  # how many of `done` the heartbeat was told of
+        # The window's leases change only by `_add` (counted) and by leaving it, which
+        # shrinks it: the heartbeat is told them again only when this pair changes.
+        self._added = 0
+        self._shape: tuple[int, int] | None = None
         self._started = 0.0
         known = sorted((seconds for seconds in expected.values() if seconds > 0), reverse=True)
         self._longest_first = list(itertools.accumulate(known))  # the k longest's sums
@@ -296,7 +300,7 @@ class LeaseWindow:
         self._read_in_flight(at_once=True)
 
     def _send(self, *, reserve: int) -> None:
-        done, self.done = self.done, []
+        done, self.done, self._told = self.done, [], 0
         self.in_flight = (self.worker.settle(done, reserve), done)
 
     def _read_in_flight(self, *, at_once: bool = False) -> None:
@@ -332,12 +336,14 @@ class LeaseWindow:
         """Hold `lease`; a unit this worker already holds under an older lease (it stalled
         past that lease and got the unit back) is not held twice: the new lease replaces
         the old one, running, done or held."""
+        self._added += 1
         if self.lease is not None and self.lease.unit == lease.unit:
             self.lease = lease
             return
         for i, (old, record) in enumerate(self.done):
             if old.unit == lease.unit:
                 self.done[i] = (lease, record)
+                self._told = min(self._told, i)  # told again, under its new lease
                 return
         for i, old in enumerate(self.held):
             if old.unit == lease.unit:
@@ -364,12 +370,18 @@ class LeaseWindow:
         self.lease, self.held, self.end = None, deque(), Done("stopped")
 
     def _hold(self) -> None:
-        if self.heartbeat and self.lease is not None:
-            # A held failure is kept alive, but not told as finished: should the worker die,
-            # it is released and runs elsewhere.
-            others = [*self.held, *(lease for lease, _ in self.done), *self.breaker.leases]
-            # The attempts not acknowledged yet go to the helper once: should this unit hang
-            # or end the worker, it acknowledges them, and they never run again elsewhere.
-            told = [ran for ran in self.done if ran[0] not in self._told]
-            self._told = {lease for lease, _ in self.done}
-            self.heartbeat.hold(self.lease, *others, finished=told)
+        if not self.heartbeat or self.lease is None:
+            return
+        # The attempts not acknowledged yet go to the helper once: should this unit hang or
+        # end the worker, it acknowledges them, and they never run again elsewhere.
+        told, self._told = self.done[self._told :], len(self.done)
+        streak = self.breaker.leases
+        shape = (self._added, 1 + len(self.held) + len(self.done) + len(streak))
+        if shape == self._shape:  # the same leases: another of them started
+            self.heartbeat.run(self.lease, finished=told)
+            return
+        self._shape = shape
+        # A held failure is kept alive, but not told as finished: should the worker die, it
+        # is released and runs elsewhere.
+        others = [*self.held, *(lease for lease, _ in self.done), *streak]
+        self.heartbeat.hold(self.lease, *others, finished=told)

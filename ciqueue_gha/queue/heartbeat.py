@@ -78,12 +78,13 @@ class Helper:
     parent: int
     #: A pidfd on the worker (crash.watch), None where there are none.
     pidfd: int | None = None
-    leases: list[Lease] = field(default_factory=list)
+    #: The leases it keeps alive, each with when it was last given a deadline (a lease new
+    #: to it: when it came). A beat is due one interval after the oldest (`oldest`): a test a
+    #: few milliseconds long costs no heartbeat. A dict: a message a unit costs O(1).
+    leases: dict[Lease, float] = field(default_factory=dict)
+    oldest: float = 0.0
     #: The lease of the unit the worker runs, until it is seen acknowledged (or taken over).
     running: Lease | None = None
-    # When each lease was last given a deadline (a lease new to it: when it came). A beat is
-    # due one interval after the oldest: a test a few milliseconds long costs no heartbeat.
-    refreshed: dict[Lease, float] = field(default_factory=dict)
     #: Attempts the worker ran and has not acknowledged yet (record JSON), by lease.
     finished: dict[Lease, str] = field(default_factory=dict)
     started: float = 0.0
@@ -99,23 +100,25 @@ class Helper:
         if self.failures:
             pause: float = RETRY_FIRST * 2 ** (self.failures - 1)
             return min(pause, self.settings.heartbeat_every)
-        next_beat = min(self.refreshed[lease] for lease in self.leases)
-        return max(0.0, next_beat + self.settings.heartbeat_every - time.monotonic())
+        return max(0.0, self.oldest + self.settings.heartbeat_every - time.monotonic())
 
     def take(self, message: dict[str, object]) -> None:
+        self.started = time.monotonic()
         if "running" in message:  # the same window, another unit of it started
             started: list[object] = message["running"]  # type: ignore[assignment]
-            running = Lease(str(started[0]), int(str(started[1])))
-            self.leases = [running, *(held for held in self.leases if held != running)]
+            self.running = Lease(str(started[0]), int(str(started[1])))
         else:
             pairs: list[list[object]] = message["leases"]  # type: ignore[assignment]
-            self.leases = [Lease(str(unit), int(str(lease))) for unit, lease in pairs]
-        self.running = self.leases[0] if self.leases else None
+            told = [Lease(str(unit), int(str(lease))) for unit, lease in pairs]
+            self.leases = {lease: self.leases.get(lease, self.started) for lease in told}
+            self.oldest = min(self.leases.values(), default=self.started)
+            self.running = told[0] if told else None
+            self.finished = {k: v for k, v in self.finished.items() if k in self.leases}
         runs: list[list[object]] = message.get("finished", [])  # type: ignore[assignment]
-        new = {Lease(str(u), int(str(i))): str(text) for u, i, text in runs}
-        self.finished = {k: v for k, v in (self.finished | new).items() if k in self.leases}
-        self.started = time.monotonic()
-        self.refreshed = {lease: self.refreshed.get(lease, self.started) for lease in self.leases}
+        for unit, lease, text in runs:
+            ran = Lease(str(unit), int(str(lease)))
+            if ran in self.leases:
+                self.finished[ran] = str(text)
 
     def due(self) -> None:
         """Beat, or deal with a unit hung past max-test-duration."""
@@ -126,14 +129,14 @@ class Helper:
             return
         try:
             # One call for the whole window; a lease taken over is no longer ours to keep alive.
-            extended = self.worker.heartbeat_all(self.leases)
+            extended = self.worker.heartbeat_all(list(self.leases))
             kept = [lease for lease, ok in zip(self.leases, extended, strict=True) if ok]
         except QueueStateLost as exc:
             # Nothing left to keep alive, now or for any unit after: the worker learns it too
             # at its next call, and exits 4.
             _say(f"heartbeats stopped: {exc}")
             self.state_lost = True
-            self.leases, self.running = [], None
+            self.leases, self.running = {}, None
             return
         except Exception as exc:  # Redis down, out of memory, ...: keep trying, never die
             self.failed(exc)
@@ -141,10 +144,9 @@ class Helper:
         if self.warned:
             _say("heartbeats reach Redis again")
         self.failures, self.warned, self.last_ok = 0, False, time.monotonic()
-        self.leases = kept
-        self.running = self.running if self.running in kept else None
-        self.finished = {lease: text for lease, text in self.finished.items() if lease in kept}
-        self.refreshed = dict.fromkeys(kept, self.last_ok)
+        self.leases, self.oldest = dict.fromkeys(kept, self.last_ok), self.last_ok
+        self.running = self.running if self.running in self.leases else None
+        self.finished = {k: v for k, v in self.finished.items() if k in self.leases}
 
     def failed(self, exc: Exception) -> None:
         self.failures += 1
@@ -159,8 +161,10 @@ class Helper:
     def finish_hung(self) -> None:
         """The running unit passed max-test-duration: record it as an error (timeout), give
         the rest of the window back, and stop the worker stuck in it (hang.py)."""
-        running, self.leases, self.running = self.leases[0], [], None
+        running, self.leases, self.running = self.running, {}, None
         ran_for = time.monotonic() - self.started
+        if running is None:  # taken over while the worker was stuck: not ours to record
+            return
         limit = self.settings.heartbeat_for
         try:
             # Not ours any more (finished meanwhile, or taken over while this worker was

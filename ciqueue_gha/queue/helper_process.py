@@ -24,7 +24,8 @@ class HeartbeatProcess:
     def __init__(self, config: HelperConfig) -> None:
         self.config = config
         self.restarts = 0
-        self._told: frozenset[Lease] | None = None  # the leases the helper was last sent
+        self._window: tuple[Lease, ...] = ()  # the leases of the last `hold`
+        self._told = False  # whether the helper running now was sent them
         self._start()
 
     def _start(self) -> None:
@@ -56,27 +57,34 @@ class HeartbeatProcess:
     ) -> None:
         """Keep `running` and the `others` of the window alive from now on; the next call
         replaces them. `finished`: attempts run since the last call, not acknowledged yet."""
+        self._window = (running, *others)
+        self._tell(running, finished, changed=True)
+
+    def run(self, running: Lease, finished: Sequence[tuple[Lease, AttemptRecord]] = ()) -> None:
+        """Another unit of the window of the last `hold` started."""
+        self._tell(running, finished, changed=False)
+
+    def _tell(
+        self, running: Lease, finished: Sequence[tuple[Lease, AttemptRecord]], *, changed: bool
+    ) -> None:
         if self.process.poll() is not None:
             self._restart()
         try:
-            self._send(self._message(running, others, finished))
+            self._send(self._message(running, finished, changed=changed))
         except BrokenPipeError:  # died since: once more, with a new one
             self._restart()
-            self._send(self._message(running, others, finished))
+            self._send(self._message(running, finished, changed=True))
 
     def _message(
-        self,
-        running: Lease,
-        others: Sequence[Lease],
-        finished: Sequence[tuple[Lease, AttemptRecord]],
+        self, running: Lease, finished: Sequence[tuple[Lease, AttemptRecord]], *, changed: bool
     ) -> dict[str, object]:
-        held = frozenset((running, *others))
         message: dict[str, object]
-        if held == self._told:
-            message = {"running": [running.unit, running.id]}
-        else:
+        if changed or not self._told:  # a new helper knows no lease yet
+            others = (lease for lease in self._window if lease != running)
             message = {"leases": [[lease.unit, lease.id] for lease in (running, *others)]}
-            self._told = held
+            self._told = True
+        else:
+            message = {"running": [running.unit, running.id]}
         if finished:
             message["finished"] = [[lease.unit, lease.id, rec.to_json()] for lease, rec in finished]
         return message
@@ -87,7 +95,7 @@ class HeartbeatProcess:
             assert self.process.stdin is not None
             self.process.stdin.close()
         self.restarts += 1
-        self._told = None  # a new helper knows no lease yet
+        self._told = False
         print(
             f"ciqueue-gha: WARNING: the heartbeat helper exited (code {code}); starting a new one",
             file=sys.stderr,

@@ -89,6 +89,10 @@ class Heartbeat(Protocol):
         acknowledged). `finished`: attempts run since the last call and not acknowledged
         yet, for the helper to acknowledge if the worker dies or hangs before it does."""
 
+    def run(self, running: Lease, finished: Sequence[tuple[Lease, AttemptRecord]] = ()) -> None:
+        """As `hold`, the leases the same as at the last call: another of them, `running`,
+        started (most units: a window is not told again for each)."""
+
 
 def digest(tests: Sequence[str]) -> str:
     """A fingerprint of a test set, independent of its order."""

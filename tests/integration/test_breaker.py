@@ -40,6 +40,10 @@ class Told(Holds):
         super().hold(running, *others)
         self.finished += [lease for lease, _ in finished]
 
+    def run(self, running: Lease, finished: Any = ()) -> None:
+        super().run(running)
+        self.finished += [lease for lease, _ in finished]
+
 
 def worker(
     client: redis.Redis, keys: BuildKeys, name: str, limit: int = 2, size: int = 2, **settings: int
@@ -51,6 +55,7 @@ def worker(
     holds = Told()
     window = FixedWindow(queue, holds, {}, WorkerTally())
     window.size = size
+    holds.window = window
     return window, holds
 
 

@@ -31,13 +31,26 @@ def floor_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class Holds:
-    """A heartbeat that keeps what it was asked to hold, newest last."""
+    """A heartbeat that keeps what it was asked to hold, newest last; with a `window`, it
+    checks at each call that it was told exactly the leases the window holds."""
 
     def __init__(self) -> None:
         self.held: list[tuple[Lease, ...]] = []
+        self.window: LeaseWindow | None = None
 
     def hold(self, running: Lease, *others: Lease, finished: Any = ()) -> None:
         self.held.append((running, *others))
+        self._check()
+
+    def run(self, running: Lease, finished: Any = ()) -> None:
+        self.held.append((running, *(lease for lease in self.held[-1] if lease != running)))
+        self._check()
+
+    def _check(self) -> None:
+        if self.window is not None:
+            ahead = self.window
+            done = (lease for lease, _ in ahead.done)
+            assert set(self.held[-1]) == {ahead.lease, *ahead.held, *done, *ahead.breaker.leases}
 
 
 class CountingWorker(QueueWorker):
@@ -61,11 +74,9 @@ def window(
     worker.calls = []
     worker.populate(units)
     holds = Holds()
-    return (
-        LeaseWindow(worker, holds, SHORT if expected is None else expected, WorkerTally()),
-        holds,
-        worker,
-    )
+    expected = SHORT if expected is None else expected
+    holds.window = LeaseWindow(worker, holds, expected, WorkerTally())
+    return holds.window, holds, worker
 
 
 def passed() -> AttemptRecord:
