@@ -10,8 +10,9 @@ Four measurements on a private redis-server, each after CONFIG RESETSTAT:
    (one reserve call grants a window, one acknowledge settles half a window's attempts).
 3. A whole build: `ciqueue-gha run --workers 2` on a generated suite of 2,000 trivial tests:
    populate, the heartbeat helpers, the supervisor's polls, the summary's reads, all of it.
-   Issue 12's measure: the scripts' time from commandstats (their own commands inside it),
-4. plus the other commands clients sent, from SLOWLOG in a second build of the same suite
+   Issue 12's measure: the scripts' time from commandstats (their own commands inside it;
+   the lower of two builds: a busy machine only ever adds to it),
+4. plus the other commands clients sent, from SLOWLOG in a third build of the same suite
    (summing commandstats would count a command a script ran twice; see `whole_build`).
 
     python -m benchmarks.redis_cost [--tests N]
@@ -23,12 +24,13 @@ about 5): the hot path 81.6 µs of Redis CPU a test (44.0 commands inside script
 6): the hot path 25.8 µs, a whole build 62.6 µs (70.2 µs at load 12), its supervisor polling
 with a status script and a transaction of 16 reads, its progress reader reading every result
 at each look. The k=1 row of each run is the one-lease path on today's scripts, side by side.
-Target, checked: lease windows cost Redis at least `WINDOWS_GAIN` times less a test than one
-lease a call, side by side in the run. Issue 12's target, a whole build at most `TARGET_USEC`
-µs a finalized test, is printed beside it and not met yet (22.6 to 31 µs on the 2-core
-development machine, varying by a quarter from run to run): it does not fail the run, it says
-so. The whole build's commands are listed by Redis time, and its main thread's CPU time per
-test beside (with what an idle server spends in the same wall time, its cron).
+Targets, checked: lease windows cost Redis at least `WINDOWS_GAIN` times less a test than one
+lease a call, side by side in the run; a whole build at most `TARGET_USEC` µs a finalized
+test (issue 12; 22.6 to 31 µs before a final attempt stopped writing a disposition, leases
+took in their holder, and the hot keys stopped being listpacks; 12.8 to 14.7 µs after, on the
+2-core development machine). The whole build's commands are listed by Redis time, and its
+main thread's CPU time per test beside (with what an idle server spends in the same wall
+time, its cron).
 """
 
 from __future__ import annotations
@@ -60,8 +62,10 @@ TESTS = 2000
 #: Round trips of a worker outside the per-test loop: its first reserve and its release.
 OUTSIDE_LOOP = 2
 UPSTREAM_ROUND_TRIPS = 5
-#: Issue 12's target, not met yet: Redis's time per finalized test over a whole build, µs.
+#: Issue 12's target: Redis's time per finalized test over a whole build, µs.
 TARGET_USEC = 20.0
+#: Whole builds timed for the scripts' time; the lowest counts.
+BUILDS = 2
 #: The checked target: how many times less Redis time a test windows cost than one lease a call.
 WINDOWS_GAIN = 3.0
 #: The reference (see the docstring): Redis CPU µs and commands inside scripts per test.
@@ -322,13 +326,19 @@ def report(costs: list[Cost], sent: Counter[str], logged: Cost) -> int:
     if set(sent) != {"evalsha"} or sent["evalsha"] != windows.script_calls:
         print(f"redis_cost: FAILED, the worker sent {dict(sent)}, Redis saw {windows.script_calls}")
         return 1
-    met = "met" if whole <= TARGET_USEC else "NOT MET yet"
-    print(f"redis_cost: a whole build at most {TARGET_USEC:g} µs a test (issue 12): {met}")
     gain = usec_per_test(k1) / usec_per_test(windows)
     if gain < WINDOWS_GAIN:
         print(f"redis_cost: FAILED, windows cost only {gain:.1f}x less than one lease a call")
         return 1
-    print(f"redis_cost: ok, windows cost {gain:.1f}x less a test (target {WINDOWS_GAIN:g}x)")
+    if whole > TARGET_USEC:
+        print(
+            f"redis_cost: FAILED, a whole build cost {whole:.1f} µs a test (target {TARGET_USEC:g})"
+        )
+        return 1
+    print(
+        f"redis_cost: ok, windows cost {gain:.1f}x less a test (target {WINDOWS_GAIN:g}x); a "
+        f"whole build {whole:.1f} µs a test (target {TARGET_USEC:g})"
+    )
     return 0
 
 
@@ -343,7 +353,8 @@ def main(argv: list[str]) -> int:
     with PrivateRedis() as server:
         k1, _ = hot_path(server.url, args.tests, windows=False)
         windows, sent = hot_path(server.url, args.tests, windows=True)
-        build = whole_build(server.url, args.tests, "redis-cost-build")
+        builds = [whole_build(server.url, args.tests, f"redis-cost-{n}") for n in range(BUILDS)]
+        build = min(builds, key=script_usec_per_test)
         logged = whole_build(server.url, args.tests, "redis-cost-logged", slowlog=True)
     return report([k1, windows, build], sent, logged)
 

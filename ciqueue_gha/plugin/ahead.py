@@ -21,8 +21,10 @@ units first, and a first window must not take several long ones (none recorded: 
 lease). Where units take as long as the window's cover, the window is one: nothing waits
 leased behind the running unit, and its successor is reserved as its teardown starts (one
 round trip, against a unit many round trips long).
-Near the end of the queue the reserve script grants at most a worker's share of what is
-queued or expired (reserve.lua), so no unit waits behind a busy worker while another is idle.
+The reserve script grants at most a worker's share of what is queued or expired, and none
+past its share of every unit not finalized counting those it holds and has not started (it
+says how many), so no unit waits behind a busy worker while another is idle; a worker told
+to wait while it holds units (`capped`) asks again once they have run.
 A worker dying holding a window: its helper records the running unit as an error and gives
 the rest back at once (units run but not acknowledged yet run again elsewhere).
 
@@ -34,6 +36,7 @@ state                  what the window holds
 ``done``               units run whose attempts are not sent yet (their leases are
                        heartbeat until acknowledged)
 ``in_flight``          the acknowledge (with the next reserve) sent, reply unread
+``capped``             the last reserve found this worker holding its share
 ``end``                the queue said exhausted or stopped: nothing more to reserve
 =====================  ============================================================
 
@@ -147,6 +150,7 @@ class LeaseWindow:
         self.in_flight: tuple[Batch, list[Ran]] | None = None
         self.end: Done | None = None
         self.waiting: Wait | None = None  # the last reserve found nothing free yet
+        self.capped = False
         self.round_trip: float | None = None  # moving average, seconds
         self.unit_time: float | None = None  # moving average of this worker's units
         self._late: LateNextItem | None = None
@@ -257,7 +261,8 @@ class LeaseWindow:
         refill_at = self._refill_at(size)
 
         def due() -> bool:
-            low = len(self.held) <= refill_at and self.end is None and self.waiting is None
+            low = len(self.held) <= refill_at and self.end is None
+            low = low and self.waiting is None and not self.capped
             return low or len(self.done) >= size
 
         if self.in_flight is not None and (due() or self.in_flight[0].arrived()):
@@ -301,7 +306,7 @@ class LeaseWindow:
 
     def _send(self, *, reserve: int) -> None:
         done, self.done, self._told = self.done, [], 0
-        self.in_flight = (self.worker.settle(done, reserve), done)
+        self.in_flight = (self.worker.settle(done, reserve, holding=len(self.held)), done)
 
     def _read_in_flight(self, *, at_once: bool = False) -> None:
         """Read the reply in flight, if any: tally its attempts, take its grant. `at_once`:
@@ -325,7 +330,8 @@ class LeaseWindow:
             self._take(grant)
 
     def _take(self, grant: Grant) -> None:
-        self.waiting = grant if isinstance(grant, Wait) else None
+        self.capped = isinstance(grant, Wait) and bool(self.held)
+        self.waiting = grant if isinstance(grant, Wait) and not self.capped else None
         if isinstance(grant, Done):
             self.end = grant
         if isinstance(grant, Window):

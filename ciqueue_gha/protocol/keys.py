@@ -25,14 +25,15 @@ QUEUE_KEYS = (
     "tests",  # list: every populated test id
     "queue",  # list: tests waiting for a lease
     "running",  # zset: test -> lease deadline (ms, Redis clock)
-    "leases",  # hash: test -> current lease id
-    "holders",  # hash: test -> worker holding the current lease
+    "leases",  # hash: test -> "<current lease id> <worker holding it>"
     # hash: worker -> [seq, unit, lease, unit, lease, ...]: its last granted reserve (a window),
     # for a retried call and for the heartbeat of leases whose reply the worker has not read
     "reservations",
     "lease-counter",  # string: last lease id issued (the fencing token)
     "attempts",  # hash: lease id -> attempt record (JSON, written by Python)
-    "dispositions",  # hash: lease id -> final | stale | requeued (makes retries idempotent)
+    # hash: lease id -> stale | requeued (makes retries idempotent); a final attempt has
+    # none: its test's entry in results names it
+    "dispositions",
     "last-attempt",  # hash: test -> "<lease>:<outcome>" of its latest stale attempt
     "results",  # hash: test -> lease id of the attempt that finalized it
     "failed",  # string: number of tests finalized as failed
@@ -41,6 +42,7 @@ QUEUE_KEYS = (
     "takeovers",  # hash: test -> times its expired lease was taken over
     "workers",  # zset: worker -> last time seen (ms, Redis clock); live ones share the queue's end
     "ended",  # list: one element once every test is finalized (the supervisor blocks on it)
+    "claims",  # CLAIM_KEYS': its started workers count toward a window's fair share
 )
 
 

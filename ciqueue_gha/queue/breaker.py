@@ -68,7 +68,7 @@ def trip(
         args += [lease.unit, lease.id, record.outcome, record.to_json()]
     for lease in unrun:
         args += [lease.unit, lease.id, "", ""]
-    extra = [keys.key(name) for name in BREAKER_KEYS] + [keys.key("claims")]
+    extra = [keys.key(name) for name in BREAKER_KEYS]
     reply = worker.scripts.call("trip", [*keys.queue_keys(), *extra], args)
     return str(reply[0])
 

@@ -10,7 +10,8 @@ leases. The collision is recorded, and the summary reports it in one line
 (`collision_lines`). A claim whose holder died runs out after the lease timeout; a worker
 ending cleanly gives its id back at once (`release`).
 
-Claims live in keys of their own (keys.CLAIM_KEYS); no queue script reads them.
+Claims live in keys of their own (keys.CLAIM_KEYS), which queue scripts only read: a claimed
+worker counts toward a window's fair share, and a tripped breaker's last live worker.
 """
 
 from __future__ import annotations

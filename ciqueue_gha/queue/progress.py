@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 
@@ -22,6 +23,11 @@ from ..durations import expected
 from ..protocol.keys import BuildKeys
 from .record import AttemptRecord
 from .supervisor import QueueStatus
+
+
+def holders(leases: list[Any]) -> int:
+    """How many workers hold `leases` (values of the leases hash: "<lease id> <worker>")."""
+    return len({entry.partition(" ")[2] for entry in leases})
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,7 @@ class ProgressReader:
         if status.finalized != len(self._done) and (self._expected or status.failed > self._failed):
             new_failures = self._read_results()
         else:
-            self._workers = len(set(self._client.hvals(self._keys.key("holders"))))
+            self._workers = holders(self._client.hvals(self._keys.key("leases")))
         return Progress(
             total=status.total,
             done=max(len(self._done), status.finalized),
@@ -112,9 +118,9 @@ class ProgressReader:
         pipe = self._client.pipeline(transaction=True)
         pipe.hgetall(self._keys.key("results"))
         pipe.get(self._keys.key("failed"))
-        pipe.hvals(self._keys.key("holders"))
-        results, failed, holders = pipe.execute()
-        self._workers = len(set(holders))
+        pipe.hvals(self._keys.key("leases"))
+        results, failed, leases = pipe.execute()
+        self._workers = holders(leases)
         failures, self._failed = int(failed or 0) > self._failed, int(failed or 0)
         new = {unit: lease for unit, lease in results.items() if unit not in self._done}
         self._done.update(new)

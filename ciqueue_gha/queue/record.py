@@ -103,6 +103,21 @@ class AttemptRecord:
         return cls(**fields)
 
 
+def _history(
+    by_lease: dict[str, AttemptRecord], results: dict[str, str], dispositions: dict[str, str]
+) -> dict[str, list[Attempt]]:
+    """Each unit's attempts, oldest first, with their dispositions: a final attempt has none
+    stored, its unit's result names it."""
+    history: dict[str, list[Attempt]] = {}
+    for lease in sorted(by_lease, key=int):
+        record = by_lease[lease]
+        final = results.get(record.unit) == lease
+        history.setdefault(record.unit, []).append(
+            Attempt(record, "final" if final else dispositions.get(lease, "stale"))
+        )
+    return history
+
+
 def _defaults(cls: type) -> dict[str, Any]:
     """The default of each field of dataclass `cls` that has one."""
     found: dict[str, Any] = {}
@@ -149,7 +164,6 @@ class BuildRecord:
     # What `lost()` checks beyond the tests: structural keys, and the results' attempts.
     present: frozenset[str] = frozenset()
     result_leases: dict[str, str] = field(default_factory=dict)
-    dispositions: dict[str, str] = field(default_factory=dict)
 
     @property
     def failed_or_unfinished(self) -> list[str]:
@@ -179,8 +193,6 @@ class BuildRecord:
                 return f"a result names a test its tests list lacks ({len(listed)} listed)"
             if unit not in self.results:
                 return f"the attempt that finalized a test is gone (lease {lease})"
-            if self.dispositions.get(lease) != "final":
-                return f"the disposition of a final attempt is gone (lease {lease})"
         return None
 
     @classmethod
@@ -213,24 +225,17 @@ class BuildRecord:
         )
         present = frozenset(name for name, there in zip(STRUCTURAL_KEYS, ex, strict=True) if there)
         by_lease = {lease: AttemptRecord.from_json(text) for lease, text in attempts.items()}
-        history: dict[str, list[Attempt]] = {}
-        for lease in sorted(by_lease, key=int):
-            record = by_lease[lease]
-            history.setdefault(record.unit, []).append(
-                Attempt(record, dispositions.get(lease, "stale"))
-            )
         return cls(
             populated=bool(populated),
             units=tests,
             results={unit: by_lease[lease] for unit, lease in results.items() if lease in by_lease},
-            attempts=history,
+            attempts=_history(by_lease, results, dispositions),
             takeovers={test: int(count) for test, count in takeovers.items()},
             strays={worker: json.loads(text) for worker, text in strays.items()},
             total=int(total) if total is not None else None,
             basis=int(basis) if basis is not None else None,
             present=present,
             result_leases=results,
-            dispositions=dispositions,
         )
 
     @staticmethod

@@ -224,9 +224,10 @@ class QueueWorker:
         """
         return first_of(self.reserve_window(1, retry=retry))
 
-    def reserve_window(self, count: int, *, retry: bool = False) -> Grant:
+    def reserve_window(self, count: int, *, retry: bool = False, holding: int = 0) -> Grant:
         """Lease up to `count` units in one call (fewer near the end of the queue: reserve.lua's
-        fair share); with `retry`, the leases of the last call still this worker's."""
+        fair share, which counts the `holding` leases it holds and has not started); with `retry`,
+        the leases of the last call still this worker's."""
         seq = self.reserve_seq if retry else self._next_seq()
         s = self.settings
         reply = self._call(
@@ -237,6 +238,7 @@ class QueueWorker:
             s.script_max_failures(),
             s.key_ttl,
             count,
+            holding,
         )
         return self._grant(reply)
 
@@ -278,11 +280,13 @@ class QueueWorker:
         reserve: int,
         *,
         requeue: bool | None = None,
+        holding: int = 0,
     ) -> Batch:
         """Send the attempts `done` (each under its lease) and, unless `reserve` is 0, a
-        reserve of up to `reserve` units: one call, its reply read when asked for. A failed
-        attempt is requeued while under the caps when `requeue` says so (None: when this
-        worker may requeue at all)."""
+        reserve of up to `reserve` units (the fair share counts the `holding` leases it holds
+        and has not started): one call, its reply read when asked for. A failed attempt is
+        requeued while under the caps when `requeue` says so (None: when this worker may
+        requeue at all)."""
         s = self.settings
         caps = [s.max_requeues, s.build_requeue_cap(self.total), defaults.REQUEUE_OFFSET]
         args: list[Any] = [
@@ -293,6 +297,7 @@ class QueueWorker:
             self._next_seq() if reserve else 0,
             reserve,
             *caps,
+            holding,
         ]
         may_requeue = self.may_requeue if requeue is None else requeue
         for lease, record in done:

@@ -271,7 +271,8 @@ class ChaosRound:
 
     def _holders(self) -> set[str]:
         assert self.client is not None
-        return set(self.client.hvals(self.keys.key("holders")))  # type: ignore[arg-type]
+        leases: list[str] = self.client.hvals(self.keys.key("leases"))  # type: ignore[assignment]
+        return {entry.partition(" ")[2] for entry in leases}  # "<lease id> <holder>"
 
     def _pick(self, event: Event, candidates: list[Proc]) -> Proc | None:
         """A candidate holding a lease when one does (so the fault strikes mid-test)."""

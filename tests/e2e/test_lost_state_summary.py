@@ -168,6 +168,16 @@ def drive(worker: QueueWorker, count: int) -> list[Lease]:
     return leases
 
 
+def requeue_one(client: redis.Redis, build: Build) -> None:
+    """A test fails once and goes back to the queue (`drive` runs it again)."""
+    settings = QueueSettings(lease_timeout=120.0, max_requeues=1, requeue_tolerance=1.0)
+    worker = QueueWorker(client, build.keys(), "requeuing", settings)
+    worker.populate(TESTS)  # populated already: it learns the total (the build's requeue cap)
+    lease = worker.reserve()
+    assert isinstance(lease, Lease)
+    assert worker.requeue(lease, passed(lease, "failed"), reserve_next=False)[0] == "requeued"
+
+
 def populated(client: redis.Redis, build: Build) -> QueueWorker:
     """The build's queue, populated through the command line as a non-pytest script would."""
     tests = build.tmp / "tests.txt"
@@ -178,7 +188,8 @@ def populated(client: redis.Redis, build: Build) -> QueueWorker:
     return driver(client, build)
 
 
-#: Keys every populated build has once its tests ran; any one lost must read as state lost.
+#: Keys every populated build has once its tests ran; any one lost must read as state lost
+#: (dispositions: a build with a requeued attempt; a final attempt has none).
 AFTER_THE_BUILD = ["tests", "total", "results", "attempts", "dispositions", "ready"]
 AFTER_THE_BUILD += ["leader", "digest", "basis", "collected"]
 
@@ -188,6 +199,8 @@ def test_a_key_lost_after_the_build_is_exit_4_in_one_line(
     lost: str, build: Build, client: redis.Redis
 ) -> None:
     worker = populated(client, build)
+    if lost == "dispositions":
+        requeue_one(client, build)
     drive(worker, len(TESTS))
     whole = build.summary()
     assert whole.returncode == EXIT_FAILED, output(whole)

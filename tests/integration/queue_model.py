@@ -107,7 +107,7 @@ class Model:
         past = {t: run.deadline for t, run in self.running.items() if run.deadline is not None}
         return sorted(past, key=lambda t: (past[t], t))
 
-    def reserve(self, worker: str, seq: int, count: int = 1) -> Grant:
+    def reserve(self, worker: str, seq: int, count: int = 1, holding: int = 0) -> Grant:
         self.seen.add(worker)
         last = self.reservations.get(worker)
         if last is not None and last[0] == seq and (kept := self.last_grant(worker)):
@@ -117,9 +117,12 @@ class Model:
             return Window(tuple(kept))
         if self.max_failures is not None and self.failed >= self.max_failures:
             return Done("stopped")
-        if count > 1:  # at most a live worker's share of what is queued or expired
-            free = len(self.queue) + len(self.expired())
-            count = max(1, min(count, math.ceil(free / len(self.seen))))
+        if count > 1 or holding:  # a live worker's share (reserve.lua's window)
+            live = len(self.seen)
+            free = math.ceil((len(self.queue) + len(self.expired())) / live)
+            share = math.ceil((len(self.queue) + len(self.running)) / live) - holding
+            least = min(count, len(self.expired())) if holding else 1
+            count = max(least, min(count, free, share))
         units: list[str] = []
         while len(units) < count and (expired := [t for t in self.expired() if t not in units]):
             if expired[0] in self.last_attempt:
@@ -134,17 +137,17 @@ class Model:
         return Wait(LEASE_TIMEOUT) if self.running else Done("exhausted")
 
     def settle(
-        self, worker: str, entries: list[Entry], seq: int, count: int
+        self, worker: str, entries: list[Entry], seq: int, count: int, holding: int = 0
     ) -> tuple[list[str], Grant | None]:
         """A batch acknowledge of `entries` (distinct leases), then a reserve of `count` if
-        `seq` is not 0."""
+        `seq` is not 0 (by a worker holding `holding` leases besides)."""
         dispositions = []
         for lease, outcome, requeue in entries:
             disposition = self.dispositions.get(lease.id)
             if disposition is None:
                 disposition = self._settle(worker, lease, outcome, requeue)
             dispositions.append(disposition)
-        return dispositions, self.reserve(worker, seq, count) if seq else None
+        return dispositions, self.reserve(worker, seq, count, holding) if seq else None
 
     def _settle(self, worker: str, lease: Lease, outcome: str, requeue: bool) -> str:
         test = lease.unit
@@ -227,7 +230,6 @@ class State:
 #: What `read_state` reads whole: hashes, then counters.
 _HASHES = (
     "leases",
-    "holders",
     "results",
     "attempts",
     "dispositions",
@@ -254,6 +256,12 @@ def read_state(client: redis.Redis, keys: BuildKeys) -> State:
     h: dict[str, dict[str, str]] = dict(zip(_HASHES, rest, strict=False))
     n = {name: int(v or 0) for name, v in zip(_COUNTERS, rest[len(_HASHES) :], strict=False)}
     ttls = rest[len(_HASHES) + len(_COUNTERS) :]
+    # A lease's entry is "<id> <holder>"; a final attempt has no disposition (its test's
+    # result names it): the model's dispositions are the stored ones and those.
+    entries = {t: entry.split(" ", 1) for t, entry in h["leases"].items()}
+    results = {t: int(lease) for t, lease in h["results"].items()}
+    stored = {int(lease): d for lease, d in h["dispositions"].items()}
+    assert "final" not in stored.values() and not stored.keys() & set(results.values())
     return State(
         now=int(seconds) * 1000 + int(micros) // 1000,
         ready=bool(ready),
@@ -261,11 +269,11 @@ def read_state(client: redis.Redis, keys: BuildKeys) -> State:
         tests=tests,
         queue=queue,
         running=dict(running),
-        leases={t: int(lease) for t, lease in h["leases"].items()},
-        holders=h["holders"],
-        results={t: int(lease) for t, lease in h["results"].items()},
+        leases={t: int(lease) for t, (lease, _) in entries.items()},
+        holders={t: holder for t, (_, holder) in entries.items()},
+        results=results,
         attempts={int(lease): json.loads(text) for lease, text in h["attempts"].items()},
-        dispositions={int(lease): d for lease, d in h["dispositions"].items()},
+        dispositions=stored | dict.fromkeys(results.values(), "final"),
         last_attempt=h["last-attempt"],
         failed=n["failed"],
         requeues={t: int(count) for t, count in h["requeues"].items()},

@@ -241,7 +241,7 @@ def test_a_unit_taken_over_before_max_test_duration_is_not_recorded_as_hung(
         time.sleep(max_test_duration + 0.5)
         helper.process.send_signal(signal.SIGCONT)  # past max-test-duration: its first look
         time.sleep(1.0)
-        assert client.hget(KEYS.key("leases"), "t") == str(taken.id)
+        assert client.hget(KEYS.key("leases"), "t") == f"{taken.id} B"  # "<lease id> <holder>"
         assert helper.process.poll() is None
     finally:
         helper.close()

@@ -87,8 +87,8 @@ def redis_now_ms(client: redis.Redis) -> int:
 
 
 def current_lease(client: redis.Redis, keys: BuildKeys, test: str) -> int | None:
-    lease = client.hget(keys.key("leases"), test)
-    return None if lease is None else int(lease)
+    entry = client.hget(keys.key("leases"), test)  # "<lease id> <holder>"
+    return None if entry is None else int(entry.split(" ")[0])
 
 
 def leases_issued(client: redis.Redis, keys: BuildKeys) -> int:

@@ -14,7 +14,7 @@ from ciqueue_gha.plugin import ahead
 from ciqueue_gha.plugin.ahead import WINDOW_FLOOR, LeaseWindow, WorkerTally
 from ciqueue_gha.plugin.late import LateNextItem
 from ciqueue_gha.protocol.keys import BuildKeys
-from ciqueue_gha.queue import AttemptRecord, BuildRecord, Done, Lease, QueueWorker
+from ciqueue_gha.queue import AttemptRecord, BuildRecord, Done, Lease, QueueWorker, Window
 from ciqueue_gha.queue.settings import QueueSettings
 from ciqueue_gha.queue.worker import Reservation
 
@@ -231,3 +231,30 @@ def test_pytest_told_to_stop_acknowledges_what_ran_and_gives_the_rest_back(
     assert policy.finish(passed(), stopping=True) is None
     assert sorted(BuildRecord.load(client, keys).results) == ["u1", "u2"]
     assert all(deadline_past(client, keys, lease.unit) for lease in held)
+
+
+def test_a_fast_worker_holds_no_more_than_its_share_while_another_runs_its_first_unit(
+    client: redis.Redis, keys: BuildKeys
+) -> None:
+    """The demo's first build: one worker runs its first unit long, the other's are fast and
+    it asks again after each. It takes work, but never holds (leased, not started) more than
+    its share of what is not finalized: the rest stays queued for the busy one."""
+    units = [f"u{n:02}" for n in range(1, 41)]
+    busy = QueueWorker(client, keys, "busy")
+    busy.populate(units)
+    first = busy.reserve()
+    assert isinstance(first, Lease)
+    fast, _, _ = window(
+        client, keys, expected=dict.fromkeys(units, WINDOW_FLOOR / 100), units=units
+    )
+    lease = fast.start()
+    for _ in range(12):
+        assert lease is not None
+        fast.next_item({})
+        lease = fast.finish(passed(), stopping=False)
+        fast.answer_teardown()  # the reply in flight read
+        queued, leased = client.llen(keys.key("queue")), client.zcard(keys.key("running"))
+        assert len(fast.held) <= -(-(queued + leased) // 2), (len(fast.held), queued, leased)
+    assert client.llen(keys.key("queue")) > 0
+    _, grant = busy.settle([(first, passed())], 40).result()  # its first unit done at last
+    assert isinstance(grant, Window) and len(grant.leases) >= 5

@@ -66,7 +66,6 @@ PICK = st.integers(min_value=0, max_value=255)
 #: The keys that hold the build's tests and leases; losing any one of them loses the build.
 #: Those that exist only once work is under way come first: Hypothesis draws the first often.
 STRUCTURAL_KEYS = (
-    "holders",
     "attempts",
     "results",
     "leases",
@@ -96,6 +95,8 @@ CALLS_AFTER_LOSS = (
 OUTCOMES = st.sampled_from(["passed", "failed", "error", "skipped"])
 #: Leases a reserve asks for.
 WINDOW = st.integers(min_value=1, max_value=4)
+#: Leases a worker says it holds besides, as a reserve asks (0: as a worker holding none).
+HOLDING = st.sampled_from([0, 0, 1, 3])
 
 _examples = itertools.count(1)
 
@@ -122,6 +123,7 @@ class Finish:
     requeue: bool
     seq: int  # 0: it did not reserve next
     count: int  # leases its reserve asked for
+    holding: int = 0  # leases it said it held besides
 
 
 def attempt(outcome: str) -> AttemptRecord:
@@ -218,13 +220,14 @@ class QueueMachine(RuleBasedStateMachine):
     def _settle(self, worker: str, call: Finish, *, retry: bool = False) -> None:
         """Send `call` (a batch acknowledge, and a reserve when its seq is not 0) and check
         the reply against the model's."""
-        predicted = self.model.settle(worker, call.entries, call.seq, call.count)
+        predicted = self.model.settle(worker, call.entries, call.seq, call.count, call.holding)
         client = self.workers[worker]
         if retry and call.seq:
             client.reserve_seq = call.seq - 1  # so the call repeats its reserve number
         done = [(lease, attempt(outcome)) for lease, outcome, _ in call.entries]
         reserve = call.count if call.seq else 0
-        dispositions, grant = client.settle(done, reserve, requeue=call.requeue).result()
+        batch = client.settle(done, reserve, requeue=call.requeue, holding=call.holding)
+        dispositions, grant = batch.result()
         self.step = Step("acknowledge", worker, tuple(e[0] for e in call.entries), call.seq > 0)
         self.last_finish[worker] = call
         self._note(worker, grant)
@@ -289,12 +292,12 @@ class QueueMachine(RuleBasedStateMachine):
         self.step = Step("populate")
 
     @precondition(intact)
-    @rule(worker=st.sampled_from(WORKERS), retry=st.booleans(), count=WINDOW)
-    def reserve(self, worker: str, retry: bool, count: int) -> None:
+    @rule(worker=st.sampled_from(WORKERS), retry=st.booleans(), count=WINDOW, holding=HOLDING)
+    def reserve(self, worker: str, retry: bool, count: int, holding: int) -> None:
         retry = retry and self.model.seq[worker] > 0  # a first call has nothing to repeat
         seq = self.model.seq[worker] if retry else self.model.next_seq(worker)
-        predicted = self.model.reserve(worker, seq, count)
-        grant = self.workers[worker].reserve_window(count, retry=retry)
+        predicted = self.model.reserve(worker, seq, count, holding)
+        grant = self.workers[worker].reserve_window(count, retry=retry, holding=holding)
         self.step = Step("reserve", worker, reserves=True)
         self._note(worker, grant)
         assert_reservation(grant, predicted)
@@ -333,9 +336,16 @@ class QueueMachine(RuleBasedStateMachine):
         outcomes=st.lists(OUTCOMES, min_size=4, max_size=4),
         requeue=st.booleans(),
         count=st.integers(min_value=0, max_value=4),
+        holding=HOLDING,
     )
     def acknowledge_window(
-        self, worker: str, picks: list[int], outcomes: list[str], requeue: bool, count: int
+        self,
+        worker: str,
+        picks: list[int],
+        outcomes: list[str],
+        requeue: bool,
+        count: int,
+        holding: int,
     ) -> None:
         """A batch acknowledge of some of the worker's leases (distinct), and the reserve of
         the next window with it (count 0: none)."""
@@ -345,7 +355,7 @@ class QueueMachine(RuleBasedStateMachine):
         leases = list(dict.fromkeys(own[pick % len(own)] for pick in picks))
         entries = [(lease, outcomes[n], requeue) for n, lease in enumerate(leases)]
         seq = self.model.next_seq(worker) if count else 0
-        self._settle(worker, Finish(entries, requeue, seq, count))
+        self._settle(worker, Finish(entries, requeue, seq, count, holding))
 
     @precondition(has_running)
     @rule(pick=PICK, deadline=st.integers(min_value=0, max_value=2))

@@ -17,6 +17,7 @@ from ciqueue_gha.errors import QueueStateLost
 from ciqueue_gha.protocol.keys import QUEUE_KEYS, BuildKeys
 from ciqueue_gha.protocol.scripts import SCRIPT_NAMES
 from ciqueue_gha.queue import AttemptRecord, Lease, QueueWorker, Supervisor, breaker
+from ciqueue_gha.queue.settings import QueueSettings
 from tests.support.drain import drain_queue
 
 TESTS = [f"t{n}" for n in range(6)]
@@ -31,7 +32,6 @@ STRUCTURAL_KEYS = [
     "queue",
     "running",
     "leases",
-    "holders",
     "results",
     "attempts",
     "dispositions",
@@ -44,13 +44,19 @@ def record(outcome: str = "passed") -> AttemptRecord:
 
 
 def half_way(client: redis.Redis, keys: BuildKeys) -> tuple[QueueWorker, list[Lease]]:
-    """Two tests finalized (one failed), two running (one each for w1, w2), two queued."""
-    w1, w2 = QueueWorker(client, keys, "w1"), QueueWorker(client, keys, "w2")
+    """Two tests finalized (one failed), one failure requeued (a disposition: a final attempt
+    has none), two running (one each for w1, w2), two queued."""
+    requeuing = QueueSettings(max_requeues=1, requeue_tolerance=1.0)
+    w1, w2 = QueueWorker(client, keys, "w1", requeuing), QueueWorker(client, keys, "w2")
     assert w1.populate(TESTS).leader
-    for outcome in ("passed", "failed"):
+    for outcome, settle in (
+        ("passed", w1.acknowledge),
+        ("failed", w1.requeue),
+        ("failed", w1.acknowledge),
+    ):
         lease = w1.reserve()
         assert isinstance(lease, Lease)
-        w1.acknowledge(lease, record(outcome), reserve_next=False)
+        settle(lease, record(outcome), reserve_next=False)
     running = [w1.reserve(), w2.reserve()]
     assert all(isinstance(lease, Lease) for lease in running)
     return w1, running  # type: ignore[return-value]
@@ -103,10 +109,10 @@ def test_losing_any_structural_key_refuses_every_call(
         (lambda c, k: c.hdel(k.key("results"), "t0"), "1 finalized tests, of 6"),
         (lambda c, k: c.lpop(k.key("tests")), "the tests list holds 5 tests, the total says 6"),
         (lambda c, k: c.rpush(k.key("queue"), "t9"), "finalized tests, of 6"),
-        (lambda c, k: c.zrem(k.key("running"), "t2"), "1 running"),
-        (lambda c, k: c.hdel(k.key("holders"), "t2"), "1 holders"),
-        (lambda c, k: c.hdel(k.key("attempts"), "1"), "1 attempts, 2 dispositions"),
-        (lambda c, k: c.hdel(k.key("dispositions"), "1"), "2 attempts, 1 dispositions"),
+        (lambda c, k: c.zrem(k.key("running"), "t3"), "1 running"),
+        (lambda c, k: c.hdel(k.key("leases"), "t3"), "2 running tests, 1 leases"),
+        (lambda c, k: c.hdel(k.key("attempts"), "1"), "2 attempts, 1 dispositions, 2 results"),
+        (lambda c, k: c.hdel(k.key("dispositions"), "2"), "3 attempts, 0 dispositions"),
         (lambda c, k: c.set(k.key("lease-counter"), 3), "lease counter 3 below"),
         (lambda c, k: c.set(k.key("total"), 7), "the total says 7"),
     ],
@@ -115,7 +121,7 @@ def test_losing_any_structural_key_refuses_every_call(
         "a listed test",
         "a queued test too many",
         "a running test",
-        "a holder",
+        "a lease",
         "an attempt",
         "a disposition",
         "lease ids",

@@ -149,9 +149,17 @@ def leftovers(client: redis.Redis, keys: BuildKeys) -> dict[str, int]:
         "queue": client.llen(keys.key("queue")),
         "running": client.zcard(keys.key("running")),
         "leases": client.hlen(keys.key("leases")),
-        "holders": client.hlen(keys.key("holders")),
         "last-attempt": client.hlen(keys.key("last-attempt")),
     }
+
+
+def dispositions(client: redis.Redis, keys: BuildKeys) -> dict[str, str]:
+    """Every attempt's disposition by lease: those stored, and "final" for the attempts the
+    results name (a final attempt has no disposition stored: never both)."""
+    stored: dict[str, str] = client.hgetall(keys.key("dispositions"))  # type: ignore[assignment]
+    final: list[str] = client.hvals(keys.key("results"))  # type: ignore[assignment]
+    assert not stored.keys() & set(final) and "final" not in stored.values()
+    return stored | dict.fromkeys(final, "final")
 
 
 @pytest.fixture(scope="module")
@@ -186,9 +194,7 @@ def drain(redis_server: PrivateRedis) -> Iterator[Drain]:
             ledger=ledger,
             suite=suite,
             record=BuildRecord.load(client, keys),
-            dispositions={
-                str(k): str(v) for k, v in client.hgetall(keys.key("dispositions")).items()
-            },
+            dispositions=dispositions(client, keys),
             requeued=int(client.get(keys.key("requeued")) or 0),
             leftovers=leftovers(client, keys),
             seconds=seconds,

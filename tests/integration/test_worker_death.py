@@ -177,7 +177,7 @@ def test_a_worker_that_ends_normally_has_nothing_recorded(
     assert worker.process.returncode == 0
     record = BuildRecord.load(client, keys)
     assert record.attempts == {} and record.results == {}
-    assert client.hget(keys.key("leases"), "running") == str(running.id)
+    assert client.hget(keys.key("leases"), "running") == f"{running.id} A"  # "<id> <holder>"
 
 
 def test_a_dead_workers_unit_taken_over_meanwhile_is_left_alone(
@@ -199,7 +199,7 @@ def test_a_dead_workers_unit_taken_over_meanwhile_is_left_alone(
 
     record = BuildRecord.load(client, keys)
     assert record.attempts.get("running", []) == [] and "running" not in record.results
-    assert client.hget(keys.key("leases"), "running") == str(taken.id)
+    assert client.hget(keys.key("leases"), "running") == f"{taken.id} B"
 
 
 def test_redis_errors_while_recording_are_tried_again(workers: list[Worker]) -> None:

@@ -10,8 +10,8 @@ if redis.replicate_commands then redis.replicate_commands() end
 
 local K = {}
 for i, name in ipairs({'leader', 'ready', 'total', 'digest', 'tests', 'queue', 'running',
-    'leases', 'holders', 'reservations', 'lease_counter', 'attempts', 'dispositions', 'last_attempt',
-    'results', 'failed', 'requeues', 'requeued', 'takeovers', 'workers', 'ended'}) do
+    'leases', 'reservations', 'lease_counter', 'attempts', 'dispositions', 'last_attempt',
+    'results', 'failed', 'requeues', 'requeued', 'takeovers', 'workers', 'ended', 'claims'}) do
   K[name] = KEYS[i]
 end
 
@@ -43,8 +43,9 @@ end
 -- expired, flushed, a failover to a replica that lagged) and nothing it says can be trusted.
 -- Populated (the markers leader, ready, total and digest: set together, never one alone):
 --   the tests list holds `total` tests, and as many are queued, running or finalized;
---   each running test has a lease and a holder;
---   each attempt has a disposition and the reverse; each result is one of the attempts;
+--   each running test has a lease (and its holder);
+--   each attempt is final (its unit's result) or has a disposition, never both, and each
+--   result and disposition is one of the attempts;
 --   the lease counter is at least the number of distinct lease ids in sight (the attempts'
 --   and the current leases': a current lease has no attempt yet).
 -- Not populated: nothing of the build exists (the workers and reservations of release and
@@ -75,12 +76,12 @@ local function count_mismatch(total)
     return queued .. ' queued + ' .. running .. ' running + ' .. finalized
       .. ' finalized tests, of ' .. total
   end
-  local leases, holders = redis.call('HLEN', K.leases), redis.call('HLEN', K.holders)
-  if leases ~= running or holders ~= running then
-    return running .. ' running tests, ' .. leases .. ' leases, ' .. holders .. ' holders'
+  local leases = redis.call('HLEN', K.leases)
+  if leases ~= running then
+    return running .. ' running tests, ' .. leases .. ' leases'
   end
   local attempts, dispositions = redis.call('HLEN', K.attempts), redis.call('HLEN', K.dispositions)
-  if attempts ~= dispositions or finalized > attempts then
+  if attempts ~= dispositions + finalized then
     return attempts .. ' attempts, ' .. dispositions .. ' dispositions, ' .. finalized .. ' results'
   end
   local issued = tonumber(redis.call('GET', K.lease_counter) or '0')
@@ -96,7 +97,7 @@ end
 local function check_state()
   local markers = redis.call('EXISTS', K.leader, K.ready, K.total, K.digest)
   if markers == 0 then
-    if redis.call('EXISTS', K.tests, K.queue, K.running, K.leases, K.holders, K.results,
+    if redis.call('EXISTS', K.tests, K.queue, K.running, K.leases, K.results,
         K.attempts, K.dispositions, K.lease_counter) > 0 then
       return state_lost('its tests or results are there, its markers are not'), false
     end
@@ -120,26 +121,48 @@ local function assert_populated()
   return nil
 end
 
+-- Redis keeps a small hash or sorted set as a listpack, searched end to end at each access.
+-- leases and running hold a window or so per worker and are rewritten by every call, results
+-- is written by every call: as listpacks, their searches took a fifth of a whole build's Redis
+-- time (benchmarks/redis_cost, short test ids). An entry longer than a listpack takes, there
+-- only while the key is created, makes Redis keep it as a hash table (a skiplist) until it is
+-- deleted: `widen` before the first write, `narrow` after it.
+local function wide()  -- made when needed: the prelude runs at every call
+  return '\n' .. string.rep('-', 1024)
+end
+
+local function widen(key, zset)
+  if redis.call('EXISTS', key) == 1 then return false end
+  if zset then redis.call('ZADD', key, 0, wide()) else redis.call('HSET', key, wide(), '') end
+  return true
+end
+
+local function narrow(key, zset, widened)
+  if not widened then return end
+  if zset then redis.call('ZREM', key, wide()) else redis.call('HDEL', key, wide()) end
+end
+
 -- Take `units` (each settled under its current lease, `leases[i]`) out of running, and record
 -- each lease as its unit's authoritative attempt: one command per key for the whole batch.
+-- A final attempt has no disposition: its unit's result names it (dispositions keeps the
+-- others, stale and requeued), one write a test less on every build's hot path.
 local function finalize_all(units, leases, failures)
   if #units == 0 then return end
   redis.call('ZREM', K.running, unpack(units))
   redis.call('HDEL', K.leases, unpack(units))
-  redis.call('HDEL', K.holders, unpack(units))
   -- Only a stale holder's attempt is kept there: most builds never have one.
   if redis.call('EXISTS', K.last_attempt) == 1 then
     redis.call('HDEL', K.last_attempt, unpack(units))
   end
   -- Indexed, not table.insert: this loop and grant's run once a unit, on every build's hot path.
-  local results, dispositions = {}, {}
+  local results = {}
   for i, unit in ipairs(units) do
     results[2 * i - 1], results[2 * i] = unit, leases[i]
-    dispositions[2 * i - 1], dispositions[2 * i] = leases[i], 'final'
   end
+  local wide = widen(K.results)
   redis.call('HSET', K.results, unpack(results))
-  redis.call('HSET', K.dispositions, unpack(dispositions))
-  wrote(K.results, K.dispositions)
+  narrow(K.results, false, wide)
+  wrote(K.results)
   -- The last test finalized: wake the supervisor blocked on `ended` (it looks at once).
   if redis.call('HLEN', K.results) == tonumber(redis.call('GET', K.total))
       and redis.call('EXISTS', K.ended) == 0 then
@@ -156,16 +179,20 @@ local function is_failure(outcome)
   return outcome == 'failed' or outcome == 'error'
 end
 
+-- One unit; its attempt may have been stale until now (an expired unit finalized from it):
+-- final, it has no disposition.
 local function finalize(unit, lease, outcome)
+  redis.call('HDEL', K.dispositions, lease)
   finalize_all({unit}, {lease}, is_failure(outcome) and 1 or 0)
 end
 
 -- Issue new leases on `units` to `worker` for its reserve call `seq`, in one command per key;
--- `taken_over` counts the first ones, expired leases taken over. Old holders lose them.
+-- `taken_over` counts the first ones, expired leases taken over. Old holders lose them. A
+-- unit's entry in leases is "<lease id> <holder>" (see `holds`).
 -- Returns the reserve reply: {'lease', now, unit, lease id, unit, lease id, ...}.
 local function grant(units, taken_over, worker, seq, now, lease_timeout)
   local last = redis.call('INCRBY', K.lease_counter, #units)
-  local leases, holders, deadlines = {}, {}, {}
+  local leases, deadlines = {}, {}
   local reply, record = {'lease', tostring(now)}, {seq}
   -- A string once: a number would be formatted again for each unit's ZADD argument.
   local deadline = tostring(now + lease_timeout)
@@ -176,22 +203,29 @@ local function grant(units, taken_over, worker, seq, now, lease_timeout)
       wrote(K.takeovers)
     end
     local at = 2 * i
-    leases[at - 1], leases[at] = unit, lease
+    leases[at - 1], leases[at] = unit, lease .. ' ' .. worker
     reply[at + 1], reply[at + 2] = unit, lease
     record[at], record[at + 1] = unit, lease
-    holders[at - 1], holders[at] = unit, worker
     deadlines[at - 1], deadlines[at] = deadline, unit
   end
+  local wide_leases, wide_running = widen(K.leases), widen(K.running, true)
   redis.call('HSET', K.leases, unpack(leases))
-  redis.call('HSET', K.holders, unpack(holders))
   redis.call('ZADD', K.running, unpack(deadlines))
+  narrow(K.leases, false, wide_leases)
+  narrow(K.running, true, wide_running)
   redis.call('HSET', K.reservations, worker, cjson.encode(record))
-  wrote(K.lease_counter, K.leases, K.holders, K.running, K.reservations)
+  wrote(K.lease_counter, K.leases, K.running, K.reservations)
   return reply
 end
 
+-- Whether `entry` (a unit's value in leases, or nil) is lease id `lease`, whoever holds it.
+local function is_lease(entry, lease)
+  return entry ~= false and entry ~= nil and string.sub(entry, 1, #lease + 1) == lease .. ' '
+end
+
+-- Whether `lease` is the current lease of `unit`.
 local function holds(unit, lease)
-  return redis.call('HGET', K.leases, unit) == lease
+  return is_lease(redis.call('HGET', K.leases, unit), lease)
 end
 
 -- The leases of `worker`'s last granted reserve that are still its own, as a reserve reply
@@ -238,24 +272,47 @@ local function expired_units(now, count)
   return units
 end
 
--- How many leases one call grants: what the worker asks for, but never more than its share
--- of what can be handed out (queued, or expired) among the live workers (seen within a lease
--- timeout), so that near the end no unit waits behind a busy worker while another is idle;
--- at least one.
-local function window(count, now, lease_timeout)
-  if count <= 1 then return 1 end
-  local queued = redis.call('LLEN', K.queue) + redis.call('ZCOUNT', K.running, '-inf', now)
-  local live = math.max(1, redis.call('ZCOUNT', K.workers, now - lease_timeout, '+inf'))
-  return math.max(1, math.min(count, math.ceil(queued / live)))
+-- The live workers: seen within a lease timeout, or holding a live claim on their id (claim.lua:
+-- a worker claims it as it starts, before it collects its tests and first reserves).
+local function live_workers(now, lease_timeout)
+  local seen = redis.call('ZCOUNT', K.workers, now - lease_timeout, '+inf')
+  if redis.call('HLEN', K.claims) <= seen then return seen end
+  local claimed = 0
+  for _, held in ipairs(redis.call('HVALS', K.claims)) do  -- "<token> <deadline ms>"
+    if tonumber(string.sub(held, string.find(held, ' ', 1, true) + 1)) > now then
+      claimed = claimed + 1
+    end
+  end
+  return math.max(seen, claimed)
 end
 
--- The next units for `worker`, up to `count` (see `window`). `seq` numbers the worker's
+-- How many leases one call grants: what the worker asks for, but never more than its share
+-- among the live workers (those that started and have not reserved yet too) of what can be
+-- handed out (queued, or expired), nor more than takes what it holds (`holding`: leased
+-- and not started) past its share of every unit not finalized (queued or leased to anyone),
+-- so that no unit waits behind a busy worker while another is idle: a worker whose units
+-- are fast asks again and again, and would take the whole queue by halves while another
+-- runs its first unit (units whose durations nobody knows turn out slow). At least one to
+-- a worker that holds nothing; to one that holds its share, only expired leases (they are
+-- taken over at once; with nothing expired, it gets a wait).
+local function window(count, holding, now, lease_timeout)
+  if count <= 1 and holding == 0 then return 1 end
+  local queued = redis.call('LLEN', K.queue)
+  local expired = redis.call('ZCOUNT', K.running, '-inf', now)
+  local live = math.max(1, live_workers(now, lease_timeout))
+  local share = math.ceil((queued + redis.call('ZCARD', K.running)) / live) - holding
+  local least = 1
+  if holding > 0 then least = math.min(count, expired) end
+  return math.max(least, math.min(count, math.ceil((queued + expired) / live), share))
+end
+
+-- The next units for `worker`, up to `count` (see `window`; it holds `holding` besides). `seq` numbers the worker's
 -- reserve calls: a call that repeats the seq of the worker's last granted reserve is a retry
 -- whose reply was lost, and gets the leases of that grant back that are still its own.
 -- Otherwise: expired leases first, then the head of the queue.
 -- Returns {'lease', now in ms, unit, id, ...} | {'wait', ms} | {'stopped'} | {'exhausted'}.
 -- The caller gives what it wrote a TTL (touch_written).
-local function reserve(worker, seq, now, lease_timeout, max_failures, count)
+local function reserve(worker, seq, now, lease_timeout, max_failures, count, holding)
   redis.call('ZADD', K.workers, now, worker)
   wrote(K.workers)
   local retried = last_grant(worker, seq, now, now + lease_timeout)
@@ -263,7 +320,7 @@ local function reserve(worker, seq, now, lease_timeout, max_failures, count)
   if max_failures >= 0 and tonumber(redis.call('GET', K.failed) or '0') >= max_failures then
     return {'stopped'}
   end
-  count = window(count, now, lease_timeout)
+  count = window(count, holding, now, lease_timeout)
   local units = expired_units(now, count)
   local taken_over = #units
   if #units < count then
@@ -303,7 +360,6 @@ local function requeue(unit, lease, caps)
   redis.call('INCR', K.requeued)
   redis.call('ZREM', K.running, unit)
   redis.call('HDEL', K.leases, unit)
-  redis.call('HDEL', K.holders, unit)
   redis.call('HDEL', K.last_attempt, unit)
   local pivot = redis.call('LINDEX', K.queue, caps[3])
   if pivot then
@@ -328,20 +384,24 @@ local function settle_all(first, caps)
   end
   if #units == 0 then return {} end
   -- Within a batch each lease appears once (a worker settles an attempt once per call).
-  local current = redis.call('HMGET', K.leases, unpack(units))
+  local entries = redis.call('HMGET', K.leases, unpack(units))
   -- Settling a lease ends it (its unit's lease is deleted, or a later one), and lease ids
   -- are never issued twice: an attempt under its unit's current lease was never settled,
-  -- and only the others are looked up for an earlier disposition (a retried call's).
-  local prior, others, at = {}, {}, {}
+  -- and only the others are looked up for an earlier disposition (a retried call's: final
+  -- when its unit's result names it).
+  local current, prior, others, at = {}, {}, {}, {}
   for n = 1, #units do
-    if current[n] ~= leases[n] then
+    current[n] = is_lease(entries[n], leases[n])
+    if not current[n] then
       table.insert(others, leases[n])
       table.insert(at, n)
     end
   end
   if #others > 0 then
     local found = redis.call('HMGET', K.dispositions, unpack(others))
-    for i, n in ipairs(at) do prior[n] = found[i] end
+    for i, n in ipairs(at) do
+      prior[n] = found[i] or (redis.call('HGET', K.results, units[n]) == leases[n] and 'final')
+    end
   end
   local out, final_units, final_leases, failures, attempts = {}, {}, {}, 0, {}
   for n, unit in ipairs(units) do
@@ -352,7 +412,7 @@ local function settle_all(first, caps)
     else
       table.insert(attempts, lease)
       table.insert(attempts, ARGV[i + 3])
-      if current[n] ~= lease then
+      if not current[n] then
         out[n] = record_stale(unit, lease, outcome)
       elseif ARGV[i + 4] == '1' and is_failure(outcome) and requeue(unit, lease, caps) then
         out[n] = 'requeued'

@@ -6,17 +6,18 @@
 -- KEYS: the key vector (see _prelude.lua)
 -- ARGV: worker, ttl (s), lease timeout (ms), max failures (-1: none), reserve seq (0: do not
 --       reserve), reserve count, max requeues per unit, max requeues for the build, requeue
---       offset from the head, then five per attempt: unit, lease, outcome, attempt record
+--       offset from the head, leases the worker holds besides those it settles (leased, not
+--       run), then five per attempt: unit, lease, outcome, attempt record
 --       (JSON), requeue ('1': requeue a failure while under the caps, '0': never)
 -- Returns: {disposition ('final' | 'stale' | 'requeued') per attempt..., reserve reply...
 --   (when reserve seq is not 0)}
 local err = assert_populated()
 if err then return err end
 local ttl = tonumber(ARGV[2])
-local reply = settle_all(10, {tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])})
+local reply = settle_all(11, {tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])})
 if ARGV[5] ~= '0' then
   local next_reply = reserve(ARGV[1], ARGV[5], now_ms(), tonumber(ARGV[3]), tonumber(ARGV[4]),
-    tonumber(ARGV[6]))
+    tonumber(ARGV[6]), tonumber(ARGV[10]))
   for _, v in ipairs(next_reply) do table.insert(reply, v) end
 end
 touch_written(ttl)

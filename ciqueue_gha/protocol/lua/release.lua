@@ -8,11 +8,13 @@ local err = check_state()
 if err then return err end
 local worker = ARGV[1]
 local released = {}
-local holders = redis.call('HGETALL', K.holders)
-for i = 1, #holders, 2 do
-  if holders[i + 1] == worker and redis.call('ZSCORE', K.running, holders[i]) then
-    redis.call('ZADD', K.running, 'XX', 0, holders[i])
-    table.insert(released, holders[i])
+local leases = redis.call('HGETALL', K.leases)  -- unit -> "<lease id> <holder>"
+for i = 1, #leases, 2 do
+  local entry = leases[i + 1]
+  local holder = string.sub(entry, string.find(entry, ' ', 1, true) + 1)
+  if holder == worker and redis.call('ZSCORE', K.running, leases[i]) then
+    redis.call('ZADD', K.running, 'XX', 0, leases[i])
+    table.insert(released, leases[i])
   end
 end
 redis.call('HDEL', K.reservations, worker)

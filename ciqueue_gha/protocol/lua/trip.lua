@@ -7,7 +7,7 @@
 -- its id, or seen within a lease timeout) has no one to give its streak to: its attempts are
 -- finalized as failures and the build is marked stopped (as --max-failures does).
 -- KEYS: the key vector (see _prelude.lua), then keys.BREAKER_KEYS (tripped, given-back,
---       stopped), then the claims hash (keys.CLAIM_KEYS)
+--       stopped)
 -- ARGV: worker, ttl (s), lease timeout (ms), note (JSON: kept in tripped), then for each
 --       unit of the streak: unit, lease, outcome, attempt record (JSON);
 --       a unit leased and not started: unit, lease, '', '' (given back as it is, or left to
@@ -17,8 +17,7 @@
 -- (kept in the note) stands.
 local err = assert_populated()
 if err then return err end
-local tripped, given_back, stopped, claims = KEYS[#KEYS - 3], KEYS[#KEYS - 2], KEYS[#KEYS - 1],
-  KEYS[#KEYS]
+local tripped, given_back, stopped = KEYS[#KEYS - 2], KEYS[#KEYS - 1], KEYS[#KEYS]
 local worker, ttl, lease_timeout = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_ms()
 
@@ -28,7 +27,7 @@ end
 
 -- Whether a worker besides this one, not stopped, may still run what is given back.
 local function others_live()
-  local held = redis.call('HGETALL', claims)
+  local held = redis.call('HGETALL', K.claims)
   for i = 1, #held, 2 do
     local sep = string.find(held[i + 1], ' ', 1, true)
     local deadline = tonumber(string.sub(held[i + 1], sep + 1))
@@ -40,12 +39,11 @@ local function others_live()
   return false
 end
 
--- Store an attempt once per lease; returns the earlier disposition when this is a retry.
+-- Store an attempt once per lease; returns true when it was stored before (a retry).
 local function record_attempt(lease, payload)
-  local prior = redis.call('HGET', K.dispositions, lease)
-  if prior then return prior end
+  if redis.call('HEXISTS', K.attempts, lease) == 1 then return true end
   redis.call('HSET', K.attempts, lease, payload)
-  return nil
+  return false
 end
 
 local function each_unit(f)
@@ -79,7 +77,6 @@ each_unit(function(unit, lease, outcome)
   if holds(unit, lease) and redis.call('ZSCORE', K.running, unit) then
     redis.call('ZREM', K.running, unit)
     redis.call('HDEL', K.leases, unit)
-    redis.call('HDEL', K.holders, unit)
     redis.call('HDEL', K.last_attempt, unit)
     if outcome ~= '' then redis.call('HSET', given_back, unit, worker) end
     table.insert(back, unit)
