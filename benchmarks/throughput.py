@@ -89,13 +89,24 @@ class SimulatedWorker:
     async def _reserve(self, count: int) -> list[Any]:
         self.seq += 1
         s = self.settings
-        args: list[Any] = [self.name, self.seq, s.lease_timeout_ms, -1, s.key_ttl, count]
+        args: list[Any] = [self.name, self.seq, s.lease_timeout_ms, -1, s.key_ttl, count, 0]
         return list(await self.client.evalsha(self.reserve_sha, len(self.keys), *self.keys, *args))
 
     async def _settle(self, done: list[tuple[str, str]], count: int) -> list[Any]:
         self.seq += 1
         s = self.settings
-        args: list[Any] = [self.name, s.key_ttl, s.lease_timeout_ms, -1, self.seq, count, 0, 0, 2]
+        args: list[Any] = [
+            self.name,
+            s.key_ttl,
+            s.lease_timeout_ms,
+            -1,
+            self.seq,
+            count,
+            0,
+            0,
+            2,
+            0,
+        ]
         for unit, lease in done:
             args += [unit, lease, "passed", small_record(unit).to_json(), "0"]
         reply = await self.client.evalsha(self.ack_sha, len(self.keys), *self.keys, *args)

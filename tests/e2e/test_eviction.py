@@ -67,10 +67,10 @@ def drive(client: redis.Redis, keys: BuildKeys, rng: random.Random) -> str:
     vector, ttl = keys.queue_keys(), defaults.KEY_TTL
     seqs = iter(range(1, 10 * TESTS))
     # One lease a call (a window of one): reserve's ARGV is worker, seq, lease timeout, max
-    # failures, ttl, count; acknowledge's: worker, ttl, lease timeout, max failures, reserve
-    # seq, reserve count, requeue caps (none) and offset, then unit, lease, outcome, record,
-    # requeue flag.
-    first = [["fleet", next(seqs), LEASE_MS, -1, ttl, 1] for _ in range(BATCH)]
+    # failures, ttl, count, leases held besides; acknowledge's: worker, ttl, lease timeout,
+    # max failures, reserve seq, reserve count, requeue caps (none) and offset, leases held
+    # besides, then unit, lease, outcome, record, requeue flag.
+    first = [["fleet", next(seqs), LEASE_MS, -1, ttl, 1, 0] for _ in range(BATCH)]
     replies = pipelined(scripts, "reserve", vector, first)
     while True:
         errors = [reply for reply in replies if isinstance(reply, Exception)]
@@ -86,7 +86,7 @@ def drive(client: redis.Redis, keys: BuildKeys, rng: random.Random) -> str:
             outcome = "failed" if rng.random() < FAILING else "passed"
             case = CaseRecord(test, outcome, 0.01, file=test.split("::")[0], line=3)
             record = AttemptRecord(test, outcome, "fleet", int(lease), 0.01, cases=[case])
-            head = ["fleet", ttl, LEASE_MS, -1, next(seqs), 1, 0, 0, 0]
+            head = ["fleet", ttl, LEASE_MS, -1, next(seqs), 1, 0, 0, 0, 0]
             calls.append([*head, test, lease, outcome, record.to_json(), "0"])
         replies = pipelined(scripts, "acknowledge", vector, calls)
 
