@@ -96,7 +96,7 @@ def redis_check(redis_url: str, insecure_tls: bool, build_id: str | None) -> Non
     scripts = Scripts(client)
     scripts.load_all()
     # Loading is not running (an ACL may allow one, not the other): run a read-only one.
-    scripts.call("status", keys.queue_keys(), [])
+    scripts.call("status", keys.status_keys(), [])
     shown = ".".join(map(str, server.version))
     click.echo(f"ok: Redis {shown} at {redact(redis_url)}, {len(SCRIPT_NAMES)} scripts loaded")
     where = placement(client, build)

@@ -112,6 +112,10 @@ class BuildKeys:
         """The key vector every script receives as KEYS."""
         return [self.prefix + name for name in QUEUE_KEYS]
 
+    def status_keys(self) -> list[str]:
+        """The key vector status.lua receives: the queue's, then stopped, interrupted, basis."""
+        return [*self.queue_keys(), *map(self.key, ("stopped", "interrupted", "basis"))]
+
     def claim_keys(self) -> list[str]:
         """The key vector claim.lua receives as KEYS."""
         return [self.prefix + name for name in CLAIM_KEYS]

@@ -105,7 +105,7 @@ class Supervisor:
         self._clock = clock
         self._sleep = sleep
         # The status script reads these beyond the vector (status.lua's header).
-        self._key_vector = [*keys.queue_keys(), *map(keys.key, ("stopped", "interrupted", "basis"))]
+        self._key_vector = keys.status_keys()
 
     def status(self) -> QueueStatus:
         """What the queue holds now; `QueueStateLost` when the state is not whole (the
