@@ -52,7 +52,8 @@ import redis
 from benchmarks.overhead import PYTEST_FLAGS, clean_environment, write_suite
 from benchmarks.populate import node_ids
 from ciqueue_gha.connection import connect
-from ciqueue_gha.plugin.ahead import LeaseWindow, WorkerTally
+from ciqueue_gha.plugin.ahead import LeaseWindow
+from ciqueue_gha.plugin.tally import WorkerTally
 from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue import AttemptRecord, CaseRecord, QueueWorker
 from ciqueue_gha.redis_server import PrivateRedis

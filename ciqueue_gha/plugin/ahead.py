@@ -24,7 +24,10 @@ round trip, against a unit many round trips long).
 The reserve script grants at most a worker's share of what is queued or expired, and none
 past its share of every unit not finalized counting those it holds and has not started (it
 says how many), so no unit waits behind a busy worker while another is idle; a worker told
-to wait while it holds units (`capped`) asks again once they have run.
+to wait while it holds units (`capped`) asks again once they have run. A unit that runs past
+`OVERRUN` covers (its duration unknown, or wrong) has the units held behind it given back by
+the heartbeat helper but the next (overrun.py), for idle workers: the window drops them as
+it starts its next unit.
 A worker dying holding a window: its helper records the running unit as an error and gives
 the rest back at once (units run but not acknowledged yet run again elsewhere).
 
@@ -61,17 +64,17 @@ import statistics
 import time
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from contextlib import nullcontext
 
 import pytest
 
 from .. import defaults
+from ..queue.heartbeat_protocol import Heartbeat
 from ..queue.record import AttemptRecord
 from ..queue.worker import (
     Batch,
     Done,
     Grant,
-    Heartbeat,
     Lease,
     QueueWorker,
     Reservation,
@@ -80,6 +83,7 @@ from ..queue.worker import (
 )
 from .breaker import Breaker, Step, settle_now
 from .late import LateNextItem
+from .tally import WorkerTally
 
 #: The most leases a worker holds at once (running, held and done).
 MAX_WINDOW = 128
@@ -99,6 +103,10 @@ REFILL_ROUND_TRIPS = 1.25
 #: of 0.25 s sized by the suite's mean cost 1.2 to 1.4x the lower bound at 4 workers).
 WINDOW_FLOOR = 0.1
 
+#: A unit that runs this many times a window's cover overran: its helper gives back the
+#: leases held behind it but the next (overrun.py), for idle workers.
+OVERRUN = 4
+
 #: Weight of the newest sample in the worker's moving averages (round trip, unit time).
 SMOOTHING = 0.2
 
@@ -108,26 +116,6 @@ Ran = tuple[Lease, AttemptRecord]
 
 def smoothed(average: float | None, sample: float) -> float:
     return sample if average is None else average + SMOOTHING * (sample - average)
-
-
-@dataclass
-class WorkerTally:
-    """What one worker did: units executed, and its attempts by disposition."""
-
-    executed: int = 0
-    final_failures: list[str] = field(default_factory=list)
-    requeued: int = 0
-    stale: int = 0
-    stopped: bool = False  # max-failures reached, or pytest's own -x / --maxfail
-
-    def count(self, disposition: str, *, failed: bool, unit: str = "") -> None:
-        self.executed += 1
-        if disposition == "requeued":
-            self.requeued += 1
-        elif disposition == "stale":
-            self.stale += 1
-        elif failed:
-            self.final_failures.append(unit)
 
 
 class LeaseWindow:
@@ -166,9 +154,13 @@ class LeaseWindow:
         limit = worker.settings.max_consecutive_failures
         self.breaker = Breaker(worker, limit, settle_now(worker, tally.count))
 
+    def _cover(self) -> float:
+        """Seconds of work a window covers."""
+        return max(WINDOW_ROUND_TRIPS * (self.round_trip or 0.0), WINDOW_FLOOR)
+
     def window_size(self) -> int:
         """How many leases to hold (see the module's docstring)."""
-        cover = max(WINDOW_ROUND_TRIPS * (self.round_trip or 0.0), WINDOW_FLOOR)
+        cover = self._cover()
         if self.unit_time is None:  # the fewest longest recorded units that cover it
             reach = bisect.bisect_left(self._longest_first, cover) + 1
             return max(1, min(MAX_WINDOW, reach, len(self._longest_first)))
@@ -292,10 +284,20 @@ class LeaseWindow:
         if not self.held:
             self._settle_all()
             return None
-        self.lease = self.held.popleft()
-        self._started = time.perf_counter()
-        self._hold()
+        with self.heartbeat.starting() if self.heartbeat else nullcontext():
+            self._drop_given_back()
+            if not self.held:  # (never: the first held is not given back)
+                return self._next()
+            self.lease = self.held.popleft()
+            self._started = time.perf_counter()
+            self._hold()
         return self.lease
+
+    def _drop_given_back(self) -> None:
+        """Forget the leases the helper gave back while the last unit overran."""
+        given = set(self.heartbeat.given_back()) if self.heartbeat else set()
+        if given:
+            self.held = deque(lease for lease in self.held if lease not in given)
 
     def _refill(self) -> None:
         """Acknowledge what was run and reserve what the window lacks, reading the reply
@@ -390,4 +392,7 @@ class LeaseWindow:
         # A held failure is kept alive, but not told as finished: should the worker die, it
         # is released and runs elsewhere.
         others = [*self.held, *(lease for lease, _ in self.done), *streak]
-        self.heartbeat.hold(self.lease, *others, finished=told)
+        overrun = OVERRUN * self._cover()
+        self.heartbeat.hold(
+            self.lease, *others, finished=told, unstarted=len(self.held), overrun=overrun
+        )

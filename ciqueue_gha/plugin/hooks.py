@@ -32,12 +32,13 @@ from ..durations import expected
 from ..errors import CiqueueError
 from ..protocol.scripts import redis_failure
 from ..queue.collection import record_collection
+from ..queue.heartbeat_protocol import Heartbeat
 from ..queue.record import AttemptRecord, BuildRecord
 from ..queue.retry import populate_attempt
 from ..queue.supervisor import Supervisor
-from ..queue.worker import Heartbeat, QueueWorker
+from ..queue.worker import QueueWorker
 from ..trust.repeat import RepeatedUnits, base_unit
-from .ahead import LeaseWindow, WorkerTally
+from .ahead import LeaseWindow
 from .late import LateNextItem
 from .maxfail import take_over_maxfail
 from .records import (
@@ -47,6 +48,7 @@ from .records import (
     case_from_reports,
     not_collected,
 )
+from .tally import WorkerTally
 
 UNITS = ("test", "file")
 

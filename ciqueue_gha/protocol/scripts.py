@@ -36,7 +36,16 @@ from ..errors import (
 )
 from ..truncate import REDIS_REPLY_LIMIT, shown
 
-SCRIPT_NAMES = ("populate", "reserve", "acknowledge", "heartbeat", "release", "status", "trip")
+SCRIPT_NAMES = (
+    "populate",
+    "reserve",
+    "acknowledge",
+    "heartbeat",
+    "release",
+    "give_back",
+    "status",
+    "trip",
+)
 
 #: Scripts on keys of their own (queue/claim.py), not the queue's: loaded without the prelude.
 OWN_KEY_SCRIPTS = ("claim", "unclaim")

@@ -4,11 +4,15 @@ It runs outside the worker's interpreter, so a test that holds the GIL (or block
 cannot starve its heartbeats. The worker talks to it over a pipe, one JSON line at a time:
 
     {"connect": {...}, "worker": pid,     first line: where Redis is, whose leases to keep,
-     "pidfd": fd}                         the worker's pid (it may be gone already) and the
-                                          pidfd on it the helper inherited (null: none)
+     "pidfd": fd, "lock": fd,             the worker's pid (it may be gone already) and the
+     "given": fd}                         pidfd on it the helper inherited (null: none); the
+                                          start lock and the pipe of leases given back
+                                          (overrun.py; null: none)
     {"leases": [[unit, id], ...],         a unit started under the first lease; the others:
-     "finished": [[unit, id, record]]}    the rest of the window (held, or run and not yet
-                                          acknowledged: their attempts, once, in "finished")
+     "finished": [[unit, id, record]],    the rest of the window (held, or run and not yet
+     "unstarted": n, "overrun": s}        acknowledged: their attempts, once, in "finished");
+                                          the first n of them held and not started, given
+                                          back if the unit runs past s seconds (overrun.py)
     {"running": [unit, id],               a unit started, the window's leases the same as
      "finished": [...]}                   the last message's (most units: a window of 128
                                           leases is not sent again for each)
@@ -38,6 +42,7 @@ import os
 import select
 import sys
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
@@ -48,6 +53,7 @@ from ..errors import QueueStateLost
 from ..fastexit import exit_now
 from ..protocol.keys import BuildKeys
 from . import claim, crash, hang
+from .overrun import StartLock, Unstarted, send_given
 from .pipe import PipeLines
 from .settings import HelperConfig, QueueSettings
 from .worker import Lease, QueueWorker
@@ -88,25 +94,36 @@ class Helper:
     #: Attempts the worker ran and has not acknowledged yet (record JSON), by lease.
     finished: dict[Lease, str] = field(default_factory=dict)
     started: float = 0.0
+    unstarted: Unstarted = field(default_factory=Unstarted)
+    #: The start lock and the pipe of leases given back (overrun.py); None: never give back.
+    lock: StartLock | None = None
+    given_fd: int | None = None
     last_ok: float = field(default_factory=time.monotonic)
     failures: int = 0
     warned: bool = False
     state_lost: bool = False
 
     def wait(self) -> float:
-        """Seconds until the next beat (or the next retry of a failed one)."""
+        """Seconds until the next beat (or the next retry of a failed one, or a give-back)."""
         if not self.leases:
             return self.settings.heartbeat_every
         if self.failures:
             pause: float = RETRY_FIRST * 2 ** (self.failures - 1)
             return min(pause, self.settings.heartbeat_every)
-        return max(0.0, self.oldest + self.settings.heartbeat_every - time.monotonic())
+        beat = max(0.0, self.oldest + self.settings.heartbeat_every - time.monotonic())
+        overrun = self.overrun_in()
+        return beat if overrun is None else min(beat, overrun)
+
+    def overrun_in(self) -> float | None:
+        """Seconds until the unstarted leases are due to go back (None: never)."""
+        return None if self.lock is None else self.unstarted.due_in(self.started)
 
     def take(self, message: dict[str, object]) -> None:
         self.started = time.monotonic()
         if "running" in message:  # the same window, another unit of it started
             started: list[object] = message["running"]  # type: ignore[assignment]
             self.running = Lease(str(started[0]), int(str(started[1])))
+            self.unstarted.started(self.running)
         else:
             pairs: list[list[object]] = message["leases"]  # type: ignore[assignment]
             told = [Lease(str(unit), int(str(lease))) for unit, lease in pairs]
@@ -114,6 +131,9 @@ class Helper:
             self.oldest = min(self.leases.values(), default=self.started)
             self.running = told[0] if told else None
             self.finished = {k: v for k, v in self.finished.items() if k in self.leases}
+            held = told[1 : 1 + int(str(message.get("unstarted", 0)))]
+            overrun = message.get("overrun")
+            self.unstarted.told(held, None if overrun is None else float(str(overrun)))
         runs: list[list[object]] = message.get("finished", [])  # type: ignore[assignment]
         for unit, lease, text in runs:
             ran = Lease(str(unit), int(str(lease)))
@@ -147,6 +167,29 @@ class Helper:
         self.leases, self.oldest = dict.fromkeys(kept, self.last_ok), self.last_ok
         self.running = self.running if self.running in self.leases else None
         self.finished = {k: v for k, v in self.finished.items() if k in self.leases}
+
+    def give_back(self, quiet: Callable[[], bool]) -> None:
+        """The running unit overran: give back the unstarted leases but the first, holding
+        the start lock, unless the worker said something meanwhile (`quiet` false: another
+        unit may have started)."""
+        assert self.lock is not None and self.given_fd is not None
+        with self.lock.held():
+            if not quiet():
+                return
+            self.unstarted.given = True  # once a unit, whatever Redis says
+            leases = self.unstarted.to_give()
+            try:
+                back = set(self.worker.give_back(leases))
+            except Exception as exc:  # Redis down, state lost: they wait for the unit instead
+                _say(
+                    f"WARNING: could not give back the tests held behind a long one: {_reason(exc)}"
+                )
+                return
+            given = [lease for lease in leases if lease.unit in back]
+            send_given(self.given_fd, given)
+            for lease in given:
+                self.leases.pop(lease, None)
+            self.unstarted.leases = self.unstarted.leases[:1]
 
     def failed(self, exc: Exception) -> None:
         self.failures += 1
@@ -255,6 +298,9 @@ def serve(stream: PipeLines) -> None:
     parent = int(str(first.get("worker") or os.getppid()))
     pidfd = first.get("pidfd")
     helper = _start(config, parent, pidfd if isinstance(pidfd, int) else crash.watch(parent))
+    lock, given = first.get("lock"), first.get("given")
+    if isinstance(lock, int) and isinstance(given, int):
+        helper.lock, helper.given_fd = StartLock(lock), given
     if not _follow(stream, helper):
         helper.outlive()
 
@@ -308,8 +354,14 @@ def _follow(stream: PipeLines, helper: Helper) -> bool:
             helper.take(message)
         elif ready or os.getppid() != helper.parent:
             return False
+        elif helper.overrun_in() == 0.0:
+            helper.give_back(lambda: not stream.pending() and not _readable(stream.fd))
         else:
             helper.due()
+
+
+def _readable(fd: int) -> bool:
+    return bool(select.select([fd], [], [], 0)[0])
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import redis
 
@@ -76,22 +76,6 @@ class Population:
     leader: bool
     total: int
     matches: bool  # whether our collected tests are the populated ones
-
-
-class Heartbeat(Protocol):
-    """Keeps a running lease, and the rest of the worker's window, alive while the unit runs."""
-
-    def hold(
-        self, running: Lease, *others: Lease, finished: Sequence[tuple[Lease, AttemptRecord]] = ()
-    ) -> None:
-        """From now on keep these leases alive (and no others): `running`, the unit that
-        runs now, and the others the worker holds (not started yet, or run and not yet
-        acknowledged). `finished`: attempts run since the last call and not acknowledged
-        yet, for the helper to acknowledge if the worker dies or hangs before it does."""
-
-    def run(self, running: Lease, finished: Sequence[tuple[Lease, AttemptRecord]] = ()) -> None:
-        """As `hold`, the leases the same as at the last call: another of them, `running`,
-        started (most units: a window is not told again for each)."""
 
 
 def digest(tests: Sequence[str]) -> str:
@@ -323,6 +307,12 @@ class QueueWorker:
             *pairs,
         )
         return [bool(flag) for flag in extended]
+
+    def give_back(self, leases: Sequence[Lease]) -> list[str]:
+        """Put `leases` (held, not started) back at the head of the queue, those still this
+        worker's; returns their units."""
+        pairs = [part for lease in leases for part in (lease.unit, lease.id)]
+        return list(self._call("give_back", self.worker_id, self.settings.key_ttl, *pairs))
 
     def release(self) -> list[str]:
         """On a clean shutdown: expire this worker's leases at once; returns the tests released."""

@@ -184,6 +184,15 @@ class Model:
             self.running[lease.unit].deadline = None
         return extended
 
+    def give_back(self, leases: list[Lease]) -> list[str]:
+        """Those of `leases` still current go back to the head of the queue, in order."""
+        back = [lease.unit for lease in leases if self.holds(lease)]
+        for test in back:
+            del self.running[test]
+            self.last_attempt.pop(test, None)
+        self.queue[:0] = back
+        return back
+
     def release(self, worker: str) -> list[str]:
         released = sorted(t for t, run in self.running.items() if run.holder == worker)
         for test in released:

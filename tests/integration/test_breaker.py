@@ -8,7 +8,8 @@ from typing import Any
 
 import redis
 
-from ciqueue_gha.plugin.ahead import LeaseWindow, WorkerTally
+from ciqueue_gha.plugin.ahead import LeaseWindow
+from ciqueue_gha.plugin.tally import WorkerTally
 from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue import AttemptRecord, BuildRecord, Lease, QueueWorker
 from ciqueue_gha.queue.breaker import stopped_workers, tripped_stop
@@ -36,7 +37,7 @@ class Told(Holds):
         super().__init__()
         self.finished: list[Lease] = []
 
-    def hold(self, running: Lease, *others: Lease, finished: Any = ()) -> None:
+    def hold(self, running: Lease, *others: Lease, finished: Any = (), **told: Any) -> None:
         super().hold(running, *others)
         self.finished += [lease for lease, _ in finished]
 

@@ -5,14 +5,16 @@ hold, and the calls it makes."""
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import pytest
 import redis
 
 from ciqueue_gha.plugin import ahead
-from ciqueue_gha.plugin.ahead import WINDOW_FLOOR, LeaseWindow, WorkerTally
+from ciqueue_gha.plugin.ahead import WINDOW_FLOOR, LeaseWindow
 from ciqueue_gha.plugin.late import LateNextItem
+from ciqueue_gha.plugin.tally import WorkerTally
 from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue import AttemptRecord, BuildRecord, Done, Lease, QueueWorker, Window
 from ciqueue_gha.queue.settings import QueueSettings
@@ -38,9 +40,15 @@ class Holds:
         self.held: list[tuple[Lease, ...]] = []
         self.window: LeaseWindow | None = None
 
-    def hold(self, running: Lease, *others: Lease, finished: Any = ()) -> None:
+    def hold(self, running: Lease, *others: Lease, finished: Any = (), **told: Any) -> None:
         self.held.append((running, *others))
         self._check()
+
+    def starting(self) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def given_back(self) -> list[Lease]:
+        return []
 
     def run(self, running: Lease, finished: Any = ()) -> None:
         self.held.append((running, *(lease for lease in self.held[-1] if lease != running)))

@@ -90,6 +90,7 @@ CALLS_AFTER_LOSS = (
     "acknowledge",
     "requeue",
     "release",
+    "give back",
     "status",
 )
 OUTCOMES = st.sampled_from(["passed", "failed", "error", "skipped"])
@@ -402,6 +403,19 @@ class QueueMachine(RuleBasedStateMachine):
         self._settle(worker, call, retry=True)
 
     @precondition(intact)
+    @rule(worker=st.sampled_from(WORKERS), picks=st.lists(PICK, min_size=1, max_size=3))
+    def give_back(self, worker: str, picks: list[int]) -> None:
+        """The worker's helper gives back some of its leases (current or stale: a lease
+        taken over meanwhile is left alone)."""
+        own = self._own(worker)
+        if not own:
+            return
+        leases = list(dict.fromkeys(own[pick % len(own)] for pick in picks))
+        predicted = self.model.give_back(leases)
+        assert self.workers[worker].give_back(leases) == predicted
+        self.step = Step("give back", worker, tuple(leases))
+
+    @precondition(intact)
     @rule(worker=st.sampled_from(WORKERS))
     def release(self, worker: str) -> None:
         predicted = self.model.release(worker)
@@ -455,6 +469,7 @@ class QueueMachine(RuleBasedStateMachine):
             "acknowledge": lambda: client.acknowledge(lease, attempt("passed")),
             "requeue": lambda: client.requeue(lease, attempt("failed")),
             "release": client.release,
+            "give back": lambda: client.give_back([lease]),
             "status": self.supervisor.status,
         }
         with pytest.raises(QueueStateLost, match="queue state lost"):
@@ -537,7 +552,7 @@ class QueueMachine(RuleBasedStateMachine):
         step = self.step
         for test in before.running.keys() - after.running.keys():
             by_holder = (
-                step.kind in ("acknowledge", "requeue")
+                step.kind in ("acknowledge", "requeue", "give back")
                 and Lease(test, before.leases[test]) in step.leases
             )
             # The attempt it is finalized from was stale: recorded earlier, or by this very

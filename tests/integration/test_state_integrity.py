@@ -79,6 +79,7 @@ def every_call(worker: QueueWorker, leases: list[Lease]) -> dict[str, Callable[[
         "window": lambda: worker.reserve_window(8),
         "heartbeat": lambda: worker.heartbeat(held),
         "release": worker.release,
+        "give_back": lambda: worker.give_back([held]),
         "status": Supervisor(worker.client, worker.keys).status,
         "trip": lambda: breaker.trip(worker, [(held, record("failed"))]),
     }
