@@ -4,7 +4,7 @@ but the next (overrun.py), never while the worker starts a unit, and the window 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -15,12 +15,12 @@ from ciqueue_gha.protocol.keys import BuildKeys
 from ciqueue_gha.queue import AttemptRecord, BuildRecord, Lease, QueueWorker, Window
 from ciqueue_gha.queue.helper_process import HeartbeatProcess
 from ciqueue_gha.queue.settings import HelperConfig, QueueSettings
+from tests.integration.test_heartbeat_helper import wait_until
 
 SETTINGS = QueueSettings(lease_timeout=10.0)
 UNITS = [f"u{n}" for n in range(1, 7)]
 #: How long a unit runs before what is held behind it goes back, in these tests.
 OVERRUN_AFTER = 0.3
-WAIT_LIMIT = 20.0
 
 
 @pytest.fixture
@@ -49,14 +49,6 @@ def window_of(worker: QueueWorker, count: int) -> list[Lease]:
 
 def queued(client: redis.Redis, keys: BuildKeys) -> list[str]:
     return list(client.lrange(keys.key("queue"), 0, -1))
-
-
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    limit = time.monotonic() + WAIT_LIMIT
-    while not condition():
-        if time.monotonic() > limit:
-            pytest.fail(f"timed out after {WAIT_LIMIT} s waiting until {what}")
-        time.sleep(0.02)
 
 
 def test_the_leases_behind_an_overrunning_unit_go_back_but_the_next(
