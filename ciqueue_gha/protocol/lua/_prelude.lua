@@ -286,15 +286,15 @@ local function live_workers(now, lease_timeout)
   return math.max(seen, claimed)
 end
 
--- How many leases one call grants: what the worker asks for, but never more than its share
--- among the live workers (those that started and have not reserved yet too) of what can be
--- handed out (queued, or expired), nor more than takes what it holds (`holding`: leased
--- and not started) past its share of every unit not finalized (queued or leased to anyone),
--- so that no unit waits behind a busy worker while another is idle: a worker whose units
--- are fast asks again and again, and would take the whole queue by halves while another
--- runs its first unit (units whose durations nobody knows turn out slow). At least one to
--- a worker that holds nothing; to one that holds its share, only expired leases (they are
--- taken over at once; with nothing expired, it gets a wait).
+-- How many leases one call grants, so that no unit waits behind a busy worker while another
+-- is idle: what the worker asks for, but at most its share among the live workers (those
+-- that started and have not reserved yet too) of what can be handed out (queued, or
+-- expired), and at most what brings what it holds (`holding`: leased, not started) up to
+-- its share of every unit not finalized (queued, or leased to anyone). Without the second,
+-- a worker whose units are fast, asking again after each, took the whole queue by halves
+-- while another ran its first unit (and units whose durations nobody knows turn out slow).
+-- At least one to a worker that holds nothing; to one that holds its share, expired leases
+-- only (taken over at once), else none: it gets a wait.
 local function window(count, holding, now, lease_timeout)
   if count <= 1 and holding == 0 then return 1 end
   local queued = redis.call('LLEN', K.queue)
@@ -306,9 +306,10 @@ local function window(count, holding, now, lease_timeout)
   return math.max(least, math.min(count, math.ceil((queued + expired) / live), share))
 end
 
--- The next units for `worker`, up to `count` (see `window`; it holds `holding` besides). `seq` numbers the worker's
--- reserve calls: a call that repeats the seq of the worker's last granted reserve is a retry
--- whose reply was lost, and gets the leases of that grant back that are still its own.
+-- The next units for `worker`, up to `count` (see `window`; it holds `holding` besides).
+-- `seq` numbers the worker's reserve calls: a call that repeats the seq of the worker's last
+-- granted reserve is a retry whose reply was lost, and gets the leases of that grant back
+-- that are still its own.
 -- Otherwise: expired leases first, then the head of the queue.
 -- Returns {'lease', now in ms, unit, id, ...} | {'wait', ms} | {'stopped'} | {'exhausted'}.
 -- The caller gives what it wrote a TTL (touch_written).

@@ -7,7 +7,7 @@
 -- ARGV: worker, ttl (s), lease timeout (ms), max failures (-1: none), reserve seq (0: do not
 --       reserve), reserve count, max requeues per unit, max requeues for the build, requeue
 --       offset from the head, leases the worker holds besides those it settles (leased, not
---       run), then five per attempt: unit, lease, outcome, attempt record
+--       started), then five per attempt: unit, lease, outcome, attempt record
 --       (JSON), requeue ('1': requeue a failure while under the caps, '0': never)
 -- Returns: {disposition ('final' | 'stale' | 'requeued') per attempt..., reserve reply...
 --   (when reserve seq is not 0)}
