@@ -286,12 +286,11 @@ class LeaseWindow:
             return None
         with self.heartbeat.starting() if self.heartbeat else nullcontext():
             self._drop_given_back()
-            if not self.held:  # (never: the first held is not given back)
-                return self._next()
-            self.lease = self.held.popleft()
-            self._started = time.perf_counter()
-            self._hold()
-        return self.lease
+            if self.held:  # (always: the first held is never given back)
+                self.lease = self.held.popleft()
+                self._started = time.perf_counter()
+                self._hold()
+        return self.lease if self.lease is not None else self._next()
 
     def _drop_given_back(self) -> None:
         """Forget the leases the helper gave back while the last unit overran."""
