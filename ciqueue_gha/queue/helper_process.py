@@ -102,9 +102,9 @@ class HeartbeatProcess:
             self._restart()
         try:
             self._send(self._message(running, finished, changed=changed))
-        except BrokenPipeError:  # died since: once more, with a new one
+        except BrokenPipeError:  # died since: once more, with a new one (told every lease)
             self._restart()
-            self._send(self._message(running, finished, changed=True))
+            self._send(self._message(running, finished, changed=changed))
 
     def _message(
         self, running: Lease, finished: Sequence[tuple[Lease, AttemptRecord]], *, changed: bool

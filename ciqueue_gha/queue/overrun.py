@@ -52,8 +52,11 @@ class Unstarted:
         self.leases, self.overrun, self.given = leases, overrun, False
 
     def started(self, lease: Lease) -> None:
-        """`lease`, the first held, started."""
-        self.leases = [held for held in self.leases if held != lease]
+        """`lease`, the first held, started (a message a unit: not a pass over the rest)."""
+        if self.leases and self.leases[0] == lease:
+            del self.leases[0]
+        else:
+            self.leases = [held for held in self.leases if held != lease]
         self.given = False
 
     def due_in(self, started: float) -> float | None:
